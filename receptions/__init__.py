@@ -1,0 +1,140 @@
+"""Ashyq Esik: open-door days and citizen receptions at public institutions of Kazakhstan."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, request
+from flask_babel import format_date, format_datetime, format_decimal, format_percent
+from flask_babel import lazy_gettext as _l
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import CONFIGS, INSTANCE_DIR, Config, local_secret
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
+    """Build the application. `config` is a config name or a mapping of overrides."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(INSTANCE_DIR),
+    )
+    overrides: Mapping[str, Any] = config if isinstance(config, Mapping) else {}
+    name = config if isinstance(config, str) else overrides.get(
+        "ENV_NAME", os.environ.get("ASHYQ_ENV", "development")
+    )
+    app.config.from_object(CONFIGS[str(name)])
+    app.config.update(Config.from_environment())
+    app.config.update(overrides)
+    _ensure_secrets(app, str(name))
+
+    if app.config["PROXY_COUNT"]:
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_template_helpers(app)
+    _register_cli(app)
+    app.after_request(_security_headers)
+
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return app
+
+
+def _ensure_secrets(app: Flask, name: str) -> None:
+    for key in ("SECRET_KEY", "IIN_HASH_KEY"):
+        if app.config.get(key):
+            continue
+        if name == "production":
+            raise RuntimeError(f"{key} must be set in the environment for production")
+        app.config[key] = local_secret(key)
+
+
+def _init_extensions(app: Flask) -> None:
+    from .i18n import select_locale
+    from .models import User
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Almaty")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = _l("Please sign in to open this page.")
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.active else None
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .admin.views import bp as admin_bp
+    from .auth.views import bp as auth_bp
+    from .institutions.views import bp as institutions_bp
+    from .public.views import bp as public_bp
+    from .staff.views import bp as staff_bp
+
+    for blueprint in (public_bp, auth_bp, institutions_bp, staff_bp, admin_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from .i18n import LANGUAGE_NAMES, current_language, localized
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {
+            "current_language": current_language(),
+            "language_names": LANGUAGE_NAMES,
+            "localized": localized,
+        }
+
+    app.jinja_env.filters.update(
+        date=format_date, datetime=format_datetime, number=format_decimal, percent=format_percent
+    )
+    app.jinja_env.globals["request_path"] = lambda: request.full_path.rstrip("?")
+    app.jinja_env.globals["g"] = g
+
+
+def _register_cli(app: Flask) -> None:
+    from .demo.cli import demo_cli
+    from .i18n.cli import i18n_cli
+
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(i18n_cli)
+
+
+def _security_headers(response: Any) -> Any:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    from flask import current_app
+
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    return response

@@ -1,0 +1,78 @@
+"""User management and the audit log, for administrators only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from .. import access
+from ..audit.models import AuditEvent
+from ..auth import services as auth_services
+from ..auth.forms import UserEditForm
+from ..auth.models import Role, User
+from ..errors import NotInScope
+from ..extensions import db
+from ..institutions.services import paginate
+from ..staff.views import fill_scope_choices
+from ..urls import int_arg
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.route("/users")
+@access.role_required(Role.admin)
+def users():
+    query = select(User).options(joinedload(User.institution)).order_by(User.role, User.email)
+    role = request.args.get("role")
+    if role in Role.__members__:
+        query = query.where(User.role == role)
+    page = paginate(query, int_arg(request.args, "page", 1) or 1, 50)
+    return render_template("admin/users.html", page=page, roles=list(Role), role=role)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@access.role_required(Role.admin)
+def edit_user(user_id: int):
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotInScope()
+    form = UserEditForm(obj=user)
+    fill_scope_choices(form)
+    del form.email
+    status = 200
+    if form.validate_on_submit():
+        auth_services.update_user(
+            current_user, user_id, full_name=form.full_name.data or "", role=Role(form.role.data),
+            active=bool(form.active.data), institution_id=form.institution_id.data,
+            district_id=form.district_id.data, region_id=form.region_id.data,
+        )
+        flash(_("Your changes have been saved."), "success")
+        return redirect(url_for("admin.edit_user", user_id=user_id))
+    if form.is_submitted():
+        status = 422
+    return render_template("admin/user_edit.html", form=form, user=user), status
+
+
+@bp.route("/users/<int:user_id>/link", methods=["POST"])
+@access.role_required(Role.admin)
+def reissue_link(user_id: int):
+    invitation = auth_services.reissue_invitation(current_user, user_id)
+    link = url_for("auth.set_password", token=invitation.token, _external=True)
+    return render_template("admin/link.html", user=invitation.user, link=link)
+
+
+@bp.route("/audit")
+@access.role_required(Role.admin)
+def audit_log():
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    action = request.args.get("action", "").strip()[:60]
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    page = paginate(query, int_arg(request.args, "page", 1) or 1, 100)
+    users_by_id = {u.id: u for u in db.session.scalars(
+        select(User).where(User.id.in_({e.user_id for e in page.items if e.user_id}))
+    )}
+    return render_template("admin/audit.html", page=page, action=action, users=users_by_id)

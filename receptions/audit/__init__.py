@@ -1,0 +1,1 @@
+"""Audit trail of staff writes and views of personal data."""

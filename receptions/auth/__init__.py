@@ -1,0 +1,1 @@
+"""Staff and officer accounts: sign-in, invitations, roles and scopes."""

@@ -1,0 +1,109 @@
+"""Configuration classes; values come from the environment only when the app is built."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _sqlite_default() -> str:
+    return f"sqlite:///{INSTANCE_DIR / 'ashyq-esik.sqlite3'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Let people write postgres:// or postgresql:// and still get psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """Defaults suitable for a developer's machine."""
+
+    SECRET_KEY: str | None = None
+    IIN_HASH_KEY: str | None = None
+    SQLALCHEMY_DATABASE_URI: str = ""
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    REDIS_URL: str | None = None
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = 4 * 3600
+
+    LANGUAGES = ("kk", "ru", "en")
+    BABEL_DEFAULT_LOCALE = "kk"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Almaty"
+    BABEL_TRANSLATION_DIRECTORIES = str(Path(__file__).resolve().parent / "translations")
+
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    SIGN_IN_RATE_LIMIT = "10 per minute;50 per hour"
+
+    # Number of proxies in front of the app whose X-Forwarded-For is trusted.
+    PROXY_COUNT = 0
+    INVITATION_LIFETIME_HOURS = 72
+    PAGE_SIZE = 50
+
+    @classmethod
+    def from_environment(cls) -> dict[str, Any]:
+        """Read the settings that differ between deployments."""
+        values: dict[str, Any] = {}
+        url = os.environ.get("DATABASE_URL")
+        values["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(url) if url else _sqlite_default()
+        for key in ("SECRET_KEY", "IIN_HASH_KEY", "REDIS_URL"):
+            if os.environ.get(key):
+                values[key] = os.environ[key]
+        if values.get("REDIS_URL"):
+            values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+        if os.environ.get("PROXY_COUNT"):
+            values["PROXY_COUNT"] = int(os.environ["PROXY_COUNT"])
+        return values
+
+
+class DevelopmentConfig(Config):
+    """`make run`: local SQLite, throwaway keys generated once per instance folder."""
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+    IIN_HASH_KEY = "test-iin-hash-key-not-for-production"
+    # Argon2 at its default cost makes every sign-in in a test take ~50 ms; keep the real
+    # algorithm with a lower cost.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 8192
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}
+
+
+def local_secret(name: str) -> str:
+    """A per-checkout secret stored in instance/, so `make run` needs no set-up but keeps sessions."""
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / f"{name.lower()}.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,102 @@
+"""Load the demo data idempotently: rows are matched by their natural keys and updated in place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from ..auth.models import Role, User
+from ..auth.services import hash_password
+from ..database import write_transaction
+from ..extensions import db
+from ..geography.models import District, Region
+from ..institutions.models import Institution
+from . import data
+
+DEMO_PASSWORD = "ashyq-demo-2026"  # noqa: S105 - documented in README for the demo accounts
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    email: str
+    full_name: str
+    role: Role
+    region: str | None = None
+    district: tuple[str, str] | None = None
+    institution_index: int | None = None
+
+
+DEMO_ACCOUNTS = (
+    DemoAccount("admin@example.kz", "Әсел Демоқызы", Role.admin),
+    DemoAccount("region.atyrau@example.kz", "Ерлан Демоұлы", Role.region_officer, region="KZ-23"),
+    DemoAccount("district.atyrau@example.kz", "Гүлнар Демоқызы", Role.district_officer,
+                district=("KZ-23", "atyrau")),
+    DemoAccount("region.karaganda@example.kz", "Иван Демонов", Role.region_officer,
+                region="KZ-35"),
+    DemoAccount("head@example.kz", "Айгүл Демоқызы", Role.head, institution_index=0),
+    DemoAccount("staff@example.kz", "Мария Демова", Role.staff, institution_index=0),
+)
+
+
+def _upsert(model: type[Any], key: dict[str, Any], values: dict[str, Any]) -> tuple[Any, bool]:
+    row = db.session.scalars(select(model).filter_by(**key)).first()
+    created = row is None
+    if row is None:
+        row = model(**key)
+        db.session.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row, created
+
+
+def load_demo() -> dict[str, int]:
+    """Create or refresh the demo data; returns how many rows of each kind were created."""
+    created = {"regions": 0, "districts": 0, "institutions": 0, "users": 0}
+    with write_transaction():
+        regions: dict[str, Region] = {}
+        for item in data.REGIONS:
+            values = {k: item[k] for k in ("short", "kind", "name_kk", "name_ru", "name_en", "timezone")}
+            region, new = _upsert(Region, {"code": item["code"]}, values)
+            regions[item["code"]] = region
+            created["regions"] += new
+        db.session.flush()
+        districts: dict[tuple[str, str], District] = {}
+        for code, items in data.DISTRICTS.items():
+            for item in items:
+                values = {k: item[k] for k in ("name_kk", "name_ru", "name_en")}
+                district, new = _upsert(
+                    District, {"region_id": regions[code].id, "slug": item["slug"]}, values
+                )
+                districts[(code, item["slug"])] = district
+                created["districts"] += new
+        db.session.flush()
+        institutions: list[Institution] = []
+        for item in data.INSTITUTIONS:
+            district = districts[(item["region"], item["district"])]
+            values = {k: v for k, v in item.items() if k not in ("region", "district", "name_ru")}
+            institution, new = _upsert(
+                Institution, {"district_id": district.id, "name_ru": item["name_ru"]}, values
+            )
+            institutions.append(institution)
+            created["institutions"] += new
+        db.session.flush()
+        password_hash = None
+        for account in DEMO_ACCOUNTS:
+            user = db.session.scalars(select(User).filter_by(email=account.email)).first()
+            if user is None:
+                password_hash = password_hash or hash_password(DEMO_PASSWORD)
+                user = User(email=account.email, password_hash=password_hash)
+                db.session.add(user)
+                created["users"] += 1
+            user.full_name = account.full_name
+            user.role = account.role.value
+            user.active = True
+            user.region_id = regions[account.region].id if account.region else None
+            user.district_id = districts[account.district].id if account.district else None
+            user.institution_id = (
+                institutions[account.institution_index].id
+                if account.institution_index is not None else None
+            )
+    return created

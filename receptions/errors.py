@@ -1,0 +1,129 @@
+"""Domain exceptions and the one place that turns errors into friendly pages in the user's language."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A rule of the product was broken; the message is shown to the user."""
+
+    status_code = 400
+    message = _l("The request could not be processed.")
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or str(self.message))
+        self.user_message = message or str(self.message)
+
+
+class NotInScope(DomainError):
+    """The record exists but lies outside the user's institution, district or region.
+
+    Answered as 404 so that nobody learns what other scopes hold.
+    """
+
+    status_code = 404
+    message = _l("The page you asked for does not exist or is not available to you.")
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    message = _l("Your account does not have access to this page.")
+
+
+class Conflict(DomainError):
+    status_code = 409
+    message = _l("Someone else changed this record in the meantime. Reload the page and try again.")
+
+
+TITLES = {
+    400: _l("The request could not be understood"),
+    403: _l("Access denied"),
+    404: _l("Page not found"),
+    405: _l("This action is not allowed here"),
+    409: _l("Conflict"),
+    413: _l("The request is too large"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong on our side"),
+    503: _l("The service is temporarily unavailable"),
+}
+
+MESSAGES = {
+    400: _l("Please check what you entered and try again."),
+    403: _l("Your account does not have access to this page."),
+    404: _l("The page you asked for does not exist or is not available to you."),
+    405: _l("This address does not accept this kind of request."),
+    409: _l("Someone else changed this record in the meantime. Reload the page and try again."),
+    413: _l("The request is too large."),
+    429: _l("You have made too many requests. Please wait a minute and try again."),
+    500: _l("We have been notified. Please try again in a few minutes."),
+    503: _l("The database is not reachable right now. Please try again shortly."),
+}
+
+
+def error_response(status: int, message: str | None = None, headers: dict[str, str] | None = None):
+    db.session.rollback()
+    text = message or str(MESSAGES.get(status, MESSAGES[500]))
+    title = str(TITLES.get(status, TITLES[500]))
+    if request.accept_mimetypes.best == "application/json" or request.path.startswith("/api/"):
+        response = jsonify(error=title, message=text, status=status)
+    else:
+        response = render_template(
+            "errors/error.html", status=status, title=title, message=text, plain_page=status >= 500
+        )
+    return response, status, headers or {}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        return error_response(error.status_code, error.user_message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_error: CSRFError):
+        return error_response(
+            400, _("The form has expired or was sent from another page. Please reload and try again.")
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        headers = {}
+        if status == 429:
+            headers["Retry-After"] = "60"
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return error_response(status, headers=headers)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error: OperationalError):
+        log.error("database unavailable: %s", type(error.orig).__name__)
+        _safe_rollback()
+        return error_response(503, headers={"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception):
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            _safe_rollback()
+            return error_response(503, headers={"Retry-After": "5"})
+        log.exception("unhandled error on %s %s", request.method, request.endpoint)
+        _safe_rollback()
+        return error_response(500)
+
+
+def _safe_rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be gone
+        log.warning("rollback after error failed", exc_info=True)

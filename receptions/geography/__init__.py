@@ -1,0 +1,1 @@
+"""Regions and districts of Kazakhstan."""

@@ -1,0 +1,34 @@
+"""Language choice, localised model fields and Babel formatting shared by every feature."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request, session
+from flask_babel import get_locale
+
+FALLBACK_ORDER = {"kk": ("kk", "ru", "en"), "ru": ("ru", "kk", "en"), "en": ("en", "ru", "kk")}
+LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
+COOKIE = "lang"
+
+
+def select_locale() -> str:
+    """Explicit choice (session or cookie) first, then Accept-Language, then Kazakh."""
+    languages = current_app.config["LANGUAGES"]
+    chosen = getattr(g, "forced_locale", None) or session.get(COOKIE) or request.cookies.get(COOKIE)
+    if chosen in languages:
+        return str(chosen)
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def current_language() -> str:
+    return str(get_locale() or "kk").split("_")[0]
+
+
+def localized(obj: Any, field: str, language: str | None = None) -> str:
+    """The `field_<lang>` attribute in the reader's language, falling back to the others."""
+    for lang in FALLBACK_ORDER.get(language or current_language(), FALLBACK_ORDER["kk"]):
+        value = getattr(obj, f"{field}_{lang}", None)
+        if value:
+            return str(value)
+    return ""

@@ -1,0 +1,1 @@
+"""Institutions: schools, kindergartens, colleges, polyclinics, hospitals, social-service centres."""

@@ -1,0 +1,82 @@
+"""Public institution pages and officers' create/edit pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from .. import access
+from ..auth.models import Role
+from ..extensions import db
+from ..geography.models import District
+from ..urls import int_arg
+from . import services
+from .forms import InstitutionForm, type_choices
+from .models import Institution, InstitutionType
+
+bp = Blueprint("institutions", __name__)
+
+
+@bp.route("/institutions")
+def search():
+    text = request.args.get("q", "")[:100]
+    type_ = request.args.get("type") or None
+    if type_ and type_ not in InstitutionType.__members__:
+        abort(400)
+    page = services.search_institutions(
+        text=text, type_=type_, region_id=int_arg(request.args, "region"),
+        district_id=int_arg(request.args, "district"), page=int_arg(request.args, "page", 1) or 1,
+    )
+    return render_template("institutions/search.html", page=page, q=text, type_=type_,
+                           types=type_choices())
+
+
+@bp.route("/institutions/<int:institution_id>")
+def detail(institution_id: int):
+    institution = db.session.get(Institution, institution_id)
+    if institution is None or not institution.active:
+        abort(404)
+    return render_template("institutions/detail.html", institution=institution)
+
+
+def _district_choices() -> list[tuple[int, str]]:
+    districts = db.session.scalars(
+        access.districts_in_scope(current_user).order_by(District.region_id, District.name_ru)
+    )
+    return [(d.id, f"{d.region.name} — {d.name}") for d in districts]
+
+
+@bp.route("/staff/institutions/new", methods=["GET", "POST"])
+@access.role_required(*access.OFFICERS)
+def create():
+    form = InstitutionForm()
+    form.district_id.choices = _district_choices()
+    if form.validate_on_submit():
+        institution = services.create_institution(current_user, form.district_id.data, form.values())
+        flash(_("The institution has been created."), "success")
+        return redirect(url_for("institutions.edit", institution_id=institution.id))
+    status = 422 if form.is_submitted() else 200
+    return render_template("institutions/form.html", form=form, institution=None), status
+
+
+@bp.route("/staff/institutions/<int:institution_id>/edit", methods=["GET", "POST"])
+@access.role_required(*access.OFFICERS)
+def edit(institution_id: int):
+    institution = access.get_institution_in_scope(current_user, institution_id)
+    form = InstitutionForm(obj=institution)
+    form.district_id.choices = _district_choices()
+    if form.validate_on_submit():
+        services.update_institution(current_user, institution_id, form.district_id.data,
+                                    form.values())
+        flash(_("Your changes have been saved."), "success")
+        return redirect(url_for("institutions.edit", institution_id=institution_id))
+    status = 422 if form.is_submitted() else 200
+    staff = db.session.scalars(
+        select(access.User).where(access.User.institution_id == institution_id)
+        .where(access.User.role.in_([Role.staff.value, Role.head.value]))
+        .order_by(access.User.full_name)
+    ).all()
+    return render_template("institutions/form.html", form=form, institution=institution,
+                           staff=staff), status

@@ -1,0 +1,65 @@
+"""Dashboard and invitations for signed-in users."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .. import access
+from ..auth import services as auth_services
+from ..auth.forms import InviteForm
+from ..auth.models import Role
+from ..extensions import db
+from ..geography.models import District, Region
+from ..institutions.models import Institution
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+@bp.route("/")
+@login_required
+def dashboard():
+    institutions = db.session.scalars(
+        access.institutions_in_scope(current_user).order_by(Institution.name_ru).limit(200)
+    ).all()
+    return render_template("staff/dashboard.html", institutions=institutions)
+
+
+def fill_scope_choices(form: InviteForm) -> None:
+    """Offer only the institutions, districts and regions inside the current user's scope."""
+    form.set_role_choices(access.grantable_roles(current_user))
+    blank = [("", _("— not applicable —"))]
+    institutions = db.session.scalars(
+        access.institutions_in_scope(current_user).order_by(Institution.name_ru)
+    )
+    form.institution_id.choices = blank + [(i.id, i.name) for i in institutions]
+    districts = db.session.scalars(
+        access.districts_in_scope(current_user).order_by(District.region_id, District.name_ru)
+    )
+    form.district_id.choices = blank + [(d.id, f"{d.region.name} — {d.name}") for d in districts]
+    regions = db.session.scalars(access.regions_in_scope(current_user).order_by(Region.name_ru))
+    form.region_id.choices = blank + [(r.id, r.name) for r in regions]
+
+
+@bp.route("/invite", methods=["GET", "POST"])
+@access.role_required(Role.head, *access.OFFICERS)
+def invite():
+    form = InviteForm()
+    fill_scope_choices(form)
+    if request.method == "GET" and request.args.get("institution", "").isdigit():
+        form.institution_id.data = int(request.args["institution"])
+    link = None
+    status = 200
+    if form.validate_on_submit():
+        invitation = auth_services.invite_user(
+            current_user, email=form.email.data or "", full_name=form.full_name.data or "",
+            role=Role(form.role.data), locale=form.locale.data or "kk",
+            institution_id=form.institution_id.data, district_id=form.district_id.data,
+            region_id=form.region_id.data,
+        )
+        link = url_for("auth.set_password", token=invitation.token, _external=True)
+        status = 201
+    elif form.is_submitted():
+        status = 422
+    return render_template("staff/invite.html", form=form, link=link), status

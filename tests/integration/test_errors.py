@@ -1,0 +1,48 @@
+"""Friendly error pages in the user's language; no traceback ever reaches the browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from receptions import create_app
+from tests.conftest import app_settings
+
+
+@pytest.fixture
+def app_with_broken_page(db_url):
+    app = create_app(app_settings(db_url))
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("secret internal detail")
+
+    return app
+
+
+def test_internal_error_shows_the_friendly_page(app_with_broken_page):
+    client = app_with_broken_page.test_client()
+    response = client.get("/boom", headers={"Accept-Language": "ru"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert 'lang="ru"' in body
+    assert "secret internal detail" not in body and "Traceback" not in body
+
+
+def test_unreachable_database_gives_503_with_retry_after():
+    app = create_app(app_settings("postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+                                 SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 1}}))
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["Retry-After"]
+    page = client.get("/", headers={"Accept-Language": "en"})
+    assert page.status_code == 503
+    assert page.headers["Retry-After"] == "5"
+    assert "temporarily unavailable" in page.get_data(as_text=True)
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("language", ["kk", "ru", "en"])
+def test_404_page_is_in_the_readers_language(client, language):
+    response = client.get("/no/such/page", headers={"Accept-Language": language})
+    assert response.status_code == 404
+    assert f'<html lang="{language}">' in response.get_data(as_text=True)

@@ -1,0 +1,39 @@
+"""Language choice: Accept-Language first guess, explicit switch remembered, Kazakh fallback."""
+
+from __future__ import annotations
+
+
+def test_kazakh_is_the_fallback(client):
+    page = client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="kk">' in page
+
+
+def test_accept_language_is_the_first_guess(client):
+    assert '<html lang="ru">' in client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB"}).get_data(as_text=True)
+
+
+def test_switcher_remembers_the_choice_and_returns_to_the_page(client):
+    response = client.get("/language/ru?next=/institutions?q=x")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/institutions?q=x"
+    assert "lang=ru" in response.headers["Set-Cookie"]
+    page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="ru">' in page
+
+
+def test_switcher_refuses_unknown_languages_and_foreign_redirects(client):
+    assert client.get("/language/de").status_code == 404
+    response = client.get("/language/en?next=https://evil.example/")
+    assert response.headers["Location"] == "/"
+    response = client.get("/language/en?next=//evil.example/")
+    assert response.headers["Location"] == "/"
+
+
+def test_pages_are_translated(client):
+    kk = client.get("/", headers={"Accept-Language": "kk"}).get_data(as_text=True)
+    ru = client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    en = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Skip to main content" in en
+    assert "Skip to main content" not in kk and "Skip to main content" not in ru
+    assert kk != ru

@@ -1,0 +1,71 @@
+"""Public pages: home, search, region and district pages, health checks."""
+
+from __future__ import annotations
+
+from tests.factories import make_district, make_institution, make_region
+
+
+def test_home_lists_regions_with_institution_counts(client):
+    region = make_region(name_kk="Атырау облысы", name_ru="Атырауская область")
+    make_institution(make_district(region))
+    make_institution(make_district(region), active=False)
+    page = client.get("/", headers={"Accept-Language": "kk"}).get_data(as_text=True)
+    assert "Атырау облысы" in page
+    assert f'href="/regions/{region.code}"' in page
+
+
+def test_search_finds_cyrillic_names_whatever_the_case(client):
+    make_institution(name_ru="Городская поликлиника №3", name_kk="№3 қалалық емхана",
+                     type="polyclinic")
+    make_institution(name_ru="Школа №12", name_kk="№12 мектеп")
+    for query in ("ЕМХАНА", "поликлиника", "ПОЛИКЛИНИКА №3", "Емхана"):
+        page = client.get("/institutions", query_string={"q": query}).get_data(as_text=True)
+        assert "поликлиника №3" in page or "емхана" in page, query
+        assert "Школа №12" not in page and "№12 мектеп" not in page
+
+
+def test_search_filters_by_type_and_escapes_wildcards(client):
+    make_institution(name_ru="Детский сад «Балапан»", type="kindergarten")
+    make_institution(name_ru="Школа №5", type="school")
+    page = client.get("/institutions?type=kindergarten", headers={"Accept-Language": "ru"})
+    text = page.get_data(as_text=True)
+    assert "Балапан" in text and "Школа №5" not in text
+    assert "Балапан" not in client.get("/institutions?q=%25").get_data(as_text=True)
+
+
+def test_unknown_type_filter_is_a_400_in_the_readers_language(client):
+    response = client.get("/institutions?type=casino", headers={"Accept-Language": "ru"})
+    assert response.status_code == 400
+    assert 'lang="ru"' in response.get_data(as_text=True)
+
+
+def test_region_and_district_pages_list_institutions(client):
+    region = make_region(code="KZ-99")
+    district = make_district(region, slug="test-city", name_ru="город Тест")
+    school = make_institution(district, name_ru="Школа №77", name_kk="№77 мектеп")
+    region_page = client.get("/regions/kz-99", headers={"Accept-Language": "ru"})
+    assert "город Тест" in region_page.get_data(as_text=True)
+    district_page = client.get("/regions/KZ-99/test-city", headers={"Accept-Language": "ru"})
+    assert "Школа №77" in district_page.get_data(as_text=True)
+    detail = client.get(f"/institutions/{school.id}", headers={"Accept-Language": "ru"})
+    assert detail.status_code == 200 and "Школа №77" in detail.get_data(as_text=True)
+
+
+def test_missing_and_hidden_pages_are_404(client):
+    hidden = make_institution(active=False)
+    assert client.get("/regions/KZ-00").status_code == 404
+    assert client.get(f"/institutions/{hidden.id}").status_code == 404
+    assert client.get("/institutions/999999").status_code == 404
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ok", "database": "ok"}
+
+
+def test_every_response_carries_security_headers(client):
+    response = client.get("/")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "same-origin"

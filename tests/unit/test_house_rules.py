@@ -1,0 +1,41 @@
+"""House rules that keep the architecture honest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = {"flask", "flask_sqlalchemy", "sqlalchemy", "wtforms", "flask_wtf", "receptions"}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_scheduling_is_pure_domain_code():
+    files = sorted((ROOT / "scheduling").rglob("*.py"))
+    assert files, "scheduling/ has no modules"
+    offenders = {str(p.relative_to(ROOT)): sorted(_imported_roots(p) & FORBIDDEN) for p in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_only_services_commit():
+    """Views and models never commit; services do, through write_transaction."""
+    offenders = []
+    for path in (ROOT / "receptions").rglob("*.py"):
+        if path.name in ("views.py", "models.py", "forms.py") and ".commit(" in path.read_text():
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_templates_declare_the_page_language():
+    base = (ROOT / "templates" / "base.html").read_text()
+    assert '<html lang="{{ current_language }}">' in base
