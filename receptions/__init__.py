@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, request
-from flask_babel import format_date, format_datetime, format_decimal, format_percent
+from flask_babel import format_date, format_datetime, format_decimal, format_percent, format_time
 from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -33,8 +33,10 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
         instance_path=str(INSTANCE_DIR),
     )
     overrides: Mapping[str, Any] = config if isinstance(config, Mapping) else {}
-    name = config if isinstance(config, str) else overrides.get(
-        "ENV_NAME", os.environ.get("ASHYQ_ENV", "development")
+    name = (
+        config
+        if isinstance(config, str)
+        else overrides.get("ENV_NAME", os.environ.get("ASHYQ_ENV", "development"))
     )
     app.config.from_object(CONFIGS[str(name)])
     app.config.update(Config.from_environment())
@@ -55,7 +57,9 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     if not app.debug and not app.testing:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     return app
 
 
@@ -94,9 +98,11 @@ def _register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .institutions.views import bp as institutions_bp
     from .public.views import bp as public_bp
+    from .schedules.views import bp as schedules_bp
     from .staff.views import bp as staff_bp
 
-    for blueprint in (public_bp, auth_bp, institutions_bp, staff_bp, admin_bp):
+    blueprints = (public_bp, auth_bp, institutions_bp, schedules_bp, staff_bp, admin_bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
 
@@ -111,8 +117,21 @@ def _register_template_helpers(app: Flask) -> None:
             "localized": localized,
         }
 
+    from .schedules.queries import describe_schedule
+    from .schedules.views import kind_labels
+
     app.jinja_env.filters.update(
-        date=format_date, datetime=format_datetime, number=format_decimal, percent=format_percent
+        date=format_date,
+        datetime=format_datetime,
+        number=format_decimal,
+        percent=format_percent,
+        time_short=lambda value: format_time(value, "HH:mm"),
+        capitalize_first=lambda text: text[:1].upper() + text[1:],
+    )
+    app.jinja_env.globals.update(
+        kind_label=lambda kind: kind_labels().get(kind, kind),
+        describe=describe_schedule,
+        webcal=lambda url: "webcal://" + url.split("://", 1)[1],
     )
     app.jinja_env.globals["request_path"] = lambda: request.full_path.rstrip("?")
     app.jinja_env.globals["g"] = g
@@ -121,9 +140,10 @@ def _register_template_helpers(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from .demo.cli import demo_cli
     from .i18n.cli import i18n_cli
+    from .schedules.cli import schedules_cli
 
-    app.cli.add_command(demo_cli)
-    app.cli.add_command(i18n_cli)
+    for group in (demo_cli, i18n_cli, schedules_cli):
+        app.cli.add_command(group)
 
 
 def _security_headers(response: Any) -> Any:

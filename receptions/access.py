@@ -87,7 +87,9 @@ def regions_in_scope(user: User) -> Select[tuple[Region]]:
 
 
 def get_district_in_scope(user: User, district_id: int) -> District:
-    district = db.session.scalars(districts_in_scope(user).where(District.id == district_id)).first()
+    district = db.session.scalars(
+        districts_in_scope(user).where(District.id == district_id)
+    ).first()
     if district is None:
         raise NotInScope()
     return district

@@ -61,7 +61,9 @@ class Config:
         """Read the settings that differ between deployments."""
         values: dict[str, Any] = {}
         url = os.environ.get("DATABASE_URL")
-        values["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(url) if url else _sqlite_default()
+        values["SQLALCHEMY_DATABASE_URI"] = (
+            normalise_database_url(url) if url else _sqlite_default()
+        )
         for key in ("SECRET_KEY", "IIN_HASH_KEY", "REDIS_URL"):
             if os.environ.get(key):
                 values[key] = os.environ[key]

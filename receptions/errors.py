@@ -93,7 +93,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(_error: CSRFError):
         return error_response(
-            400, _("The form has expired or was sent from another page. Please reload and try again.")
+            400,
+            _("The form has expired or was sent from another page. Please reload and try again."),
         )
 
     @app.errorhandler(HTTPException)

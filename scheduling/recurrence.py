@@ -21,7 +21,7 @@ extra days off always are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -425,3 +425,23 @@ def describe(rule: Recurrence, locale: str) -> str:
     if locale == "en":
         return _describe_en(rule)
     raise ValueError(f"unsupported locale {locale!r}; expected one of {sorted(LOCALES)}")
+
+
+def compose_rule(
+    freq: Frequency,
+    weekdays: Iterable[int],
+    *,
+    ordinal: int | None = None,
+    working: bool = False,
+    interval: int = 1,
+) -> Recurrence:
+    """Build a rule from the choices a form offers (frequency, weekdays, which one in the month).
+
+    The result goes through :func:`parse_rule`, so a form can never store what parsing rejects.
+    """
+    chosen = sorted(set(weekdays))
+    if freq is Frequency.weekly:
+        days = tuple(WeekdayRef(w) for w in chosen)
+    else:
+        days = tuple(WeekdayRef(w, None if working else ordinal) for w in chosen)
+    return parse_rule(Recurrence(freq, days, interval, working and freq is Frequency.monthly).text)

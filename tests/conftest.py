@@ -126,15 +126,17 @@ def empty_all_tables() -> None:
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     else:
         for table in tables:
-            db.session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+            db.session.execute(text(f"DELETE FROM {table}"))
         db.session.execute(text("DELETE FROM sqlite_sequence")) if _has_sqlite_sequence() else None
     db.session.commit()
 
 
 def _has_sqlite_sequence() -> bool:
-    return bool(db.session.execute(
-        text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
-    ).first())
+    return bool(
+        db.session.execute(
+            text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        ).first()
+    )
 
 
 @pytest.fixture
@@ -174,7 +176,9 @@ def backend(db_url: str) -> str:
     return "postgresql" if db_url.startswith("postgresql") else "sqlite"
 
 
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+CSRF_RE = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
+)
 
 
 def csrf_from(html: str) -> str:
@@ -183,13 +187,20 @@ def csrf_from(html: str) -> str:
     return match.group(1) or match.group(2)
 
 
-def submit(client: FlaskClient, url: str, data: dict[str, Any], *, form_url: str | None = None,
-           **kwargs: Any) -> Any:
+def submit(
+    client: FlaskClient,
+    url: str,
+    data: dict[str, Any],
+    *,
+    form_url: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """POST a form the way a browser does: load the page for its CSRF token, then send."""
     page = client.get(form_url or url)
     assert page.status_code == 200, f"GET {form_url or url} gave {page.status_code}"
-    return client.post(url, data={"csrf_token": csrf_from(page.get_data(as_text=True)), **data},
-                       **kwargs)
+    return client.post(
+        url, data={"csrf_token": csrf_from(page.get_data(as_text=True)), **data}, **kwargs
+    )
 
 
 def sign_in(client: FlaskClient, email: str, password: str) -> Any:

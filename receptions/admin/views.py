@@ -45,9 +45,14 @@ def edit_user(user_id: int):
     status = 200
     if form.validate_on_submit():
         auth_services.update_user(
-            current_user, user_id, full_name=form.full_name.data or "", role=Role(form.role.data),
-            active=bool(form.active.data), institution_id=form.institution_id.data,
-            district_id=form.district_id.data, region_id=form.region_id.data,
+            current_user,
+            user_id,
+            full_name=form.full_name.data or "",
+            role=Role(form.role.data),
+            active=bool(form.active.data),
+            institution_id=form.institution_id.data,
+            district_id=form.district_id.data,
+            region_id=form.region_id.data,
         )
         flash(_("Your changes have been saved."), "success")
         return redirect(url_for("admin.edit_user", user_id=user_id))
@@ -72,7 +77,10 @@ def audit_log():
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     page = paginate(query, int_arg(request.args, "page", 1) or 1, 100)
-    users_by_id = {u.id: u for u in db.session.scalars(
-        select(User).where(User.id.in_({e.user_id for e in page.items if e.user_id}))
-    )}
+    users_by_id = {
+        u.id: u
+        for u in db.session.scalars(
+            select(User).where(User.id.in_({e.user_id for e in page.items if e.user_id}))
+        )
+    }
     return render_template("admin/audit.html", page=page, action=action, users=users_by_id)

@@ -17,7 +17,10 @@ def record(action: str, record_type: str, record_id: int | None, **details: Any)
     """
     user_id = current_user.id if getattr(current_user, "is_authenticated", False) else None
     event = AuditEvent(
-        user_id=user_id, action=action, record_type=record_type, record_id=record_id,
+        user_id=user_id,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
         details=details,
     )
     db.session.add(event)

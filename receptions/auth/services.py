@@ -120,8 +120,13 @@ class Invitation:
     token: str
 
 
-def _check_scope_for_grant(actor: User, role: Role, institution_id: int | None,
-                           district_id: int | None, region_id: int | None) -> None:
+def _check_scope_for_grant(
+    actor: User,
+    role: Role,
+    institution_id: int | None,
+    district_id: int | None,
+    region_id: int | None,
+) -> None:
     if role not in access.grantable_roles(actor):
         raise Forbidden()
     level = role.scope_level
@@ -139,9 +144,17 @@ def _check_scope_for_grant(actor: User, role: Role, institution_id: int | None,
         access.get_region_in_scope(actor, region_id)
 
 
-def invite_user(actor: User, *, email: str, full_name: str, role: Role, locale: str = "kk",
-                institution_id: int | None = None, district_id: int | None = None,
-                region_id: int | None = None) -> Invitation:
+def invite_user(
+    actor: User,
+    *,
+    email: str,
+    full_name: str,
+    role: Role,
+    locale: str = "kk",
+    institution_id: int | None = None,
+    district_id: int | None = None,
+    region_id: int | None = None,
+) -> Invitation:
     """Create an account without a password and a one-time link to set it."""
     _check_scope_for_grant(actor, role, institution_id, district_id, region_id)
     level = role.scope_level
@@ -149,7 +162,9 @@ def invite_user(actor: User, *, email: str, full_name: str, role: Role, locale: 
         if find_user_by_email(email) is not None:
             raise Conflict(str(_l("An account with this e-mail address already exists.")))
         user = User(
-            email=normalise_email(email), full_name=full_name.strip(), role=role.value,
+            email=normalise_email(email),
+            full_name=full_name.strip(),
+            role=role.value,
             locale=locale,
             institution_id=institution_id if level == "institution" else None,
             district_id=district_id if level == "district" else None,
@@ -162,9 +177,17 @@ def invite_user(actor: User, *, email: str, full_name: str, role: Role, locale: 
     return Invitation(user=user, token=token)
 
 
-def update_user(actor: User, user_id: int, *, full_name: str, role: Role, active: bool,
-                institution_id: int | None, district_id: int | None,
-                region_id: int | None) -> User:
+def update_user(
+    actor: User,
+    user_id: int,
+    *,
+    full_name: str,
+    role: Role,
+    active: bool,
+    institution_id: int | None,
+    district_id: int | None,
+    region_id: int | None,
+) -> User:
     """Administrators change any account; nobody can lock themselves out."""
     if actor.role_enum is not Role.admin:
         raise Forbidden()

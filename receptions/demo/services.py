@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, time
 from typing import Any
 
 from sqlalchemy import select
@@ -31,10 +32,13 @@ class DemoAccount:
 DEMO_ACCOUNTS = (
     DemoAccount("admin@example.kz", "Әсел Демоқызы", Role.admin),
     DemoAccount("region.atyrau@example.kz", "Ерлан Демоұлы", Role.region_officer, region="KZ-23"),
-    DemoAccount("district.atyrau@example.kz", "Гүлнар Демоқызы", Role.district_officer,
-                district=("KZ-23", "atyrau")),
-    DemoAccount("region.karaganda@example.kz", "Иван Демонов", Role.region_officer,
-                region="KZ-35"),
+    DemoAccount(
+        "district.atyrau@example.kz",
+        "Гүлнар Демоқызы",
+        Role.district_officer,
+        district=("KZ-23", "atyrau"),
+    ),
+    DemoAccount("region.karaganda@example.kz", "Иван Демонов", Role.region_officer, region="KZ-35"),
     DemoAccount("head@example.kz", "Айгүл Демоқызы", Role.head, institution_index=0),
     DemoAccount("staff@example.kz", "Мария Демова", Role.staff, institution_index=0),
 )
@@ -57,7 +61,9 @@ def load_demo() -> dict[str, int]:
     with write_transaction():
         regions: dict[str, Region] = {}
         for item in data.REGIONS:
-            values = {k: item[k] for k in ("short", "kind", "name_kk", "name_ru", "name_en", "timezone")}
+            values = {
+                k: item[k] for k in ("short", "kind", "name_kk", "name_ru", "name_en", "timezone")
+            }
             region, new = _upsert(Region, {"code": item["code"]}, values)
             regions[item["code"]] = region
             created["regions"] += new
@@ -97,6 +103,53 @@ def load_demo() -> dict[str, int]:
             user.district_id = districts[account.district].id if account.district else None
             user.institution_id = (
                 institutions[account.institution_index].id
-                if account.institution_index is not None else None
+                if account.institution_index is not None
+                else None
             )
+    created["schedules"] = _load_demo_schedules()
+    return created
+
+
+DEMO_UNIFIED_REGIONS = ("KZ-23", "KZ-15")  # Atyrau and Aktobe set a region-wide open-door day
+
+
+def _load_demo_schedules() -> int:
+    """A unified last-Friday open-door day in two regions, Tuesday receptions everywhere."""
+    from ..schedules import services as schedules
+    from ..schedules.models import Schedule
+
+    admin = db.session.scalars(select(User).where(User.email == DEMO_ACCOUNTS[0].email)).one()
+    today = date.today()
+    open_door = {
+        "rrule": "FREQ=MONTHLY;BYDAY=-1FR", "start_time": time(10), "end_time": time(13),
+        "slot_minutes": 30, "capacity": 5, "walk_in_places": 10, "breaks": [],
+        "day_off_policy": "previous_working_day", "valid_from": today.replace(day=1),
+        "valid_until": None, "location_hint": "",
+    }
+    for code in DEMO_UNIFIED_REGIONS:
+        region = db.session.scalars(select(Region).where(Region.code == code)).one()
+        if schedules.unified_rule_for(region.id) is None:
+            schedules.set_unified_rule(admin, region.id, open_door)
+    created = 0
+    institution_ids = db.session.scalars(select(Institution.id).order_by(Institution.id)).all()
+    for index, institution_id in enumerate(institution_ids):
+        has_reception = db.session.scalars(
+            select(Schedule.id).where(
+                Schedule.institution_id == institution_id, Schedule.kind == "reception"
+            )
+        ).first()
+        if has_reception:
+            continue
+        institution = db.session.get(Institution, institution_id)
+        weekday = ("TU", "WE", "TH")[index % 3]
+        schedules.save_schedule(admin, institution_id, {
+            "kind": "reception", "rrule": f"FREQ=WEEKLY;BYDAY={weekday}",
+            "start_time": time(15), "end_time": time(18), "slot_minutes": 15, "capacity": 1,
+            "walk_in_places": 0, "breaks": [["16:30", "16:45"]],
+            "day_off_policy": "skip", "valid_from": today.replace(day=1), "valid_until": None,
+            "host_name": institution.head_name, "host_position": institution.head_position_ru,
+            "location": institution.address_ru, "exclusions": [],
+            "booking_opens_days": 30, "booking_closes_hours": 2, "cancel_hours_before": 2,
+        })
+        created += 1
     return created

@@ -18,7 +18,9 @@ def select_locale() -> str:
     chosen = getattr(g, "forced_locale", None) or session.get(COOKIE) or request.cookies.get(COOKIE)
     if chosen in languages:
         return str(chosen)
-    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return (
+        request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    )
 
 
 def current_language() -> str:

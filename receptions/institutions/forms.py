@@ -23,22 +23,31 @@ class InstitutionForm(FlaskForm):
     address_kk = StringField(_l("Address in Kazakh"), validators=[Optional(), Length(max=300)])
     address_ru = StringField(_l("Address in Russian"), validators=[Optional(), Length(max=300)])
     head_name = StringField(_l("Head's full name"), validators=[Optional(), Length(max=200)])
-    head_position_kk = StringField(_l("Head's position in Kazakh"),
-                                   validators=[Optional(), Length(max=200)])
-    head_position_ru = StringField(_l("Head's position in Russian"),
-                                   validators=[Optional(), Length(max=200)])
-    head_position_en = StringField(_l("Head's position in English"),
-                                   validators=[Optional(), Length(max=200)])
-    accessibility_kk = TextAreaField(_l("Accessibility notes in Kazakh"),
-                                     validators=[Optional(), Length(max=2000)])
-    accessibility_ru = TextAreaField(_l("Accessibility notes in Russian"),
-                                     validators=[Optional(), Length(max=2000)])
-    accessibility_en = TextAreaField(_l("Accessibility notes in English"),
-                                     validators=[Optional(), Length(max=2000)])
+    head_position_kk = StringField(
+        _l("Head's position in Kazakh"), validators=[Optional(), Length(max=200)]
+    )
+    head_position_ru = StringField(
+        _l("Head's position in Russian"), validators=[Optional(), Length(max=200)]
+    )
+    head_position_en = StringField(
+        _l("Head's position in English"), validators=[Optional(), Length(max=200)]
+    )
+    accessibility_kk = TextAreaField(
+        _l("Accessibility notes in Kazakh"), validators=[Optional(), Length(max=2000)]
+    )
+    accessibility_ru = TextAreaField(
+        _l("Accessibility notes in Russian"), validators=[Optional(), Length(max=2000)]
+    )
+    accessibility_en = TextAreaField(
+        _l("Accessibility notes in English"), validators=[Optional(), Length(max=2000)]
+    )
     phone = StringField(
         _l("Phone"),
-        validators=[Optional(), Length(max=40),
-                    Regexp(r"^[0-9+()\- ]+$", message=_l("Use digits, spaces, +, - and brackets only."))],
+        validators=[
+            Optional(),
+            Length(max=40),
+            Regexp(r"^[0-9+()\- ]+$", message=_l("Use digits, spaces, +, - and brackets only.")),
+        ],
     )
     email = EmailField(_l("E-mail"), validators=[Optional(), Email(), Length(max=200)])
     active = BooleanField(_l("Shown to the public"), default=True)
@@ -48,6 +57,8 @@ class InstitutionForm(FlaskForm):
         self.type.choices = type_choices()
 
     def values(self) -> dict[str, object]:
-        return {name: field.data if field.data is not None else ""
-                for name, field in self._fields.items()
-                if name not in ("district_id", "csrf_token")}
+        return {
+            name: field.data if field.data is not None else ""
+            for name, field in self._fields.items()
+            if name not in ("district_id", "csrf_token")
+        }

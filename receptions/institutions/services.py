@@ -18,9 +18,22 @@ from ..geography.models import District, Region
 from .models import Institution, InstitutionType, search_key
 
 EDITABLE_FIELDS = (
-    "type", "name_kk", "name_ru", "name_en", "address_kk", "address_ru", "head_name",
-    "head_position_kk", "head_position_ru", "head_position_en", "accessibility_kk",
-    "accessibility_ru", "accessibility_en", "phone", "email", "active",
+    "type",
+    "name_kk",
+    "name_ru",
+    "name_en",
+    "address_kk",
+    "address_ru",
+    "head_name",
+    "head_position_kk",
+    "head_position_ru",
+    "head_position_en",
+    "accessibility_kk",
+    "accessibility_ru",
+    "accessibility_en",
+    "phone",
+    "email",
+    "active",
 )
 
 
@@ -51,9 +64,15 @@ def paginate(query: Select[Any], page: int, per_page: int) -> Page:
     return Page(items=items, total=total or 0, page=page, per_page=per_page)
 
 
-def search_institutions(*, text: str = "", type_: str | None = None, region_id: int | None = None,
-                        district_id: int | None = None, page: int = 1,
-                        per_page: int = 50) -> Page:
+def search_institutions(
+    *,
+    text: str = "",
+    type_: str | None = None,
+    region_id: int | None = None,
+    district_id: int | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> Page:
     """Active institutions matching a name fragment and filters, ordered by name."""
     query = (
         select(Institution)
@@ -105,14 +124,17 @@ def create_institution(actor: User, district_id: int, values: dict[str, Any]) ->
     return institution
 
 
-def update_institution(actor: User, institution_id: int, district_id: int,
-                       values: dict[str, Any]) -> Institution:
+def update_institution(
+    actor: User, institution_id: int, district_id: int, values: dict[str, Any]
+) -> Institution:
     _require_manager(actor)
     access.get_institution_in_scope(actor, institution_id)
     access.get_district_in_scope(actor, district_id)
     with write_transaction():
         institution = access.get_institution_in_scope(actor, institution_id)
-        changed = [f for f in EDITABLE_FIELDS if f in values and getattr(institution, f) != values[f]]
+        changed = [
+            f for f in EDITABLE_FIELDS if f in values and getattr(institution, f) != values[f]
+        ]
         for field in changed:
             setattr(institution, field, values[field])
         if institution.district_id != district_id:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -11,6 +20,7 @@ from .. import access
 from ..auth.models import Role
 from ..extensions import db
 from ..geography.models import District
+from ..schedules import queries
 from ..urls import int_arg
 from . import services
 from .forms import InstitutionForm, type_choices
@@ -26,11 +36,15 @@ def search():
     if type_ and type_ not in InstitutionType.__members__:
         abort(400)
     page = services.search_institutions(
-        text=text, type_=type_, region_id=int_arg(request.args, "region"),
-        district_id=int_arg(request.args, "district"), page=int_arg(request.args, "page", 1) or 1,
+        text=text,
+        type_=type_,
+        region_id=int_arg(request.args, "region"),
+        district_id=int_arg(request.args, "district"),
+        page=int_arg(request.args, "page", 1) or 1,
     )
-    return render_template("institutions/search.html", page=page, q=text, type_=type_,
-                           types=type_choices())
+    return render_template(
+        "institutions/search.html", page=page, q=text, type_=type_, types=type_choices()
+    )
 
 
 @bp.route("/institutions/<int:institution_id>")
@@ -38,7 +52,14 @@ def detail(institution_id: int):
     institution = db.session.get(Institution, institution_id)
     if institution is None or not institution.active:
         abort(404)
-    return render_template("institutions/detail.html", institution=institution)
+    return render_template(
+        "institutions/detail.html",
+        institution=institution,
+        schedules=queries.active_schedules(institution_id),
+        next_open_door=queries.next_open_door_day(institution_id),
+        sessions=queries.institution_sessions(institution_id),
+        book_endpoint="booking.book" if "booking.book" in current_app.view_functions else None,
+    )
 
 
 def _district_choices() -> list[tuple[int, str]]:
@@ -54,7 +75,9 @@ def create():
     form = InstitutionForm()
     form.district_id.choices = _district_choices()
     if form.validate_on_submit():
-        institution = services.create_institution(current_user, form.district_id.data, form.values())
+        institution = services.create_institution(
+            current_user, form.district_id.data, form.values()
+        )
         flash(_("The institution has been created."), "success")
         return redirect(url_for("institutions.edit", institution_id=institution.id))
     status = 422 if form.is_submitted() else 200
@@ -68,15 +91,18 @@ def edit(institution_id: int):
     form = InstitutionForm(obj=institution)
     form.district_id.choices = _district_choices()
     if form.validate_on_submit():
-        services.update_institution(current_user, institution_id, form.district_id.data,
-                                    form.values())
+        services.update_institution(
+            current_user, institution_id, form.district_id.data, form.values()
+        )
         flash(_("Your changes have been saved."), "success")
         return redirect(url_for("institutions.edit", institution_id=institution_id))
     status = 422 if form.is_submitted() else 200
     staff = db.session.scalars(
-        select(access.User).where(access.User.institution_id == institution_id)
+        select(access.User)
+        .where(access.User.institution_id == institution_id)
         .where(access.User.role.in_([Role.staff.value, Role.head.value]))
         .order_by(access.User.full_name)
     ).all()
-    return render_template("institutions/form.html", form=form, institution=institution,
-                           staff=staff), status
+    return render_template(
+        "institutions/form.html", form=form, institution=institution, staff=staff
+    ), status

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -11,6 +20,7 @@ from ..geography.models import District, Region
 from ..i18n import COOKIE
 from ..institutions.forms import type_choices
 from ..institutions.services import regions_with_counts, search_institutions
+from ..schedules.queries import open_door_days
 from ..urls import int_arg, safe_next
 
 bp = Blueprint("public", __name__)
@@ -31,7 +41,9 @@ def _region_or_404(code: str) -> Region:
 @bp.route("/regions/<code>")
 def region(code: str):
     region = _region_or_404(code)
-    return render_template("public/region.html", region=region)
+    return render_template(
+        "public/region.html", region=region, open_door_days=open_door_days(region_id=region.id)
+    )
 
 
 @bp.route("/regions/<code>/<slug>")
@@ -43,7 +55,13 @@ def district(code: str, slug: str):
     if district is None:
         abort(404)
     page = search_institutions(district_id=district.id, page=int_arg(request.args, "page", 1) or 1)
-    return render_template("public/district.html", region=region, district=district, page=page)
+    return render_template(
+        "public/district.html",
+        region=region,
+        district=district,
+        page=page,
+        open_door_days=open_door_days(district_id=district.id),
+    )
 
 
 @bp.route("/language/<code>")
@@ -54,8 +72,14 @@ def set_language(code: str):
     session[COOKIE] = code
     target = safe_next(request.args.get("next")) or url_for("public.home")
     response = redirect(target)
-    response.set_cookie(COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    response.set_cookie(
+        COOKIE,
+        code,
+        max_age=365 * 24 * 3600,
+        samesite="Lax",
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
     return response
 
 

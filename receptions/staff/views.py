@@ -53,9 +53,13 @@ def invite():
     status = 200
     if form.validate_on_submit():
         invitation = auth_services.invite_user(
-            current_user, email=form.email.data or "", full_name=form.full_name.data or "",
-            role=Role(form.role.data), locale=form.locale.data or "kk",
-            institution_id=form.institution_id.data, district_id=form.district_id.data,
+            current_user,
+            email=form.email.data or "",
+            full_name=form.full_name.data or "",
+            role=Role(form.role.data),
+            locale=form.locale.data or "kk",
+            institution_id=form.institution_id.data,
+            district_id=form.district_id.data,
             region_id=form.region_id.data,
         )
         link = url_for("auth.set_password", token=invitation.token, _external=True)

@@ -24,8 +24,12 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client):
     wrong = sign_in(client, user.email, "not-the-password")
     unknown = sign_in(client, "nobody@example.kz", "not-the-password")
     assert wrong.status_code == unknown.status_code == 401
-    strip = lambda r: r.get_data(as_text=True).replace(user.email, "").replace("nobody@example.kz", "")  # noqa: E731
-    assert strip(wrong).split('csrf_token')[0] == strip(unknown).split('csrf_token')[0]
+
+    def strip(response):
+        text = response.get_data(as_text=True)
+        return text.replace(user.email, "").replace("nobody@example.kz", "")
+
+    assert strip(wrong).split("csrf_token")[0] == strip(unknown).split("csrf_token")[0]
 
 
 def test_inactive_and_invited_accounts_cannot_sign_in(client):
@@ -37,8 +41,11 @@ def test_inactive_and_invited_accounts_cannot_sign_in(client):
 
 def test_sign_in_without_csrf_token_is_refused(client):
     user = make_user(Role.staff)
-    response = client.post("/auth/sign-in", data={"email": user.email, "password": PASSWORD},
-                           headers={"Accept-Language": "ru"})
+    response = client.post(
+        "/auth/sign-in",
+        data={"email": user.email, "password": PASSWORD},
+        headers={"Accept-Language": "ru"},
+    )
     assert response.status_code == 400
     assert 'lang="ru"' in response.get_data(as_text=True)
     assert client.get("/staff/").status_code == 302  # still signed out
@@ -73,8 +80,14 @@ def test_production_config_marks_cookies_secure_and_needs_real_secrets(monkeypat
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app({"ENV_NAME": "production", "SQLALCHEMY_DATABASE_URI": db_url})
-    app = create_app({"ENV_NAME": "production", "SQLALCHEMY_DATABASE_URI": db_url,
-                      "SECRET_KEY": "x" * 40, "IIN_HASH_KEY": "y" * 40})
+    app = create_app(
+        {
+            "ENV_NAME": "production",
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "SECRET_KEY": "x" * 40,
+            "IIN_HASH_KEY": "y" * 40,
+        }
+    )
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     response = app.test_client().get("/healthz")
@@ -84,14 +97,16 @@ def test_production_config_marks_cookies_secure_and_needs_real_secrets(monkeypat
 def test_sign_in_redirect_only_follows_local_paths(client):
     user = make_user(Role.staff)
     page = client.get("/auth/sign-in").get_data(as_text=True)
-    response = client.post("/auth/sign-in?next=https://evil.example/x",
-                           data={"csrf_token": csrf_from(page), "email": user.email,
-                                 "password": PASSWORD})
+    response = client.post(
+        "/auth/sign-in?next=https://evil.example/x",
+        data={"csrf_token": csrf_from(page), "email": user.email, "password": PASSWORD},
+    )
     assert response.headers["Location"] == "/staff/"
 
 
 def test_empty_sign_in_form_is_a_422_with_field_messages(client):
-    response = submit(client, "/auth/sign-in", {"email": "", "password": ""},
-                      headers={"Accept-Language": "en"})
+    response = submit(
+        client, "/auth/sign-in", {"email": "", "password": ""}, headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 422
     assert 'aria-invalid="true"' in response.get_data(as_text=True)

@@ -25,7 +25,8 @@ def test_demo_load_is_complete_and_idempotent(app, client):
     assert {"KZ-71", "KZ-75", "KZ-79", "KZ-23", "KZ-35", "KZ-15"} <= codes
     for code in ("KZ-23", "KZ-35", "KZ-15"):
         count = db.session.scalar(
-            select(func.count()).select_from(District).join(Region).where(Region.code == code))
+            select(func.count()).select_from(District).join(Region).where(Region.code == code)
+        )
         assert count >= 8, code
     types = set(db.session.scalars(select(Institution.type)))
     assert types == {t.value for t in InstitutionType}

@@ -29,8 +29,12 @@ def test_internal_error_shows_the_friendly_page(app_with_broken_page):
 
 
 def test_unreachable_database_gives_503_with_retry_after():
-    app = create_app(app_settings("postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
-                                 SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 1}}))
+    app = create_app(
+        app_settings(
+            "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+            SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 1}},
+        )
+    )
     client = app.test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.headers["Retry-After"]

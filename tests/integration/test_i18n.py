@@ -9,8 +9,12 @@ def test_kazakh_is_the_fallback(client):
 
 
 def test_accept_language_is_the_first_guess(client):
-    assert '<html lang="ru">' in client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
-    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB"}).get_data(as_text=True)
+    assert '<html lang="ru">' in client.get(
+        "/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}
+    ).get_data(as_text=True)
+    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB"}).get_data(
+        as_text=True
+    )
 
 
 def test_switcher_remembers_the_choice_and_returns_to_the_page(client):

@@ -14,9 +14,14 @@ from tests.conftest import csrf_from, sign_in, submit
 from tests.factories import PASSWORD, make_district, make_institution, make_user
 
 NEW_INSTITUTION = {
-    "type": "kindergarten", "name_kk": "«Айгөлек» бөбекжайы", "name_ru": "Ясли-сад «Айгөлек»",
-    "name_en": "Aigolek Kindergarten", "address_kk": "Абай көшесі, 5",
-    "address_ru": "улица Абая, 5", "phone": "+7 7122 55 00 11", "email": "aigolek@example.kz",
+    "type": "kindergarten",
+    "name_kk": "«Айгөлек» бөбекжайы",
+    "name_ru": "Ясли-сад «Айгөлек»",
+    "name_en": "Aigolek Kindergarten",
+    "address_kk": "Абай көшесі, 5",
+    "address_ru": "улица Абая, 5",
+    "phone": "+7 7122 55 00 11",
+    "email": "aigolek@example.kz",
     "active": "y",
 }
 
@@ -28,11 +33,15 @@ def _count(model) -> int:
 def test_district_officer_creates_an_institution_in_their_district(client):
     officer = make_user(Role.district_officer)
     sign_in(client, officer.email, PASSWORD)
-    response = submit(client, "/staff/institutions/new",
-                      {**NEW_INSTITUTION, "district_id": officer.district_id})
+    response = submit(
+        client, "/staff/institutions/new", {**NEW_INSTITUTION, "district_id": officer.district_id}
+    )
     assert response.status_code == 302
     institution = db.session.scalars(select(Institution)).one()
-    assert institution.name_ru == "Ясли-сад «Айгөлек»" and institution.district_id == officer.district_id
+    assert (
+        institution.name_ru == "Ясли-сад «Айгөлек»"
+        and institution.district_id == officer.district_id
+    )
     assert db.session.scalars(select(AuditEvent.action)).all() == ["institution.created"]
     assert "Айгөлек" in client.get("/institutions?q=айгөлек").get_data(as_text=True)
 
@@ -40,9 +49,17 @@ def test_district_officer_creates_an_institution_in_their_district(client):
 def test_invalid_institution_form_saves_nothing(client):
     officer = make_user(Role.district_officer)
     sign_in(client, officer.email, PASSWORD)
-    response = submit(client, "/staff/institutions/new",
-                      {**NEW_INSTITUTION, "name_ru": "", "email": "not-an-email",
-                       "district_id": officer.district_id}, headers={"Accept-Language": "ru"})
+    response = submit(
+        client,
+        "/staff/institutions/new",
+        {
+            **NEW_INSTITUTION,
+            "name_ru": "",
+            "email": "not-an-email",
+            "district_id": officer.district_id,
+        },
+        headers={"Accept-Language": "ru"},
+    )
     assert response.status_code == 422
     assert 'lang="ru"' in response.get_data(as_text=True)
     assert _count(Institution) == 0 and _count(AuditEvent) == 0
@@ -52,7 +69,9 @@ def test_officer_cannot_place_an_institution_in_another_district(client):
     officer = make_user(Role.district_officer)
     other = make_district()
     sign_in(client, officer.email, PASSWORD)
-    response = submit(client, "/staff/institutions/new", {**NEW_INSTITUTION, "district_id": other.id})
+    response = submit(
+        client, "/staff/institutions/new", {**NEW_INSTITUTION, "district_id": other.id}
+    )
     assert response.status_code == 422  # not among the offered choices
     assert _count(Institution) == 0
 
@@ -62,8 +81,11 @@ def test_officer_edits_an_institution(client):
     institution = make_institution(make_district(officer.region), name_ru="Старое имя")
     sign_in(client, officer.email, PASSWORD)
     url = f"/staff/institutions/{institution.id}/edit"
-    response = submit(client, url, {**NEW_INSTITUTION, "name_ru": "Новое имя",
-                                     "district_id": institution.district_id})
+    response = submit(
+        client,
+        url,
+        {**NEW_INSTITUTION, "name_ru": "Новое имя", "district_id": institution.district_id},
+    )
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.get(Institution, institution.id).name_ru == "Новое имя"
@@ -74,21 +96,37 @@ def test_officer_edits_an_institution(client):
 def test_invitation_creates_a_one_time_set_password_link(client, app):
     head = make_user(Role.head)
     sign_in(client, head.email, PASSWORD)
-    response = submit(client, "/staff/invite", {
-        "full_name": "Жаңа Қызметкер", "email": "New.Staff@example.kz", "role": "staff",
-        "locale": "kk", "institution_id": head.institution_id, "district_id": "", "region_id": "",
-    })
+    response = submit(
+        client,
+        "/staff/invite",
+        {
+            "full_name": "Жаңа Қызметкер",
+            "email": "New.Staff@example.kz",
+            "role": "staff",
+            "locale": "kk",
+            "institution_id": head.institution_id,
+            "district_id": "",
+            "region_id": "",
+        },
+    )
     assert response.status_code == 201
-    link = re.search(r"/auth/set-password/[A-Za-z0-9_\-]+", response.get_data(as_text=True)).group(0)
+    link = re.search(r"/auth/set-password/[A-Za-z0-9_\-]+", response.get_data(as_text=True)).group(
+        0
+    )
     invited = db.session.scalars(select(User).where(User.email == "new.staff@example.kz")).one()
     assert invited.password_hash is None and invited.institution_id == head.institution_id
     # A head may only hand out the staff role.
     assert "district_officer" not in client.get("/staff/invite").get_data(as_text=True)
-    client.post("/auth/sign-out", data={"csrf_token": csrf_from(client.get("/staff/").get_data(as_text=True))})
+    client.post(
+        "/auth/sign-out",
+        data={"csrf_token": csrf_from(client.get("/staff/").get_data(as_text=True))},
+    )
 
     short = submit(client, link, {"password": "short", "confirm": "short"})
     assert short.status_code == 422
-    done = submit(client, link, {"password": "a-long-new-password", "confirm": "a-long-new-password"})
+    done = submit(
+        client, link, {"password": "a-long-new-password", "confirm": "a-long-new-password"}
+    )
     assert done.status_code == 302
     assert client.get(link).status_code == 404  # used once
     assert sign_in(client, "new.staff@example.kz", "a-long-new-password").status_code == 302
@@ -98,12 +136,21 @@ def test_invitation_outside_scope_or_duplicate_is_refused(client):
     officer = make_user(Role.district_officer)
     foreign = make_institution()
     sign_in(client, officer.email, PASSWORD)
-    base = {"full_name": "Х", "email": "x@example.kz", "role": "staff", "locale": "ru",
-            "district_id": "", "region_id": ""}
-    assert submit(client, "/staff/invite", {**base, "institution_id": foreign.id}).status_code == 422
+    base = {
+        "full_name": "Х",
+        "email": "x@example.kz",
+        "role": "staff",
+        "locale": "ru",
+        "district_id": "",
+        "region_id": "",
+    }
+    assert (
+        submit(client, "/staff/invite", {**base, "institution_id": foreign.id}).status_code == 422
+    )
     own = make_institution(officer.district)
-    duplicate = submit(client, "/staff/invite", {**base, "email": officer.email.upper(),
-                                                 "institution_id": own.id})
+    duplicate = submit(
+        client, "/staff/invite", {**base, "email": officer.email.upper(), "institution_id": own.id}
+    )
     assert duplicate.status_code == 409
     assert _count(User) == 1
 
@@ -112,15 +159,35 @@ def test_admin_changes_a_role_but_cannot_demote_themself(client):
     admin = make_user(Role.admin)
     staff = make_user(Role.staff)
     sign_in(client, admin.email, PASSWORD)
-    response = submit(client, f"/admin/users/{staff.id}", {
-        "full_name": staff.full_name, "role": "head", "locale": "kk", "active": "y",
-        "institution_id": staff.institution_id, "district_id": "", "region_id": ""})
+    response = submit(
+        client,
+        f"/admin/users/{staff.id}",
+        {
+            "full_name": staff.full_name,
+            "role": "head",
+            "locale": "kk",
+            "active": "y",
+            "institution_id": staff.institution_id,
+            "district_id": "",
+            "region_id": "",
+        },
+    )
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.get(User, staff.id).role == "head"
-    self_demote = submit(client, f"/admin/users/{admin.id}", {
-        "full_name": admin.full_name, "role": "staff", "locale": "kk", "active": "y",
-        "institution_id": staff.institution_id, "district_id": "", "region_id": ""})
+    self_demote = submit(
+        client,
+        f"/admin/users/{admin.id}",
+        {
+            "full_name": admin.full_name,
+            "role": "staff",
+            "locale": "kk",
+            "active": "y",
+            "institution_id": staff.institution_id,
+            "district_id": "",
+            "region_id": "",
+        },
+    )
     assert self_demote.status_code == 400
     db.session.expire_all()
     assert db.session.get(User, admin.id).role == "admin"

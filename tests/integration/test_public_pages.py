@@ -15,8 +15,9 @@ def test_home_lists_regions_with_institution_counts(client):
 
 
 def test_search_finds_cyrillic_names_whatever_the_case(client):
-    make_institution(name_ru="Городская поликлиника №3", name_kk="№3 қалалық емхана",
-                     type="polyclinic")
+    make_institution(
+        name_ru="Городская поликлиника №3", name_kk="№3 қалалық емхана", type="polyclinic"
+    )
     make_institution(name_ru="Школа №12", name_kk="№12 мектеп")
     for query in ("ЕМХАНА", "поликлиника", "ПОЛИКЛИНИКА №3", "Емхана"):
         page = client.get("/institutions", query_string={"q": query}).get_data(as_text=True)

@@ -55,8 +55,10 @@ def test_concurrent_writers_across_processes_never_lose_an_update(app, db_url):
     institution = make_institution(phone="0")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_writer, args=(db_url, institution.id, queue))
-                 for _ in range(PROCESSES)]
+    processes = [
+        context.Process(target=_writer, args=(db_url, institution.id, queue))
+        for _ in range(PROCESSES)
+    ]
     for process in processes:
         process.start()
     errors = [error for _ in processes for error in queue.get(timeout=120)]

@@ -33,12 +33,31 @@ def test_template_strings_are_all_in_the_template():
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "messages.pot"
         subprocess.run(
-            [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
-             "-k", "_l", "-k", "lazy_gettext", "-k", "ngettext:1,2", "-o", str(out), "."],
-            cwd=root, check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "babel.messages.frontend",
+                "extract",
+                "-F",
+                "babel.cfg",
+                "-k",
+                "_l",
+                "-k",
+                "lazy_gettext",
+                "-k",
+                "ngettext:1,2",
+                "-o",
+                str(out),
+                ".",
+            ],
+            cwd=root,
+            check=True,
+            capture_output=True,
         )
         with out.open("rb") as handle:
-            extracted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
+            extracted = {
+                m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id
+            }
     with catalogue_path("kk").open("rb") as handle:
         translated = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
     missing = sorted(extracted - translated)

@@ -1,0 +1,1 @@
+"""Schedules: open-door days and head's receptions, their sessions and bookable slots."""

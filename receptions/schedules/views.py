@@ -1,0 +1,376 @@
+"""Staff publish schedules; officers set the unified open-door day; public calendar feeds."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import time
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from sqlalchemy import select
+
+from .. import access
+from ..auth.models import Role
+from ..extensions import db
+from ..geography.models import District, Region
+from ..institutions.models import Institution
+from . import queries, services
+from .forms import (
+    CalendarDayForm,
+    CancelSessionForm,
+    ExceptionForm,
+    ScheduleForm,
+    UnifiedRuleForm,
+)
+from .models import CalendarDay, CalendarDayKind, Schedule, ScheduledSession, ScheduleStatus
+
+bp = Blueprint("schedules", __name__)
+
+EDITORS = (Role.staff, Role.head, *access.OFFICERS)
+
+
+def kind_labels() -> dict[str, str]:
+    return {"open_door": _("Open-door day"), "reception": _("Personal reception")}
+
+
+def _flash_result(result: services.MaterialiseResult) -> None:
+    if result.conflicts:
+        flash(
+            ngettext(
+                "%(num)s booked session no longer matches the schedule. Resolve it below.",
+                "%(num)s booked sessions no longer match the schedule. Resolve them below.",
+                len(result.conflicts),
+            ),
+            "error",
+        )
+
+
+def _timezone(institution: Institution) -> str:
+    return institution.district.region.timezone
+
+
+# --- staff: schedules ----------------------------------------------------------------------------
+
+
+@bp.route("/staff/institutions/<int:institution_id>/schedules")
+@access.role_required(*EDITORS)
+def manage(institution_id: int):
+    institution = access.get_institution_in_scope(current_user, institution_id)
+    schedules = db.session.scalars(
+        select(Schedule).where(Schedule.institution_id == institution_id).order_by(Schedule.id)
+    ).all()
+    conflicts = {s.id: services.conflicts(s) for s in schedules}
+    sessions = queries.institution_sessions(institution_id, days=60)
+    return render_template(
+        "schedules/manage.html",
+        institution=institution,
+        schedules=schedules,
+        conflicts=conflicts,
+        sessions=sessions,
+        kind_labels=kind_labels(),
+        describe=queries.describe_schedule,
+    )
+
+
+def _preview_or_save(
+    form: ScheduleForm, institution: Institution, schedule: Schedule | None
+) -> Any:
+    """Shared POST handling: preview shows the next sessions, save stores and materialises."""
+    preview = None
+    if form.validate_on_submit():
+        values = form.values()
+        if values is not None:
+            try:
+                if "preview" in request.form:
+                    preview = services.preview(values, _timezone(institution))
+                else:
+                    version = str(form.version.data or "")
+                    _, result = services.save_schedule(
+                        current_user,
+                        institution.id,
+                        values,
+                        schedule_id=schedule.id if schedule else None,
+                        expected_version=int(version) if version.isdigit() else None,
+                    )
+                    flash(_("The schedule has been saved."), "success")
+                    _flash_result(result)
+                    return redirect(url_for("schedules.manage", institution_id=institution.id))
+            except services.ScheduleRejected as rejected:
+                form.add_domain_errors(rejected.invalid.errors)
+    status = 422 if form.is_submitted() and form.errors else 200
+    return render_template(
+        "schedules/form.html",
+        form=form,
+        institution=institution,
+        schedule=schedule,
+        preview=preview,
+    ), status
+
+
+def _new_form_defaults(form: ScheduleForm, institution: Institution) -> None:
+    kind = request.args.get("kind", "reception")
+    form.kind.data = kind if kind in ("open_door", "reception") else "reception"
+    form.valid_from.data = services.local_today(_timezone(institution))
+    form.host_name.data = institution.head_name
+    form.host_position.data = institution.head_position
+    form.location.data = institution.address
+    if form.kind.data == "open_door":
+        form.frequency.data, form.weekdays.data, form.ordinal.data = "MONTHLY", ["4"], "-1"
+        form.start_time.data, form.end_time.data = time(10), time(13)
+        form.slot_minutes.data, form.capacity.data, form.walk_in_places.data = 30, 5, 10
+    else:
+        form.frequency.data, form.weekdays.data = "WEEKLY", ["1"]
+        form.start_time.data, form.end_time.data = time(15), time(18)
+
+
+@bp.route("/staff/institutions/<int:institution_id>/schedules/new", methods=["GET", "POST"])
+@access.role_required(*EDITORS)
+def create(institution_id: int):
+    institution = access.get_institution_in_scope(current_user, institution_id)
+    form = ScheduleForm()
+    if request.method == "GET":
+        _new_form_defaults(form, institution)
+    return _preview_or_save(form, institution, None)
+
+
+@bp.route("/staff/schedules/<int:schedule_id>/edit", methods=["GET", "POST"])
+@access.role_required(*EDITORS)
+def edit(schedule_id: int):
+    schedule = services.get_schedule(current_user, schedule_id)
+    if schedule.unified_rule_id is not None:
+        flash(
+            _(
+                "This open-door day is set by the regional akimat for every institution of the "
+                "region. Ask the akimat for an exception to change it."
+            ),
+            "info",
+        )
+        return redirect(url_for("schedules.manage", institution_id=schedule.institution_id))
+    form = ScheduleForm(obj=schedule)
+    if request.method == "GET":
+        form.load(schedule)
+    return _preview_or_save(form, schedule.institution, schedule)
+
+
+@bp.route("/staff/institutions/<int:institution_id>/schedules/preview", methods=["POST"])
+@access.role_required(*EDITORS)
+def preview_fragment(institution_id: int):
+    """The live preview: the next sessions for the form as it stands, as an HTML fragment."""
+    institution = access.get_institution_in_scope(current_user, institution_id)
+    form = UnifiedRuleForm() if request.form.get("unified") else ScheduleForm()
+    preview = None
+    if form.validate():
+        values = form.values()
+        if values is not None:
+            try:
+                preview = services.preview(values, _timezone(institution))
+            except services.ScheduleRejected as rejected:
+                form.add_domain_errors(rejected.invalid.errors)
+    status = 200 if preview is not None else 422
+    return render_template(
+        "schedules/_preview.html", preview=preview, form=form, tz=_timezone(institution)
+    ), status
+
+
+@bp.route("/staff/schedules/<int:schedule_id>/status", methods=["POST"])
+@access.role_required(*EDITORS)
+def set_status(schedule_id: int):
+    value = request.form.get("status", "")
+    if value not in ScheduleStatus.__members__:
+        abort(400)
+    schedule, result = services.set_schedule_status(
+        current_user, schedule_id, ScheduleStatus(value)
+    )
+    flash(
+        _("The schedule is paused.") if value == "paused" else _("The schedule is active again."),
+        "success",
+    )
+    _flash_result(result)
+    return redirect(url_for("schedules.manage", institution_id=schedule.institution_id))
+
+
+@bp.route("/staff/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
+@access.role_required(*EDITORS)
+def cancel_session(session_id: int):
+    session = db.session.get(ScheduledSession, session_id)
+    if session is None:
+        abort(404)
+    access.get_institution_in_scope(current_user, session.institution_id)
+    form = CancelSessionForm()
+    if form.validate_on_submit():
+        services.cancel_session(current_user, session_id, form.reason.data or "")
+        flash(
+            _("The session has been cancelled and the citizens who booked will be told."), "success"
+        )
+        return redirect(url_for("schedules.manage", institution_id=session.institution_id))
+    status = 422 if form.is_submitted() else 200
+    return render_template(
+        "schedules/cancel.html", form=form, session=session, kind_labels=kind_labels()
+    ), status
+
+
+# --- regional officers: the unified open-door day -----------------------------------------------
+
+
+@bp.route("/staff/regions/<int:region_id>/open-door-day", methods=["GET", "POST"])
+@access.role_required(Role.region_officer, Role.admin)
+def unified(region_id: int):
+    region = access.get_region_in_scope(current_user, region_id)
+    rule = services.unified_rule_for(region_id)
+    form = UnifiedRuleForm(obj=rule)
+    preview = None
+    if request.method == "GET":
+        if rule is not None:
+            form.load(rule)
+        else:
+            form.frequency.data, form.weekdays.data, form.ordinal.data = "MONTHLY", ["4"], "-1"
+            form.start_time.data, form.end_time.data = time(10), time(13)
+            form.slot_minutes.data, form.capacity.data, form.walk_in_places.data = 30, 5, 10
+            form.valid_from.data = services.local_today(region.timezone)
+    elif form.validate_on_submit():
+        values = form.values()
+        if values is not None:
+            try:
+                if "preview" in request.form:
+                    preview = services.preview({**values, "kind": "open_door"}, region.timezone)
+                else:
+                    _, result = services.set_unified_rule(current_user, region_id, values)
+                    flash(_("The open-door day is set for the region."), "success")
+                    _flash_result(result)
+                    return redirect(url_for("schedules.unified", region_id=region_id))
+            except services.ScheduleRejected as rejected:
+                form.add_domain_errors(rejected.invalid.errors)
+    institutions = db.session.scalars(
+        select(Institution)
+        .join(Institution.district)
+        .where(District.region_id == region_id)
+        .order_by(District.name_ru, Institution.name_ru)
+    ).all()
+    status = 422 if form.is_submitted() and form.errors else 200
+    return render_template(
+        "schedules/unified.html",
+        region=region,
+        rule=rule,
+        form=form,
+        preview=preview,
+        institutions=institutions,
+        exceptions=services.exceptions_in_region(region_id),
+        exception_form=ExceptionForm(),
+    ), status
+
+
+@bp.route("/staff/institutions/<int:institution_id>/unified-exception", methods=["POST"])
+@access.role_required(Role.region_officer, Role.admin)
+def allow_exception(institution_id: int):
+    institution = access.get_institution_in_scope(current_user, institution_id)
+    form = ExceptionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    services.allow_exception(current_user, institution_id, form.reason.data or "")
+    flash(_("The institution may now keep its own open-door schedule."), "success")
+    return redirect(url_for("schedules.unified", region_id=institution.district.region_id))
+
+
+@bp.route("/staff/institutions/<int:institution_id>/unified-exception/withdraw", methods=["POST"])
+@access.role_required(Role.region_officer, Role.admin)
+def withdraw_exception(institution_id: int):
+    institution = access.get_institution_in_scope(current_user, institution_id)
+    result = services.withdraw_exception(current_user, institution_id)
+    flash(_("The institution follows the region's open-door day again."), "success")
+    _flash_result(result)
+    return redirect(url_for("schedules.unified", region_id=institution.district.region_id))
+
+
+# --- administrators: the working calendar --------------------------------------------------------
+
+
+@bp.route("/admin/calendar", methods=["GET", "POST"])
+@access.role_required(Role.admin)
+def calendar_days():
+    form = CalendarDayForm()
+    if form.validate_on_submit():
+        services.add_calendar_day(
+            current_user, form.day.data, CalendarDayKind(form.kind.data), form.note.data or ""
+        )
+        flash(_("The date has been added to the calendar."), "success")
+        return redirect(url_for("schedules.calendar_days"))
+    days = db.session.scalars(select(CalendarDay).order_by(CalendarDay.day.desc())).all()
+    status = 422 if form.is_submitted() else 200
+    return render_template("schedules/calendar.html", form=form, days=days), status
+
+
+@bp.route("/admin/calendar/<int:day_id>/delete", methods=["POST"])
+@access.role_required(Role.admin)
+def delete_calendar_day(day_id: int):
+    services.remove_calendar_day(current_user, day_id)
+    flash(_("The date has been removed from the calendar."), "success")
+    return redirect(url_for("schedules.calendar_days"))
+
+
+# --- public calendar feeds ---------------------------------------------------------------------
+
+
+def _calendar_response(body: bytes, filename: str) -> Response:
+    response = Response(body, content_type="text/calendar; charset=utf-8")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.cache_control.public = True
+    response.cache_control.max_age = 900
+    response.set_etag(hashlib.sha256(body).hexdigest())
+    return response.make_conditional(request)
+
+
+def _feed_domain() -> str:
+    return str(current_app.config.get("CALENDAR_UID_DOMAIN") or request.host.split(":")[0])
+
+
+@bp.route("/institutions/<int:institution_id>/calendar.ics")
+def institution_feed(institution_id: int):
+    institution = db.session.get(Institution, institution_id)
+    if institution is None or not institution.active:
+        abort(404)
+    body = queries.feed_for(
+        queries.institution_feed_sessions(institution_id),
+        tz=_timezone(institution),
+        name=institution.name,
+        domain=_feed_domain(),
+        kind_labels=kind_labels(),
+        url_for_session=lambda s: url_for(
+            "institutions.detail", institution_id=institution_id, _external=True
+        ),
+    )
+    return _calendar_response(body, f"institution-{institution_id}.ics")
+
+
+@bp.route("/regions/<code>/<slug>/calendar.ics")
+def district_feed(code: str, slug: str):
+    district = db.session.scalars(
+        select(District)
+        .join(District.region)
+        .where(Region.code == code.upper(), District.slug == slug)
+    ).first()
+    if district is None:
+        abort(404)
+    body = queries.feed_for(
+        queries.district_feed_sessions(district.id),
+        tz=district.region.timezone,
+        name=f"{district.name}: {_('Open-door days')}",
+        domain=_feed_domain(),
+        kind_labels=kind_labels(),
+        url_for_session=lambda s: url_for(
+            "institutions.detail", institution_id=s.institution_id, _external=True
+        ),
+    )
+    return _calendar_response(body, f"{district.region.code}-{slug}.ics")
