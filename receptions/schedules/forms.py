@@ -17,7 +17,14 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from scheduling import errors as codes
@@ -235,7 +242,7 @@ class ScheduleForm(RecurringTimesForm):
             try:
                 date.fromisoformat(line.strip())
             except ValueError as error:
-                raise ValueError(
+                raise ValidationError(
                     str(_l("“%(value)s” is not a date like 2026-12-31.", value=line[:20]))
                 ) from error
 

@@ -225,6 +225,11 @@ def _fill(session: ScheduledSession, plan: SessionPlan) -> None:
     session.starts_at, session.ends_at = plan.start, plan.end
     session.local_date, session.moved_from = plan.date, plan.moved_from
     session.walk_in_places = plan.walk_in_places
+    if session.slots:
+        # Old slots go first: the unit of work would otherwise insert the new ones before
+        # deleting the old and trip the (session, starts_at) unique constraint.
+        session.slots.clear()
+        db.session.flush()
     session.slots = [
         Slot(starts_at=s.start, ends_at=s.end, capacity=s.capacity, booked=0) for s in plan.slots
     ]

@@ -98,7 +98,7 @@ def _preview_or_save(
                     preview = services.preview(values, _timezone(institution))
                 else:
                     version = str(form.version.data or "")
-                    _, result = services.save_schedule(
+                    _saved, result = services.save_schedule(
                         current_user,
                         institution.id,
                         values,
@@ -247,7 +247,7 @@ def unified(region_id: int):
                 if "preview" in request.form:
                     preview = services.preview({**values, "kind": "open_door"}, region.timezone)
                 else:
-                    _, result = services.set_unified_rule(current_user, region_id, values)
+                    _rule, result = services.set_unified_rule(current_user, region_id, values)
                     flash(_("The open-door day is set for the region."), "success")
                     _flash_result(result)
                     return redirect(url_for("schedules.unified", region_id=region_id))
