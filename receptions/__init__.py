@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
     from .errors import register_error_handlers
 
     register_error_handlers(app)
+    from .logging_filters import install
+
+    install("werkzeug", "gunicorn.access", "gunicorn.error", "receptions")
     if not app.debug and not app.testing:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -96,12 +100,21 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from .admin.views import bp as admin_bp
     from .auth.views import bp as auth_bp
+    from .booking.views import bp as booking_bp
     from .institutions.views import bp as institutions_bp
     from .public.views import bp as public_bp
     from .schedules.views import bp as schedules_bp
     from .staff.views import bp as staff_bp
 
-    blueprints = (public_bp, auth_bp, institutions_bp, schedules_bp, staff_bp, admin_bp)
+    blueprints = (
+        public_bp,
+        auth_bp,
+        institutions_bp,
+        schedules_bp,
+        booking_bp,
+        staff_bp,
+        admin_bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
@@ -117,6 +130,7 @@ def _register_template_helpers(app: Flask) -> None:
             "localized": localized,
         }
 
+    from .booking.labels import event_label, status_label
     from .schedules.queries import describe_schedule
     from .schedules.views import kind_labels
 
@@ -127,11 +141,14 @@ def _register_template_helpers(app: Flask) -> None:
         percent=format_percent,
         time_short=lambda value: format_time(value, "HH:mm"),
         capitalize_first=lambda text: text[:1].upper() + text[1:],
+        from_iso=datetime.fromisoformat,
     )
     app.jinja_env.globals.update(
         kind_label=lambda kind: kind_labels().get(kind, kind),
         describe=describe_schedule,
         webcal=lambda url: "webcal://" + url.split("://", 1)[1],
+        event_label=event_label,
+        status_label=status_label,
     )
     app.jinja_env.globals["request_path"] = lambda: request.full_path.rstrip("?")
     app.jinja_env.globals["g"] = g
@@ -140,9 +157,10 @@ def _register_template_helpers(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from .demo.cli import demo_cli
     from .i18n.cli import i18n_cli
+    from .notify.cli import notify_cli
     from .schedules.cli import schedules_cli
 
-    for group in (demo_cli, i18n_cli, schedules_cli):
+    for group in (demo_cli, i18n_cli, notify_cli, schedules_cli):
         app.cli.add_command(group)
 
 

@@ -50,6 +50,18 @@ class Config:
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
     SIGN_IN_RATE_LIMIT = "10 per minute;50 per hour"
+    BOOKING_RATE_LIMIT = "30 per hour"
+    BOOKING_IIN_RATE_LIMIT = "10 per hour"
+    STATUS_RATE_LIMIT = "30 per minute"
+    BOOKINGS_PER_INSTITUTION_MONTH = 1
+    SCHEDULE_HORIZON_DAYS = 120
+
+    # Notifications: "log" writes to instance/*.log (demo); "smtp" sends through MAIL_SERVER.
+    MAIL_BACKEND = "log"
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_SENDER = "Ashyq Esik <no-reply@ashyq-esik.kz>"
+    NOTIFY_SYNC = True
 
     # Number of proxies in front of the app whose X-Forwarded-For is trusted.
     PROXY_COUNT = 0
@@ -64,11 +76,22 @@ class Config:
         values["SQLALCHEMY_DATABASE_URI"] = (
             normalise_database_url(url) if url else _sqlite_default()
         )
-        for key in ("SECRET_KEY", "IIN_HASH_KEY", "REDIS_URL"):
+        for key in (
+            "SECRET_KEY",
+            "IIN_HASH_KEY",
+            "REDIS_URL",
+            "MAIL_BACKEND",
+            "MAIL_SERVER",
+            "MAIL_SENDER",
+            "MAIL_USERNAME",
+            "MAIL_PASSWORD",
+        ):
             if os.environ.get(key):
                 values[key] = os.environ[key]
         if values.get("REDIS_URL"):
             values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+        if os.environ.get("MAIL_PORT"):
+            values["MAIL_PORT"] = int(os.environ["MAIL_PORT"])
         if os.environ.get("PROXY_COUNT"):
             values["PROXY_COUNT"] = int(os.environ["PROXY_COUNT"])
         return values
@@ -92,6 +115,7 @@ class TestingConfig(Config):
     # algorithm with a lower cost.
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8192
+    NOTIFY_SYNC = False  # tests deliver explicitly, and check what was delivered
 
 
 CONFIGS: dict[str, type[Config]] = {

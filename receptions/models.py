@@ -2,8 +2,10 @@
 
 from .audit.models import AuditEvent
 from .auth.models import PasswordToken, User
+from .booking.models import Booking, Feedback, StatusEvent, Topic, WaitlistEntry
 from .geography.models import District, Region
 from .institutions.models import Institution
+from .notify.models import Notification
 from .schedules.models import (
     CalendarDay,
     Schedule,
@@ -15,15 +17,21 @@ from .schedules.models import (
 
 __all__ = [
     "AuditEvent",
+    "Booking",
     "CalendarDay",
     "District",
+    "Feedback",
     "Institution",
+    "Notification",
     "PasswordToken",
     "Region",
     "Schedule",
     "ScheduledSession",
     "Slot",
+    "StatusEvent",
+    "Topic",
     "UnifiedOpenDoorRule",
     "UnifiedRuleException",
     "User",
+    "WaitlistEntry",
 ]

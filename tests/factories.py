@@ -98,3 +98,62 @@ def make_user(
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def make_iin(seed: int) -> str:
+    """An invented IIN that passes the check digit: a 1990 birth date and a serial in the 9xxx
+    range, made up for tests."""
+    from receptions.booking.identity import iin_check_digit
+
+    n = seed
+    while True:
+        body = f"90{(n % 12) + 1:02d}{(n % 28) + 1:02d}39{n % 1000:03d}"
+        digit = iin_check_digit(body)
+        if digit is not None:
+            return body + str(digit)
+        n += 336
+
+
+def make_topic(**values: Any):
+    from receptions.booking.models import Topic
+
+    n = _n()
+    topic = Topic(**{"slug": f"topic-{n}", "name_kk": f"Тақырып {n}", "name_ru": f"Тема {n}",
+                     "name_en": f"Topic {n}", **values})
+    db.session.add(topic)
+    db.session.commit()
+    return topic
+
+
+def make_open_session(institution: Institution | None = None, *, slots: int = 3,
+                      capacity: int = 1, starts_in_hours: float = 72, slot_minutes: int = 15,
+                      kind: str = "reception", **schedule_values: Any):
+    """A schedule with one planned session of `slots` slots, bookable now (no rule expansion)."""
+    from datetime import UTC, datetime, time, timedelta
+
+    from receptions.schedules.models import Schedule, ScheduledSession, Slot
+
+    institution = institution or make_institution()
+    start = (datetime.now(UTC) + timedelta(hours=starts_in_hours)).replace(second=0, microsecond=0)
+    start = start.replace(minute=start.minute - start.minute % 15)
+    end = start + timedelta(minutes=slot_minutes * slots)
+    defaults = dict(
+        institution_id=institution.id, kind=kind, rrule="FREQ=WEEKLY;BYDAY=MO",
+        start_time=time(9), end_time=time(12), slot_minutes=slot_minutes, capacity=capacity,
+        walk_in_places=0, breaks=[], valid_from=start.date(), exclusions=[],
+        host_name="Айгүл Тестова", booking_opens_days=30, booking_closes_hours=2,
+        cancel_hours_before=2,
+    )
+    schedule = Schedule(**{**defaults, **schedule_values})
+    session = ScheduledSession(
+        schedule=schedule, institution_id=institution.id, kind=kind, local_date=start.date(),
+        starts_at=start, ends_at=end, status="planned", walk_in_places=0,
+    )
+    session.slots = [
+        Slot(starts_at=start + timedelta(minutes=slot_minutes * i),
+             ends_at=start + timedelta(minutes=slot_minutes * (i + 1)), capacity=capacity, booked=0)
+        for i in range(slots)
+    ]
+    db.session.add_all([schedule, session])
+    db.session.commit()
+    return session

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ..auth.models import Role, User
 from ..auth.services import hash_password
+from ..booking.models import Topic
 from ..database import write_transaction
 from ..extensions import db
 from ..geography.models import District, Region
@@ -88,6 +89,9 @@ def load_demo() -> dict[str, int]:
             institutions.append(institution)
             created["institutions"] += new
         db.session.flush()
+        for position, item in enumerate(data.TOPICS):
+            values = {k: item[k] for k in ("name_kk", "name_ru", "name_en")}
+            _upsert(Topic, {"slug": item["slug"]}, {**values, "position": position})
         password_hash = None
         for account in DEMO_ACCOUNTS:
             user = db.session.scalars(select(User).filter_by(email=account.email)).first()
@@ -121,10 +125,17 @@ def _load_demo_schedules() -> int:
     admin = db.session.scalars(select(User).where(User.email == DEMO_ACCOUNTS[0].email)).one()
     today = date.today()
     open_door = {
-        "rrule": "FREQ=MONTHLY;BYDAY=-1FR", "start_time": time(10), "end_time": time(13),
-        "slot_minutes": 30, "capacity": 5, "walk_in_places": 10, "breaks": [],
-        "day_off_policy": "previous_working_day", "valid_from": today.replace(day=1),
-        "valid_until": None, "location_hint": "",
+        "rrule": "FREQ=MONTHLY;BYDAY=-1FR",
+        "start_time": time(10),
+        "end_time": time(13),
+        "slot_minutes": 30,
+        "capacity": 5,
+        "walk_in_places": 10,
+        "breaks": [],
+        "day_off_policy": "previous_working_day",
+        "valid_from": today.replace(day=1),
+        "valid_until": None,
+        "location_hint": "",
     }
     for code in DEMO_UNIFIED_REGIONS:
         region = db.session.scalars(select(Region).where(Region.code == code)).one()
@@ -142,14 +153,29 @@ def _load_demo_schedules() -> int:
             continue
         institution = db.session.get(Institution, institution_id)
         weekday = ("TU", "WE", "TH")[index % 3]
-        schedules.save_schedule(admin, institution_id, {
-            "kind": "reception", "rrule": f"FREQ=WEEKLY;BYDAY={weekday}",
-            "start_time": time(15), "end_time": time(18), "slot_minutes": 15, "capacity": 1,
-            "walk_in_places": 0, "breaks": [["16:30", "16:45"]],
-            "day_off_policy": "skip", "valid_from": today.replace(day=1), "valid_until": None,
-            "host_name": institution.head_name, "host_position": institution.head_position_ru,
-            "location": institution.address_ru, "exclusions": [],
-            "booking_opens_days": 30, "booking_closes_hours": 2, "cancel_hours_before": 2,
-        })
+        schedules.save_schedule(
+            admin,
+            institution_id,
+            {
+                "kind": "reception",
+                "rrule": f"FREQ=WEEKLY;BYDAY={weekday}",
+                "start_time": time(15),
+                "end_time": time(18),
+                "slot_minutes": 15,
+                "capacity": 1,
+                "walk_in_places": 0,
+                "breaks": [["16:30", "16:45"]],
+                "day_off_policy": "skip",
+                "valid_from": today.replace(day=1),
+                "valid_until": None,
+                "host_name": institution.head_name,
+                "host_position": institution.head_position_ru,
+                "location": institution.address_ru,
+                "exclusions": [],
+                "booking_opens_days": 30,
+                "booking_closes_hours": 2,
+                "cancel_hours_before": 2,
+            },
+        )
         created += 1
     return created

@@ -513,9 +513,14 @@ def cancel_session(actor: User, session_id: int, reason: str) -> ScheduledSessio
         session.cancel_reason = reason
         session.cancel_code = None
         session.sequence += 1
-        for hook in current_app.extensions.get("ashyq_session_cancel_hooks", []):
-            hook(session)
+        from ..booking.services import cancel_for_session
+
+        outbox = cancel_for_session(session)
         audit("session.cancelled", "session", session.id)
+        db.session.flush()
+    from ..notify.services import deliver_after_commit
+
+    deliver_after_commit(outbox)
     return session
 
 

@@ -1,0 +1,133 @@
+"""The citizen's booking form and the forms on the manage page."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from . import identity
+
+QUESTION_MAX = 2000
+ACCESSIBILITY_NEEDS = [
+    ("wheelchair", _l("Wheelchair access")),
+    ("sign_language", _l("Sign-language interpreter")),
+    ("companion", _l("I will come with an accompanying person")),
+    ("other", _l("Other (describe below)")),
+]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class BookingForm(FlaskForm):
+    full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(min=2, max=200)])
+    iin = StringField(
+        _l("IIN"),
+        validators=[DataRequired()],
+        description=_l(
+            "12 digits. We keep only a protected fingerprint of it and its last 4 digits."
+        ),
+    )
+    phone = TelField(
+        _l("Mobile phone"),
+        validators=[DataRequired(), Length(max=30)],
+        description=_l("For example +7 701 123 45 67. The confirmation comes by SMS."),
+    )
+    email = EmailField(_l("E-mail (optional)"), validators=[Optional(), Email(), Length(max=200)])
+    locale = SelectField(
+        _l("Language for messages"),
+        choices=[("kk", "Қазақша"), ("ru", "Русский"), ("en", "English")],
+    )
+    topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
+    question = TextAreaField(
+        _l("Your question"),
+        validators=[DataRequired(), Length(min=5, max=QUESTION_MAX)],
+        description=_l("Up to %(n)d characters.", n=QUESTION_MAX),
+    )
+    accessibility = MultiCheckboxField(
+        _l("Do you need anything to get to the meeting?"),
+        choices=ACCESSIBILITY_NEEDS,
+        validators=[Optional()],
+    )
+    accessibility_note = StringField(
+        _l("Anything else we should know"), validators=[Optional(), Length(max=300)]
+    )
+    consent = BooleanField(
+        _l("I agree to the processing of my personal data as described above."),
+        validators=[DataRequired(message=_l("We cannot book the meeting without your consent."))],
+    )
+    # A field people never see; bots fill it in.
+    website = StringField(_l("Leave this field empty"), validators=[Optional()])
+    idempotency_key = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+
+    def validate_iin(self, field: StringField) -> None:
+        if not identity.is_valid_iin(field.data or ""):
+            raise ValidationError(str(_l("This IIN is not valid: check the 12 digits.")))
+
+    def validate_phone(self, field: TelField) -> None:
+        try:
+            self.normalised_phone = identity.normalise_phone(field.data or "")
+        except identity.InvalidPhone as error:
+            raise ValidationError(
+                str(_l("Enter a Kazakhstan mobile number, e.g. +7 701 123 45 67."))
+            ) from error
+
+
+class CancelBookingForm(FlaskForm):
+    confirm = HiddenField(default="yes", validators=[DataRequired()])
+
+
+class RescheduleForm(FlaskForm):
+    slot_id = RadioField(
+        _l("New time"), coerce=int, validators=[InputRequired(message=_l("Choose a new time."))]
+    )
+
+
+class FeedbackForm(FlaskForm):
+    rating = RadioField(
+        _l("How useful was the meeting?"),
+        coerce=int,
+        choices=[
+            (5, _l("5 — very useful")),
+            (4, _l("4 — useful")),
+            (3, _l("3 — so-so")),
+            (2, _l("2 — not very useful")),
+            (1, _l("1 — useless")),
+        ],
+        validators=[InputRequired(message=_l("Choose a rating."))],
+    )
+    comment = TextAreaField(_l("Comment (optional)"), validators=[Optional(), Length(max=1000)])
+
+
+class ResolvedForm(FlaskForm):
+    resolved = RadioField(
+        _l("Was your question actually resolved?"),
+        choices=[("yes", _l("Yes")), ("no", _l("No"))],
+        validators=[InputRequired(message=_l("Choose an answer."))],
+    )
+
+
+class StatusLookupForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form that changes nothing
+
+    reference = StringField(
+        _l("Booking reference"),
+        validators=[DataRequired(), Length(max=12)],
+        description=_l("For example ATY-7K3M9Q"),
+    )

@@ -1,0 +1,637 @@
+"""Booking rules: no slot past its capacity, per-citizen limits, manage links, status history."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from scheduling.rules import BookingStatus as WindowStatus
+from scheduling.rules import CancellationPolicy, booking_status
+
+from ..clock import now as clock_now
+from ..database import write_transaction
+from ..errors import Conflict, DomainError
+from ..extensions import db
+from ..notify.models import Channel, Notification
+from ..notify.services import deliver_after_commit, enqueue
+from ..schedules.models import ScheduledSession, SessionStatus, Slot
+from ..schedules.queries import window_of
+from . import identity
+from .models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingStatus,
+    Feedback,
+    StatusEvent,
+    Topic,
+    WaitlistEntry,
+)
+
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
+CONSENT_VERSION = "2026-11"
+WAITLIST_MAX_NOTICES = 3
+
+
+class SlotUnavailable(DomainError):
+    """The slot cannot be booked (any more); the page offers the nearest free ones."""
+
+    status_code = 409
+    message = _l("Sorry, this time has just been taken. Please choose another one.")
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        slot_id: int | None = None,
+        schedule_id: int | None = None,
+        institution_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.slot_id, self.schedule_id, self.institution_id = slot_id, schedule_id, institution_id
+
+
+class SlotNotFound(DomainError):
+    status_code = 404
+    message = _l("This time does not exist. Please choose one from the list.")
+
+
+class BookingLimitReached(DomainError):
+    status_code = 409
+    message = _l(
+        "You already have a booking at this institution this month. "
+        "Cancel it first if you need another time."
+    )
+
+
+class InvalidManageLink(DomainError):
+    status_code = 404
+    message = _l("This booking link is not valid. Check that you copied the whole link.")
+
+
+class ManageClosed(DomainError):
+    status_code = 409
+    message = _l("This booking can no longer be changed online: the deadline has passed.")
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    slot_id: int
+    idempotency_key: str
+    citizen_name: str
+    iin: str
+    phone: str
+    email: str
+    locale: str
+    topic_id: int
+    question: str
+    accessibility: list[str]
+    accessibility_note: str
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    booking: Booking
+    token: str
+    repeated: bool = False
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+def manage_token_for(idempotency_key: str) -> str:
+    """The manage token is derived from the form's one-time key, so a double submission of the
+    same form leads to the same booking and the same link without storing the token."""
+    key = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(key, b"manage:" + idempotency_key.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _new_reference(prefix: str) -> str:
+    while True:
+        code = prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+        if db.session.scalar(select(Booking.id).where(Booking.reference == code)) is None:
+            return code
+
+
+def _citizen_lock(institution_id: int, iin_hash: str) -> None:
+    """Serialise one citizen's bookings at one institution (SQLite's write lock already does)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{institution_id}:{iin_hash}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def slot_for_booking(slot_id: int, at: datetime | None = None) -> Slot:
+    """The slot if a citizen may book it now, else SlotUnavailable with a reason."""
+    slot = get_slot(slot_id)
+    _check_bookable(slot, at or clock_now())
+    return slot
+
+
+def get_slot(slot_id: int) -> Slot:
+    slot = db.session.get(Slot, slot_id)
+    if slot is None:
+        raise SlotNotFound()
+    return slot
+
+
+def _check_bookable(slot: Slot, at: datetime) -> None:
+    session = slot.session
+    context = {
+        "slot_id": slot.id,
+        "schedule_id": session.schedule_id,
+        "institution_id": session.institution_id,
+    }
+    if session.status != SessionStatus.planned or not session.institution.active:
+        raise SlotUnavailable(str(_l("This session has been cancelled.")), **context)
+    status = booking_status(slot.starts_at, at, window_of(session.schedule))
+    if status is WindowStatus.past or status is WindowStatus.closed:
+        raise SlotUnavailable(str(_l("Booking for this time has closed.")), **context)
+    if status is WindowStatus.not_yet_open:
+        raise SlotUnavailable(str(_l("Booking for this time has not opened yet.")), **context)
+    if slot.booked >= slot.capacity:
+        raise SlotUnavailable(**context)
+
+
+def nearest_free_slots(
+    *,
+    institution_id: int,
+    schedule_id: int | None = None,
+    at: datetime | None = None,
+    limit: int = 6,
+    exclude_slot_id: int | None = None,
+) -> list[Slot]:
+    at = at or clock_now()
+    query = (
+        select(Slot)
+        .join(Slot.session)
+        .where(
+            ScheduledSession.institution_id == institution_id,
+            ScheduledSession.status == SessionStatus.planned.value,
+            Slot.booked < Slot.capacity,
+            Slot.starts_at > at,
+        )
+        .options(joinedload(Slot.session).joinedload(ScheduledSession.schedule))
+        .order_by(Slot.starts_at)
+        .limit(limit * 4)
+    )
+    if schedule_id is not None:
+        query = query.where(ScheduledSession.schedule_id == schedule_id)
+    if exclude_slot_id is not None:
+        query = query.where(Slot.id != exclude_slot_id)
+    found = []
+    for slot in db.session.scalars(query):
+        if (
+            booking_status(slot.starts_at, at, window_of(slot.session.schedule))
+            is WindowStatus.open
+        ):
+            found.append(slot)
+        if len(found) == limit:
+            break
+    return found
+
+
+def booking_by_token(token: str) -> Booking:
+    if not token or len(token) > 100:
+        raise InvalidManageLink()
+    booking = db.session.scalars(
+        select(Booking).where(Booking.manage_token_hash == token_hash(token))
+    ).first()
+    if booking is None:
+        raise InvalidManageLink()
+    return booking
+
+
+def booking_by_reference(reference: str) -> Booking | None:
+    reference = reference.strip().upper()
+    if len(reference) > 12:
+        return None
+    return db.session.scalars(select(Booking).where(Booking.reference == reference)).first()
+
+
+def active_topics() -> list[Topic]:
+    return list(
+        db.session.scalars(
+            select(Topic).where(Topic.active.is_(True)).order_by(Topic.position, Topic.slug)
+        )
+    )
+
+
+def local_month(moment: datetime, tz: str) -> str:
+    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m")
+
+
+def can_change(booking: Booking, at: datetime | None = None) -> bool:
+    policy = CancellationPolicy(hours_before=booking.schedule.cancel_hours_before)
+    return booking.is_active and policy.can_cancel(booking.slot.starts_at, at or clock_now())
+
+
+def cancellation_deadline(booking: Booking) -> datetime:
+    return CancellationPolicy(hours_before=booking.schedule.cancel_hours_before).deadline(
+        booking.slot.starts_at
+    )
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _take_seat(slot_id: int) -> bool:
+    """The only way a seat is taken: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
+    result = db.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.booked < Slot.capacity)
+        .values(booked=Slot.booked + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _release_seat(slot_id: int) -> None:
+    db.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.booked > 0)
+        .values(booked=Slot.booked - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def manage_url(token: str) -> str:
+    return url_for("booking.manage", token=token, _external=True)
+
+
+def _message_payload(booking: Booking, token: str | None = None) -> dict[str, Any]:
+    session = booking.session
+    payload: dict[str, Any] = {
+        "reference": booking.reference,
+        "institution": {
+            lang: getattr(booking.institution, f"name_{lang}") or booking.institution.name_ru
+            for lang in ("kk", "ru", "en")
+        },
+        "starts_at": booking.slot.starts_at.isoformat(),
+        "tz": booking.institution.district.region.timezone,
+        "location": session.schedule.location or booking.institution.address_ru,
+        "status_url": url_for("booking.status", reference=booking.reference, _external=True),
+    }
+    if token:
+        payload["manage_url"] = manage_url(token)
+    return payload
+
+
+def _notify(
+    booking: Booking, template: str, token: str | None = None, **extra: Any
+) -> list[Notification | None]:
+    payload = {**_message_payload(booking, token), **extra}
+    return [
+        enqueue(Channel.sms, booking.phone, template, booking.locale, payload, booking.id),
+        enqueue(Channel.email, booking.email, template, booking.locale, payload, booking.id),
+    ]
+
+
+def _event(booking: Booking, kind: str, **details: Any) -> None:
+    db.session.add(StatusEvent(booking=booking, kind=kind, at=clock_now(), details=details))
+
+
+def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingResult:
+    """Book one seat. Raises SlotUnavailable (409), BookingLimitReached (409) or DomainError."""
+    at = at or clock_now()
+    key = current_app.config["IIN_HASH_KEY"]
+    iin_hash = identity.iin_hash(request.iin, key)
+    token = manage_token_for(request.idempotency_key)
+    try:
+        with write_transaction():
+            repeated = db.session.scalars(
+                select(Booking).where(Booking.idempotency_key == request.idempotency_key)
+            ).first()
+            if repeated is not None:
+                if repeated.iin_hash != iin_hash:
+                    raise Conflict()
+                return BookingResult(repeated, token, repeated=True)
+            slot = slot_for_booking(request.slot_id, at)
+            session = slot.session
+            topic = db.session.get(Topic, request.topic_id)
+            if topic is None or not topic.active:
+                raise DomainError(str(_l("Choose a topic from the list.")))
+            _citizen_lock(session.institution_id, iin_hash)
+            tz = session.institution.district.region.timezone
+            month = local_month(slot.starts_at, tz)
+            limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
+            held = (
+                db.session.scalar(
+                    select(func.count())
+                    .select_from(Booking)
+                    .where(
+                        Booking.institution_id == session.institution_id,
+                        Booking.iin_hash == iin_hash,
+                        Booking.month == month,
+                        Booking.status.in_(ACTIVE_STATUSES),
+                    )
+                )
+                or 0
+            )
+            if held >= limit:
+                raise BookingLimitReached()
+            if not _take_seat(slot.id):
+                raise SlotUnavailable(
+                    slot_id=slot.id,
+                    schedule_id=session.schedule_id,
+                    institution_id=session.institution_id,
+                )
+            region_prefix = session.institution.district.region.short
+            booking = Booking(
+                slot_id=slot.id,
+                session_id=session.id,
+                schedule_id=session.schedule_id,
+                institution_id=session.institution_id,
+                reference=_new_reference(region_prefix),
+                manage_token_hash=token_hash(token),
+                idempotency_key=request.idempotency_key,
+                citizen_name=request.citizen_name.strip(),
+                iin_hash=iin_hash,
+                iin_last4=identity.iin_last4(request.iin),
+                phone=request.phone,
+                email=request.email.strip(),
+                locale=request.locale,
+                topic_id=topic.id,
+                question=request.question.strip(),
+                accessibility=sorted(set(request.accessibility)),
+                accessibility_note=request.accessibility_note.strip(),
+                consent_at=at,
+                consent_version=CONSENT_VERSION,
+                status=BookingStatus.booked.value,
+                month=month,
+                created_at=at,
+            )
+            db.session.add(booking)
+            db.session.flush()
+            _event(booking, "booked")
+            outbox = _notify(booking, "booking_confirmed", token)
+            db.session.flush()
+    except IntegrityError as error:
+        # Two submissions of one form raced past the check above: the first one won.
+        db.session.rollback()
+        repeated = db.session.scalars(
+            select(Booking).where(Booking.idempotency_key == request.idempotency_key)
+        ).first()
+        if repeated is not None and repeated.iin_hash == iin_hash:
+            return BookingResult(repeated, token, repeated=True)
+        raise Conflict() from error
+    deliver_after_commit(outbox)
+    return BookingResult(booking, token)
+
+
+def _lock_booking(token: str) -> Booking:
+    booking = db.session.scalars(
+        select(Booking).where(Booking.manage_token_hash == token_hash(token)).with_for_update()
+    ).first()
+    if booking is None:
+        raise InvalidManageLink()
+    return booking
+
+
+def cancel_by_citizen(token: str, at: datetime | None = None) -> Booking:
+    at = at or clock_now()
+    with write_transaction():
+        booking = _lock_booking(token)
+        if not booking.is_active:
+            raise Conflict(str(_l("This booking is already cancelled or closed.")))
+        if not can_change(booking, at):
+            raise ManageClosed()
+        booking.status = BookingStatus.cancelled_by_citizen.value
+        booking.cancelled_at = at
+        _release_seat(booking.slot_id)
+        _event(booking, "cancelled_by_citizen")
+        outbox = _notify(booking, "booking_cancelled")
+        outbox += _offer_to_waitlist(booking)
+        db.session.flush()
+    deliver_after_commit(outbox)
+    return booking
+
+
+def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Booking:
+    """Move the booking to another free slot of the same schedule, all or nothing."""
+    at = at or clock_now()
+    with write_transaction():
+        booking = _lock_booking(token)
+        if not booking.is_active:
+            raise Conflict(str(_l("This booking is already cancelled or closed.")))
+        if not can_change(booking, at):
+            raise ManageClosed()
+        if new_slot_id == booking.slot_id:
+            raise DomainError(str(_l("Choose a different time.")))
+        slot = slot_for_booking(new_slot_id, at)
+        if slot.session.schedule_id != booking.schedule_id:
+            raise DomainError(str(_l("You can only move to another time of the same schedule.")))
+        if (
+            local_month(slot.starts_at, booking.institution.district.region.timezone)
+            != booking.month
+        ):
+            _check_month_limit(booking, slot)
+        if not _take_seat(slot.id):
+            raise SlotUnavailable(
+                slot_id=slot.id,
+                schedule_id=booking.schedule_id,
+                institution_id=booking.institution_id,
+            )
+        old_slot_id = booking.slot_id
+        _release_seat(old_slot_id)
+        booking.slot_id, booking.session_id = slot.id, slot.session_id
+        booking.month = local_month(slot.starts_at, booking.institution.district.region.timezone)
+        booking.reminder_sent_at = None
+        db.session.flush()
+        db.session.refresh(booking)
+        _event(booking, "rescheduled")
+        outbox = _notify(booking, "booking_rescheduled")
+        outbox += _offer_to_waitlist(booking, freed_slot_id=old_slot_id)
+        db.session.flush()
+    deliver_after_commit(outbox)
+    return booking
+
+
+def _check_month_limit(booking: Booking, slot: Slot) -> None:
+    month = local_month(slot.starts_at, booking.institution.district.region.timezone)
+    limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
+    held = db.session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(
+            Booking.institution_id == booking.institution_id,
+            Booking.iin_hash == booking.iin_hash,
+            Booking.month == month,
+            Booking.status.in_(ACTIVE_STATUSES),
+            Booking.id != booking.id,
+        )
+    )
+    if (held or 0) >= limit:
+        raise BookingLimitReached()
+
+
+def cancel_for_session(session: ScheduledSession) -> list[Notification | None]:
+    """The institution cancelled a session: cancel its bookings, free the seats, tell everyone."""
+    outbox: list[Notification | None] = []
+    bookings = db.session.scalars(
+        select(Booking).where(Booking.session_id == session.id, Booking.status.in_(ACTIVE_STATUSES))
+    ).all()
+    for booking in bookings:
+        booking.status = BookingStatus.cancelled_by_institution.value
+        booking.cancelled_at = clock_now()
+        _release_seat(booking.slot_id)
+        _event(booking, "cancelled_by_institution")
+        outbox += _notify(booking, "session_cancelled", reason=session.cancel_reason or "")
+    return outbox
+
+
+def _offer_to_waitlist(
+    booking: Booking, freed_slot_id: int | None = None
+) -> list[Notification | None]:
+    """A seat freed up: tell waiting citizens whose booking is later than the freed time."""
+    freed_slot = db.session.get(Slot, freed_slot_id or booking.slot_id)
+    if freed_slot is None:
+        return []
+    entries = db.session.scalars(
+        select(WaitlistEntry)
+        .join(WaitlistEntry.booking)
+        .join(Booking.slot)
+        .where(
+            WaitlistEntry.schedule_id == booking.schedule_id,
+            WaitlistEntry.active.is_(True),
+            Booking.status.in_(ACTIVE_STATUSES),
+            Slot.starts_at > freed_slot.starts_at,
+            WaitlistEntry.booking_id != booking.id,
+        )
+    ).all()
+    outbox: list[Notification | None] = []
+    for entry in entries:
+        waiting = entry.booking
+        outbox += _notify(
+            waiting,
+            "slot_freed",
+            freed_at=freed_slot.starts_at.isoformat(),
+            book_url=url_for(
+                "institutions.detail", institution_id=waiting.institution_id, _external=True
+            ),
+        )
+        entry.notices_sent += 1
+        if entry.notices_sent >= WAITLIST_MAX_NOTICES:
+            entry.active = False
+    return outbox
+
+
+def join_waitlist(token: str) -> WaitlistEntry:
+    with write_transaction():
+        booking = _lock_booking(token)
+        if not booking.is_active:
+            raise Conflict(str(_l("This booking is already cancelled or closed.")))
+        entry = db.session.scalars(
+            select(WaitlistEntry).where(WaitlistEntry.booking_id == booking.id)
+        ).first()
+        if entry is None:
+            entry = WaitlistEntry(schedule_id=booking.schedule_id, booking_id=booking.id)
+            db.session.add(entry)
+        entry.active = True
+        entry.notices_sent = 0
+    return entry
+
+
+def leave_feedback(token: str, rating: int, comment: str) -> Feedback:
+    with write_transaction():
+        booking = _lock_booking(token)
+        if booking.status != BookingStatus.attended:
+            raise Conflict(str(_l("You can rate the meeting after it has taken place.")))
+        feedback = db.session.scalars(
+            select(Feedback).where(Feedback.booking_id == booking.id)
+        ).first()
+        if feedback is not None and feedback.rating is not None:
+            raise Conflict(str(_l("Thank you, you have already rated this meeting.")))
+        if feedback is None:
+            feedback = Feedback(booking_id=booking.id)
+            db.session.add(feedback)
+        feedback.rating, feedback.comment = rating, comment.strip()
+        _event(booking, "feedback")
+    return feedback
+
+
+def answer_really_resolved(token: str, resolved: bool) -> Feedback:
+    with write_transaction():
+        booking = _lock_booking(token)
+        feedback = db.session.scalars(
+            select(Feedback).where(Feedback.booking_id == booking.id)
+        ).first()
+        if feedback is None:
+            if booking.status != BookingStatus.attended:
+                raise Conflict(str(_l("You can answer after the meeting has taken place.")))
+            feedback = Feedback(booking_id=booking.id, comment="")
+            db.session.add(feedback)
+        feedback.really_resolved = resolved
+        feedback.really_resolved_at = clock_now()
+    return feedback
+
+
+def queue_reminders(at: datetime | None = None) -> int:
+    """Reminders 24 h before, only for bookings made earlier than that."""
+    at = at or clock_now()
+    with write_transaction():
+        due = db.session.scalars(
+            select(Booking)
+            .join(Booking.slot)
+            .where(
+                Booking.status.in_(ACTIVE_STATUSES),
+                Booking.reminder_sent_at.is_(None),
+                Slot.starts_at > at,
+                Slot.starts_at <= at + timedelta(hours=24),
+                Booking.created_at <= Slot.starts_at - timedelta(hours=24),
+            )
+        ).all()
+        for booking in due:
+            _notify(booking, "reminder")
+            booking.reminder_sent_at = at
+    return len(due)
+
+
+def queue_feedback_requests(at: datetime | None = None) -> int:
+    """After a visit, ask the citizen to rate it (once)."""
+    at = at or clock_now()
+    with write_transaction():
+        due = db.session.scalars(
+            select(Booking)
+            .join(Booking.slot)
+            .where(
+                Booking.status == BookingStatus.attended.value,
+                Booking.feedback_requested_at.is_(None),
+                Slot.ends_at <= at,
+            )
+        ).all()
+        for booking in due:
+            _notify(booking, "feedback_request")
+            booking.feedback_requested_at = at
+    return len(due)
+
+
+def feedback_for(booking: Booking) -> Feedback | None:
+    return db.session.scalars(select(Feedback).where(Feedback.booking_id == booking.id)).first()
+
+
+def public_history(booking: Booking) -> list[StatusEvent]:
+    return list(booking.events)

@@ -1,0 +1,259 @@
+"""Citizen pages: booking form, confirmation and manage link, public status by reference."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from scheduling import CalendarEvent, event_uid, render_calendar
+
+from ..clock import now as clock_now
+from ..errors import error_response
+from ..extensions import limiter
+from ..i18n import current_language
+from ..urls import int_arg
+from . import identity, services
+from .forms import (
+    BookingForm,
+    CancelBookingForm,
+    FeedbackForm,
+    RescheduleForm,
+    ResolvedForm,
+    StatusLookupForm,
+)
+
+bp = Blueprint("booking", __name__)
+
+
+def _limit(name: str):  # type: ignore[no-untyped-def]
+    return lambda: str(current_app.config[name])
+
+
+def _iin_key() -> str:
+    """Rate-limit key for booking attempts per citizen (keyed hash, never the IIN itself)."""
+    iin = request.form.get("iin", "")
+    if identity.is_valid_iin(iin):
+        return "iin:" + identity.iin_hash(iin, current_app.config["IIN_HASH_KEY"])
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
+    alternatives = []
+    if error.institution_id is not None:
+        alternatives = services.nearest_free_slots(
+            institution_id=error.institution_id,
+            schedule_id=error.schedule_id,
+            exclude_slot_id=error.slot_id,
+        )
+    return render_template(
+        "booking/taken.html",
+        message=error.user_message,
+        alternatives=alternatives,
+        institution_id=error.institution_id,
+    ), 409
+
+
+@bp.errorhandler(services.SlotUnavailable)
+def slot_unavailable(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
+    return _taken_page(error)
+
+
+@bp.route("/book/<int:slot_id>", methods=["GET", "POST"])
+@limiter.limit(_limit("BOOKING_RATE_LIMIT"), methods=["POST"])
+@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), methods=["POST"], key_func=_iin_key)
+def book(slot_id: int):
+    # A repeated submission must still reach book_slot (which returns the first booking), so the
+    # availability check up front is for people opening the form, not for submissions.
+    slot = (
+        services.slot_for_booking(slot_id)
+        if request.method == "GET"
+        else services.get_slot(slot_id)
+    )
+    form = BookingForm()
+    form.topic_id.choices = [(t.id, t.name) for t in services.active_topics()]
+    if request.method == "GET":
+        form.idempotency_key.data = services.new_idempotency_key()
+        form.locale.data = current_language()
+    if form.is_submitted() and form.website.data:
+        abort(400)  # the honeypot: people never see this field
+    if form.validate_on_submit():
+        result = services.book_slot(
+            services.BookingRequest(
+                slot_id=slot_id,
+                idempotency_key=form.idempotency_key.data or "",
+                citizen_name=form.full_name.data or "",
+                iin=form.iin.data or "",
+                phone=form.normalised_phone,
+                email=form.email.data or "",
+                locale=form.locale.data or "kk",
+                topic_id=form.topic_id.data,
+                question=form.question.data or "",
+                accessibility=form.accessibility.data or [],
+                accessibility_note=form.accessibility_note.data or "",
+            )
+        )
+        return redirect(url_for("booking.manage", token=result.token, new=1), 303)
+    status = 422 if form.is_submitted() else 200
+    return render_template(
+        "booking/form.html",
+        form=form,
+        slot=slot,
+        session=slot.session,
+        institution=slot.session.institution,
+    ), status
+
+
+@bp.route("/m/<token>")
+def manage(token: str):
+    booking = services.booking_by_token(token)
+    feedback = services.feedback_for(booking)
+    return render_template(
+        "booking/manage.html",
+        booking=booking,
+        token=token,
+        new=request.args.get("new") == "1",
+        can_change=services.can_change(booking),
+        deadline=services.cancellation_deadline(booking),
+        masked_iin=identity.mask_iin(booking.iin_last4),
+        masked_phone=identity.mask_phone(booking.phone),
+        feedback=feedback,
+        feedback_form=FeedbackForm(),
+        resolved_form=ResolvedForm(),
+        cancel_form=CancelBookingForm(),
+    )
+
+
+@bp.route("/m/<token>/cancel", methods=["GET", "POST"])
+def cancel(token: str):
+    booking = services.booking_by_token(token)
+    form = CancelBookingForm()
+    if form.validate_on_submit():
+        services.cancel_by_citizen(token)
+        flash(_("Your booking is cancelled. The time is free for someone else."), "success")
+        return redirect(url_for("booking.manage", token=token), 303)
+    if not services.can_change(booking):
+        raise services.ManageClosed()
+    status = 400 if form.is_submitted() else 200
+    return render_template("booking/cancel.html", booking=booking, token=token, form=form), status
+
+
+@bp.route("/m/<token>/reschedule", methods=["GET", "POST"])
+def reschedule(token: str):
+    booking = services.booking_by_token(token)
+    if not services.can_change(booking):
+        raise services.ManageClosed()
+    options = services.nearest_free_slots(
+        institution_id=booking.institution_id,
+        schedule_id=booking.schedule_id,
+        exclude_slot_id=booking.slot_id,
+        limit=30,
+    )
+    form = RescheduleForm()
+    form.slot_id.choices = [(slot.id, slot.starts_at.isoformat()) for slot in options]
+    if request.method == "POST" and not form.validate():
+        # A slot taken since the page was drawn is no longer among the choices.
+        chosen = int_arg(request.form, "slot_id")
+        if chosen is not None and form.csrf_token.data and not form.csrf_token.errors:
+            services.reschedule(token, chosen)  # raises the precise reason
+    if form.validate_on_submit():
+        services.reschedule(token, form.slot_id.data)
+        flash(_("Your meeting has been moved."), "success")
+        return redirect(url_for("booking.manage", token=token), 303)
+    status = 422 if form.is_submitted() else 200
+    return render_template(
+        "booking/reschedule.html", booking=booking, token=token, form=form, options=options
+    ), status
+
+
+@bp.route("/m/<token>/booking.ics")
+def booking_ics(token: str):
+    booking = services.booking_by_token(token)
+    institution = booking.institution
+    event = CalendarEvent(
+        uid=event_uid("booking", booking.reference, request.host.split(":")[0]),
+        start=booking.slot.starts_at,
+        end=booking.slot.ends_at,
+        summary=f"{_('Meeting')}: {institution.name}",
+        location=booking.schedule.location or institution.address,
+        description=f"{_('Booking reference')}: {booking.reference}",
+        status="CONFIRMED" if booking.is_active else "CANCELLED",
+        sequence=len(booking.events),
+        last_modified=booking.updated_at,
+    )
+    body = render_calendar([event], tz=institution.district.region.timezone, name=institution.name)
+    response = Response(body, content_type="text/calendar; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{booking.reference}.ics"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/m/<token>/feedback", methods=["POST"])
+def feedback(token: str):
+    services.booking_by_token(token)
+    form = FeedbackForm()
+    if not form.validate_on_submit():
+        return error_response(422, " ".join(e for errors in form.errors.values() for e in errors))
+    services.leave_feedback(token, form.rating.data, form.comment.data or "")
+    flash(_("Thank you for your feedback."), "success")
+    return redirect(url_for("booking.manage", token=token), 303)
+
+
+@bp.route("/m/<token>/resolved", methods=["POST"])
+def resolved(token: str):
+    services.booking_by_token(token)
+    form = ResolvedForm()
+    if not form.validate_on_submit():
+        return error_response(422, " ".join(e for errors in form.errors.values() for e in errors))
+    services.answer_really_resolved(token, form.resolved.data == "yes")
+    flash(_("Thank you for your answer."), "success")
+    return redirect(url_for("booking.manage", token=token), 303)
+
+
+@bp.route("/m/<token>/waitlist", methods=["POST"])
+def waitlist(token: str):
+    services.booking_by_token(token)
+    form = CancelBookingForm()
+    if not form.validate_on_submit():
+        abort(400)
+    services.join_waitlist(token)
+    flash(_("We will tell you if an earlier time frees up (at most three times)."), "success")
+    return redirect(url_for("booking.manage", token=token), 303)
+
+
+@bp.route("/status")
+@limiter.limit(_limit("STATUS_RATE_LIMIT"))
+def status_lookup():
+    form = StatusLookupForm(request.args)
+    if request.args.get("reference") is not None and form.validate():
+        return redirect(url_for("booking.status", reference=form.reference.data.strip().upper()))
+    return render_template("booking/status_lookup.html", form=form), (
+        422 if request.args.get("reference") is not None else 200
+    )
+
+
+@bp.route("/status/<reference>")
+@limiter.limit(_limit("STATUS_RATE_LIMIT"))
+def status(reference: str):
+    booking = services.booking_by_reference(reference)
+    if booking is None:
+        return render_template(
+            "booking/status_lookup.html",
+            form=StatusLookupForm(data={"reference": reference[:12]}),
+            not_found=True,
+        ), 404
+    return render_template(
+        "booking/status.html",
+        booking=booking,
+        events=services.public_history(booking),
+        now=clock_now(),
+    )

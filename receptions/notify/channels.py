@@ -1,0 +1,73 @@
+"""Delivery channels: SMTP e-mail, and local log-file backends for e-mail and SMS in demos.
+
+A real SMS gateway would be one more class with the same `send` method.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from ..booking.identity import mask_phone
+from ..database import utcnow
+
+
+@dataclass(frozen=True)
+class Message:
+    recipient: str
+    subject: str
+    body: str
+
+
+class DeliveryError(Exception):
+    """The channel could not deliver; the outbox will try again later."""
+
+
+class ChannelBackend(Protocol):
+    def send(self, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class SmtpBackend:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = False
+    timeout: float = 10.0
+
+    def send(self, message: Message) -> None:
+        email = EmailMessage()
+        email["From"] = self.sender
+        email["To"] = message.recipient
+        email["Subject"] = message.subject
+        email.set_content(message.body)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.use_tls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(email)
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryError(f"SMTP {type(error).__name__}: {error}") from error
+
+
+@dataclass(frozen=True)
+class LogFileBackend:
+    """Appends each message to a file: the demo's stand-in for a gateway (phone numbers masked)."""
+
+    path: Path
+    mask: bool = False
+
+    def send(self, message: Message) -> None:
+        recipient = mask_phone(message.recipient) if self.mask else message.recipient
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(
+                f"--- {utcnow().isoformat()} to {recipient}\n{message.subject}\n{message.body}\n"
+            )

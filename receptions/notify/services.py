@@ -1,0 +1,168 @@
+"""Enqueue notifications with the change that causes them; deliver them with retries."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from ..clock import now as clock_now
+from ..config import INSTANCE_DIR
+from ..database import write_transaction
+from ..extensions import db
+from .channels import ChannelBackend, DeliveryError, LogFileBackend, Message, SmtpBackend
+from .models import Channel, DeliveryStatus, Notification
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+# Payload keys that carry a secret (the manage link); removed once the message is out.
+SECRET_KEYS = ("manage_url",)
+
+SUBJECTS = {
+    "booking_confirmed": _l("Your meeting is booked"),
+    "booking_rescheduled": _l("Your meeting has been moved"),
+    "booking_cancelled": _l("Your booking is cancelled"),
+    "session_cancelled": _l("The institution has cancelled your meeting"),
+    "reminder": _l("Reminder: your meeting is tomorrow"),
+    "slot_freed": _l("An earlier time has become free"),
+    "outcome_recorded": _l("There is news about your question"),
+    "feedback_request": _l("How was your meeting?"),
+}
+
+
+def enqueue(
+    channel: Channel,
+    recipient: str,
+    template: str,
+    locale: str,
+    payload: dict[str, Any],
+    booking_id: int | None = None,
+) -> Notification | None:
+    """Add a message to the outbox inside the caller's transaction (no-op without a recipient)."""
+    if not recipient:
+        return None
+    if template not in SUBJECTS:
+        raise ValueError(f"unknown notification template {template!r}")
+    notification = Notification(
+        channel=channel.value,
+        recipient=recipient,
+        template=template,
+        locale=locale,
+        payload=payload,
+        booking_id=booking_id,
+        next_attempt_at=clock_now(),
+    )
+    db.session.add(notification)
+    return notification
+
+
+def backend_for(channel: str) -> ChannelBackend:
+    config = current_app.config
+    if channel == Channel.sms:
+        return LogFileBackend(
+            Path(config.get("SMS_LOG_PATH") or INSTANCE_DIR / "sms-outbox.log"), mask=True
+        )
+    if config.get("MAIL_BACKEND", "log") == "smtp":
+        return SmtpBackend(
+            host=config.get("MAIL_SERVER", "localhost"),
+            port=int(config.get("MAIL_PORT", 25)),
+            sender=config.get("MAIL_SENDER", "no-reply@ashyq-esik.kz"),
+            username=config.get("MAIL_USERNAME"),
+            password=config.get("MAIL_PASSWORD"),
+            use_tls=bool(config.get("MAIL_USE_TLS", False)),
+        )
+    return LogFileBackend(Path(config.get("MAIL_LOG_PATH") or INSTANCE_DIR / "mail-outbox.log"))
+
+
+def render(notification: Notification) -> Message:
+    """The message text in the citizen's language."""
+    with force_locale(notification.locale):
+        subject = str(SUBJECTS[notification.template])
+        body = render_template(
+            f"notify/{notification.template}.txt",
+            subject=subject,
+            channel=notification.channel,
+            **notification.payload,
+        )
+    return Message(recipient=notification.recipient, subject=subject, body=body.strip() + "\n")
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=2 ** min(attempts, 8))
+
+
+def send_due(
+    *, limit: int = 100, at: datetime | None = None, ids: list[int] | None = None
+) -> dict[str, int]:
+    """Deliver due messages; failures are retried with exponential back-off, then marked failed."""
+    at = at or clock_now()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    with write_transaction():
+        query = (
+            select(Notification)
+            .where(
+                Notification.status == DeliveryStatus.pending.value,
+                Notification.next_attempt_at <= at,
+            )
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if ids is not None:
+            query = query.where(Notification.id.in_(ids))
+        for notification in db.session.scalars(query).all():
+            notification.attempts += 1
+            try:
+                backend_for(notification.channel).send(render(notification))
+            except DeliveryError as error:
+                notification.last_error = str(error)[:500]
+                if notification.attempts >= MAX_ATTEMPTS:
+                    notification.status = DeliveryStatus.failed.value
+                    _scrub(notification)
+                    counts["failed"] += 1
+                else:
+                    notification.next_attempt_at = at + backoff(notification.attempts)
+                    counts["retry"] += 1
+                log.warning("notification %s: %s", notification.id, notification.last_error)
+                continue
+            notification.status = DeliveryStatus.sent.value
+            notification.sent_at = clock_now()
+            notification.last_error = ""
+            _scrub(notification)
+            counts["sent"] += 1
+    return counts
+
+
+def _scrub(notification: Notification) -> None:
+    if any(key in notification.payload for key in SECRET_KEYS):
+        notification.payload = {
+            k: v for k, v in notification.payload.items() if k not in SECRET_KEYS
+        }
+
+
+def deliver_after_commit(notifications: list[Notification | None]) -> None:
+    """Hand fresh messages to the worker (RQ when Redis is configured) or send them now."""
+    ids = [n.id for n in notifications if n is not None and n.id is not None]
+    if not ids:
+        return
+    if current_app.config.get("REDIS_URL"):
+        from .worker import enqueue_delivery
+
+        try:
+            enqueue_delivery(current_app.config["REDIS_URL"], ids)
+            return
+        except Exception:  # Redis down: the periodic `flask notify send` still delivers
+            log.warning("could not enqueue notification delivery", exc_info=True)
+            return
+    if current_app.config.get("NOTIFY_SYNC", True):
+        try:
+            send_due(ids=ids)
+        except Exception:
+            log.warning("synchronous notification delivery failed", exc_info=True)

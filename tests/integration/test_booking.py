@@ -1,0 +1,267 @@
+"""Citizen booking: book, double submission, limits, bad input, manage link, status page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import vobject
+from sqlalchemy import func, select
+
+from receptions.booking.models import Booking, StatusEvent
+from receptions.extensions import db
+from receptions.notify.models import Notification
+from receptions.schedules.models import Slot
+from tests.conftest import csrf_from
+from tests.factories import make_iin, make_institution, make_open_session, make_topic
+
+IIN = make_iin(1)
+
+
+@pytest.fixture
+def topic(app):
+    return make_topic(name_ru="ЖКХ", name_kk="ТҮКШ", name_en="Housing")
+
+
+@pytest.fixture
+def session(app):
+    return make_open_session(slots=3)
+
+
+def count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def book_form(client, slot_id, lang="ru"):
+    page = client.get(f"/book/{slot_id}", headers={"Accept-Language": lang})
+    assert page.status_code == 200, page.status_code
+    html = page.get_data(as_text=True)
+    key = re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', html).group(1)
+    return csrf_from(html), key
+
+
+def book(client, slot_id, topic, *, lang="ru", **overrides):
+    csrf, key = book_form(client, slot_id, lang)
+    data = {
+        "csrf_token": csrf, "idempotency_key": key, "full_name": "Сәуле Ержанқызы",
+        "iin": IIN, "phone": "8 (701) 123-45-67", "email": "saule@example.kz", "locale": lang,
+        "topic_id": str(topic.id), "question": "Когда отремонтируют отопление в подъезде?",
+        "accessibility": ["wheelchair"], "consent": "y", **overrides,
+    }
+    data = {k: v for k, v in data.items() if v is not None}
+    return client.post(f"/book/{slot_id}", data=data, headers={"Accept-Language": lang}), data
+
+
+def test_citizen_books_a_slot_and_gets_a_private_link(client, session, topic):
+    slot = session.slots[0]
+    response, _ = book(client, slot.id, topic)
+    assert response.status_code == 303
+    assert re.fullmatch(r"/m/[A-Za-z0-9_\-]{43}\?new=1", response.headers["Location"])
+    booking = db.session.scalars(select(Booking)).one()
+    assert re.fullmatch(r"[A-Z0-9]{3}-[2-9A-HJKMNP-Z]{6}", booking.reference)
+    assert booking.phone == "+77011234567"
+    assert booking.iin_last4 == IIN[-4:] and IIN not in booking.iin_hash
+    assert len(booking.iin_hash) == 64 and len(booking.manage_token_hash) == 64
+    db.session.expire_all()
+    assert db.session.get(Slot, slot.id).booked == 1
+    assert [e.kind for e in db.session.scalars(select(StatusEvent))] == ["booked"]
+    channels = sorted(n.channel for n in db.session.scalars(select(Notification)))
+    assert channels == ["email", "sms"]
+
+    manage = client.get(response.headers["Location"], headers={"Accept-Language": "ru"})
+    page = manage.get_data(as_text=True)
+    assert booking.reference in page
+    assert IIN not in page and "1234567" not in page  # masked on screen
+    assert IIN[-4:] in page and "+7 701 ••• •• 67" in page
+    assert 'name="robots" content="noindex' in page
+
+
+def test_status_page_shows_history_and_no_personal_data(client, session, topic):
+    book(client, session.slots[0].id, topic)
+    booking = db.session.scalars(select(Booking)).one()
+    page = client.get(f"/status/{booking.reference.lower()}", headers={"Accept-Language": "en"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Booked" in text
+    for private in ("Сәуле", IIN, IIN[-4:], "701", "отопление", "saule@"):
+        assert private not in text
+    lookup = client.get(f"/status?reference={booking.reference}")
+    assert lookup.status_code == 302
+    assert client.get("/status/ATY-XXXXXX").status_code == 404
+
+
+def test_double_submission_of_the_same_form_creates_one_booking(client, session, topic):
+    first, data = book(client, session.slots[0].id, topic)
+    second = client.post(f"/book/{session.slots[0].id}", data=data)
+    assert second.status_code == 303
+    assert second.headers["Location"] == first.headers["Location"]
+    assert count(Booking) == 1
+    db.session.expire_all()
+    assert db.session.get(Slot, session.slots[0].id).booked == 1
+
+
+def test_one_active_booking_per_institution_per_month(client, session, topic):
+    assert book(client, session.slots[0].id, topic)[0].status_code == 303
+    again, _ = book(client, session.slots[1].id, topic)
+    assert again.status_code == 409
+    assert count(Booking) == 1
+    elsewhere = make_open_session(make_institution())
+    assert book(client, elsewhere.slots[0].id, topic)[0].status_code == 303
+
+
+def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
+    slot = session.slots[0]
+    csrf, key = book_form(client, slot.id)
+    db.session.execute(Slot.__table__.update().where(Slot.id == slot.id).values(booked=1))
+    db.session.commit()
+    response = client.post(f"/book/{slot.id}", data={
+        "csrf_token": csrf, "idempotency_key": key, "full_name": "Ерлан Тестов", "iin": IIN,
+        "phone": "+77011234567", "locale": "ru", "topic_id": str(topic.id),
+        "question": "Вопрос о ремонте дороги", "consent": "y"}, headers={"Accept-Language": "en"})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "just been taken" in page
+    assert f"/book/{session.slots[1].id}" in page
+    assert count(Booking) == 0
+    assert client.get(f"/book/{slot.id}").status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"iin": "900101300127"}, "iin"),
+        ({"iin": "12345"}, "iin"),
+        ({"iin": "９００１０１３０００１２"}, "iin"),
+        ({"phone": "+7 495 123 45 67"}, "phone"),
+        ({"phone": "hello"}, "phone"),
+        ({"question": ""}, "question"),
+        ({"question": "x" * 2001}, "question"),
+        ({"consent": None}, "consent"),
+        ({"full_name": ""}, "full_name"),
+        ({"email": "not-an-email"}, "email"),
+        ({"topic_id": "99999"}, "topic_id"),
+    ],
+)
+def test_bad_input_gets_a_field_message_and_stores_nothing(client, session, topic, overrides, field):
+    response, _ = book(client, session.slots[0].id, topic, lang="kk", **overrides)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert '<html lang="kk">' in page and f'id="{field}-error"' in page
+    assert count(Booking) == 0 and count(Notification) == 0 and count(StatusEvent) == 0
+    db.session.expire_all()
+    assert db.session.get(Slot, session.slots[0].id).booked == 0
+
+
+def test_honeypot_and_missing_csrf_are_refused(client, session, topic):
+    assert book(client, session.slots[0].id, topic, website="http://spam")[0].status_code == 400
+    response = client.post(f"/book/{session.slots[0].id}", data={"full_name": "x"})
+    assert response.status_code == 400
+    assert count(Booking) == 0
+
+
+@pytest.mark.parametrize("hours", [-1, 1, 24 * 40])
+def test_past_closed_or_not_yet_open_slots_cannot_be_booked(client, topic, hours):
+    session = make_open_session(starts_in_hours=hours)
+    assert client.get(f"/book/{session.slots[0].id}").status_code == 409
+    assert client.get("/book/987654").status_code == 404
+
+
+def test_cancelled_session_cannot_be_booked(client, session, topic):
+    session.status = "cancelled"
+    db.session.commit()
+    assert client.get(f"/book/{session.slots[0].id}").status_code == 409
+
+
+def _manage(client, session, topic):
+    response, _ = book(client, session.slots[0].id, topic)
+    return response.headers["Location"].split("?")[0]
+
+
+def test_cancel_needs_a_post_and_frees_the_seat(client, session, topic):
+    url = _manage(client, session, topic)
+    page = client.get(url + "/cancel")  # a mail scanner following the link changes nothing
+    assert page.status_code == 200
+    assert db.session.scalars(select(Booking)).one().status == "booked"
+    response = client.post(url + "/cancel", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                                  "confirm": "yes"})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.scalars(select(Booking)).one().status == "cancelled_by_citizen"
+    assert db.session.get(Slot, session.slots[0].id).booked == 0
+    second = client.post(url + "/cancel", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
+                                                "confirm": "yes"})
+    assert second.status_code == 409
+
+
+def test_forged_manage_links_are_404(client, session, topic):
+    _manage(client, session, topic)
+    for token in ("A" * 43, "short", "x" * 300):
+        assert client.get(f"/m/{token}").status_code == 404
+        assert client.get(f"/m/{token}/booking.ics").status_code == 404
+
+
+def test_reschedule_moves_the_seat_atomically(client, session, topic):
+    url = _manage(client, session, topic)
+    page = client.get(url + "/reschedule", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    target = session.slots[2]
+    response = client.post(url + "/reschedule", data={
+        "csrf_token": csrf_from(page.get_data(as_text=True)), "slot_id": str(target.id)})
+    assert response.status_code == 303
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.slot_id == target.id
+    assert [db.session.get(Slot, s.id).booked for s in session.slots] == [0, 0, 1]
+    assert [e.kind for e in booking.events] == ["booked", "rescheduled"]
+
+
+def test_reschedule_to_a_taken_or_foreign_slot_is_refused(client, session, topic):
+    url = _manage(client, session, topic)
+    page = client.get(url + "/reschedule").get_data(as_text=True)
+    db.session.execute(Slot.__table__.update().where(Slot.id == session.slots[1].id).values(booked=1))
+    db.session.commit()
+    taken = client.post(url + "/reschedule", data={"csrf_token": csrf_from(page),
+                                                   "slot_id": str(session.slots[1].id)})
+    assert taken.status_code == 409
+    foreign = make_open_session(session.institution)
+    other = client.post(url + "/reschedule", data={"csrf_token": csrf_from(page),
+                                                   "slot_id": str(foreign.slots[0].id)})
+    assert other.status_code in (400, 422)
+    db.session.expire_all()
+    assert db.session.scalars(select(Booking)).one().slot_id == session.slots[0].id
+
+
+def test_changes_close_at_the_cancellation_deadline(client, topic):
+    late = make_open_session(starts_in_hours=2.5, cancel_hours_before=3)
+    url = _manage(client, late, topic)
+    assert client.get(url + "/cancel").status_code == 409
+    assert client.get(url + "/reschedule").status_code == 409
+    assert "Cancel the booking" not in client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+
+def test_booking_ics_is_a_valid_calendar(client, session, topic):
+    url = _manage(client, session, topic)
+    response = client.get(url + "/booking.ics")
+    assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    event = vobject.readOne(response.get_data(as_text=True)).vevent
+    assert event.dtstart.value == session.slots[0].starts_at
+    assert "private" in response.headers["Cache-Control"]
+
+
+def test_staff_cancelling_a_session_cancels_its_bookings(app, client, session, topic):
+    book(client, session.slots[0].id, topic)
+    from flask_login import login_user
+
+    from receptions.auth.models import Role
+    from receptions.schedules.services import cancel_session
+    from tests.factories import make_user
+
+    head = make_user(Role.head, institution=session.institution)
+    with app.test_request_context():
+        login_user(head)
+        cancel_session(head, session.id, "Аварийное отключение электричества")
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.status == "cancelled_by_institution"
+    assert db.session.get(Slot, session.slots[0].id).booked == 0
+    templates = {n.template for n in db.session.scalars(select(Notification))}
+    assert "session_cancelled" in templates
