@@ -118,16 +118,30 @@ def make_topic(**values: Any):
     from receptions.booking.models import Topic
 
     n = _n()
-    topic = Topic(**{"slug": f"topic-{n}", "name_kk": f"Тақырып {n}", "name_ru": f"Тема {n}",
-                     "name_en": f"Topic {n}", **values})
+    topic = Topic(
+        **{
+            "slug": f"topic-{n}",
+            "name_kk": f"Тақырып {n}",
+            "name_ru": f"Тема {n}",
+            "name_en": f"Topic {n}",
+            **values,
+        }
+    )
     db.session.add(topic)
     db.session.commit()
     return topic
 
 
-def make_open_session(institution: Institution | None = None, *, slots: int = 3,
-                      capacity: int = 1, starts_in_hours: float = 72, slot_minutes: int = 15,
-                      kind: str = "reception", **schedule_values: Any):
+def make_open_session(
+    institution: Institution | None = None,
+    *,
+    slots: int = 3,
+    capacity: int = 1,
+    starts_in_hours: float = 72,
+    slot_minutes: int = 15,
+    kind: str = "reception",
+    **schedule_values: Any,
+):
     """A schedule with one planned session of `slots` slots, bookable now (no rule expansion)."""
     from datetime import UTC, datetime, time, timedelta
 
@@ -138,20 +152,40 @@ def make_open_session(institution: Institution | None = None, *, slots: int = 3,
     start = start.replace(minute=start.minute - start.minute % 15)
     end = start + timedelta(minutes=slot_minutes * slots)
     defaults = dict(
-        institution_id=institution.id, kind=kind, rrule="FREQ=WEEKLY;BYDAY=MO",
-        start_time=time(9), end_time=time(12), slot_minutes=slot_minutes, capacity=capacity,
-        walk_in_places=0, breaks=[], valid_from=start.date(), exclusions=[],
-        host_name="Айгүл Тестова", booking_opens_days=30, booking_closes_hours=2,
+        institution_id=institution.id,
+        kind=kind,
+        rrule="FREQ=WEEKLY;BYDAY=MO",
+        start_time=time(9),
+        end_time=time(12),
+        slot_minutes=slot_minutes,
+        capacity=capacity,
+        walk_in_places=0,
+        breaks=[],
+        valid_from=start.date(),
+        exclusions=[],
+        host_name="Айгүл Тестова",
+        booking_opens_days=30,
+        booking_closes_hours=2,
         cancel_hours_before=2,
     )
     schedule = Schedule(**{**defaults, **schedule_values})
     session = ScheduledSession(
-        schedule=schedule, institution_id=institution.id, kind=kind, local_date=start.date(),
-        starts_at=start, ends_at=end, status="planned", walk_in_places=0,
+        schedule=schedule,
+        institution_id=institution.id,
+        kind=kind,
+        local_date=start.date(),
+        starts_at=start,
+        ends_at=end,
+        status="planned",
+        walk_in_places=0,
     )
     session.slots = [
-        Slot(starts_at=start + timedelta(minutes=slot_minutes * i),
-             ends_at=start + timedelta(minutes=slot_minutes * (i + 1)), capacity=capacity, booked=0)
+        Slot(
+            starts_at=start + timedelta(minutes=slot_minutes * i),
+            ends_at=start + timedelta(minutes=slot_minutes * (i + 1)),
+            capacity=capacity,
+            booked=0,
+        )
         for i in range(slots)
     ]
     db.session.add_all([schedule, session])

@@ -592,18 +592,20 @@ def answer_really_resolved(token: str, resolved: bool) -> Feedback:
 def queue_reminders(at: datetime | None = None) -> int:
     """Reminders 24 h before, only for bookings made earlier than that."""
     at = at or clock_now()
+    day = timedelta(hours=24)
     with write_transaction():
-        due = db.session.scalars(
+        candidates = db.session.scalars(
             select(Booking)
             .join(Booking.slot)
             .where(
                 Booking.status.in_(ACTIVE_STATUSES),
                 Booking.reminder_sent_at.is_(None),
                 Slot.starts_at > at,
-                Slot.starts_at <= at + timedelta(hours=24),
-                Booking.created_at <= Slot.starts_at - timedelta(hours=24),
+                Slot.starts_at <= at + day,
             )
         ).all()
+        # Someone who booked within the last day already has the details fresh: no reminder.
+        due = [b for b in candidates if b.created_at <= b.slot.starts_at - day]
         for booking in due:
             _notify(booking, "reminder")
             booking.reminder_sent_at = at

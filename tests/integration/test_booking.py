@@ -43,10 +43,18 @@ def book_form(client, slot_id, lang="ru"):
 def book(client, slot_id, topic, *, lang="ru", **overrides):
     csrf, key = book_form(client, slot_id, lang)
     data = {
-        "csrf_token": csrf, "idempotency_key": key, "full_name": "Сәуле Ержанқызы",
-        "iin": IIN, "phone": "8 (701) 123-45-67", "email": "saule@example.kz", "locale": lang,
-        "topic_id": str(topic.id), "question": "Когда отремонтируют отопление в подъезде?",
-        "accessibility": ["wheelchair"], "consent": "y", **overrides,
+        "csrf_token": csrf,
+        "idempotency_key": key,
+        "full_name": "Сәуле Ержанқызы",
+        "iin": IIN,
+        "phone": "8 (701) 123-45-67",
+        "email": "saule@example.kz",
+        "locale": lang,
+        "topic_id": str(topic.id),
+        "question": "Когда отремонтируют отопление в подъезде?",
+        "accessibility": ["wheelchair"],
+        "consent": "y",
+        **overrides,
     }
     data = {k: v for k, v in data.items() if v is not None}
     return client.post(f"/book/{slot_id}", data=data, headers={"Accept-Language": lang}), data
@@ -113,10 +121,21 @@ def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
     csrf, key = book_form(client, slot.id)
     db.session.execute(Slot.__table__.update().where(Slot.id == slot.id).values(booked=1))
     db.session.commit()
-    response = client.post(f"/book/{slot.id}", data={
-        "csrf_token": csrf, "idempotency_key": key, "full_name": "Ерлан Тестов", "iin": IIN,
-        "phone": "+77011234567", "locale": "ru", "topic_id": str(topic.id),
-        "question": "Вопрос о ремонте дороги", "consent": "y"}, headers={"Accept-Language": "en"})
+    response = client.post(
+        f"/book/{slot.id}",
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "full_name": "Ерлан Тестов",
+            "iin": IIN,
+            "phone": "+77011234567",
+            "locale": "ru",
+            "topic_id": str(topic.id),
+            "question": "Вопрос о ремонте дороги",
+            "consent": "y",
+        },
+        headers={"Accept-Language": "en"},
+    )
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert "just been taken" in page
@@ -141,7 +160,9 @@ def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
         ({"topic_id": "99999"}, "topic_id"),
     ],
 )
-def test_bad_input_gets_a_field_message_and_stores_nothing(client, session, topic, overrides, field):
+def test_bad_input_gets_a_field_message_and_stores_nothing(
+    client, session, topic, overrides, field
+):
     response, _ = book(client, session.slots[0].id, topic, lang="kk", **overrides)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -181,14 +202,18 @@ def test_cancel_needs_a_post_and_frees_the_seat(client, session, topic):
     page = client.get(url + "/cancel")  # a mail scanner following the link changes nothing
     assert page.status_code == 200
     assert db.session.scalars(select(Booking)).one().status == "booked"
-    response = client.post(url + "/cancel", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                                  "confirm": "yes"})
+    response = client.post(
+        url + "/cancel",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "confirm": "yes"},
+    )
     assert response.status_code == 303
     db.session.expire_all()
     assert db.session.scalars(select(Booking)).one().status == "cancelled_by_citizen"
     assert db.session.get(Slot, session.slots[0].id).booked == 0
-    second = client.post(url + "/cancel", data={"csrf_token": csrf_from(page.get_data(as_text=True)),
-                                                "confirm": "yes"})
+    second = client.post(
+        url + "/cancel",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "confirm": "yes"},
+    )
     assert second.status_code == 409
 
 
@@ -204,8 +229,10 @@ def test_reschedule_moves_the_seat_atomically(client, session, topic):
     page = client.get(url + "/reschedule", headers={"Accept-Language": "en"})
     assert page.status_code == 200
     target = session.slots[2]
-    response = client.post(url + "/reschedule", data={
-        "csrf_token": csrf_from(page.get_data(as_text=True)), "slot_id": str(target.id)})
+    response = client.post(
+        url + "/reschedule",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "slot_id": str(target.id)},
+    )
     assert response.status_code == 303
     db.session.expire_all()
     booking = db.session.scalars(select(Booking)).one()
@@ -217,14 +244,20 @@ def test_reschedule_moves_the_seat_atomically(client, session, topic):
 def test_reschedule_to_a_taken_or_foreign_slot_is_refused(client, session, topic):
     url = _manage(client, session, topic)
     page = client.get(url + "/reschedule").get_data(as_text=True)
-    db.session.execute(Slot.__table__.update().where(Slot.id == session.slots[1].id).values(booked=1))
+    db.session.execute(
+        Slot.__table__.update().where(Slot.id == session.slots[1].id).values(booked=1)
+    )
     db.session.commit()
-    taken = client.post(url + "/reschedule", data={"csrf_token": csrf_from(page),
-                                                   "slot_id": str(session.slots[1].id)})
+    taken = client.post(
+        url + "/reschedule",
+        data={"csrf_token": csrf_from(page), "slot_id": str(session.slots[1].id)},
+    )
     assert taken.status_code == 409
     foreign = make_open_session(session.institution)
-    other = client.post(url + "/reschedule", data={"csrf_token": csrf_from(page),
-                                                   "slot_id": str(foreign.slots[0].id)})
+    other = client.post(
+        url + "/reschedule",
+        data={"csrf_token": csrf_from(page), "slot_id": str(foreign.slots[0].id)},
+    )
     assert other.status_code in (400, 422)
     db.session.expire_all()
     assert db.session.scalars(select(Booking)).one().slot_id == session.slots[0].id
@@ -235,7 +268,9 @@ def test_changes_close_at_the_cancellation_deadline(client, topic):
     url = _manage(client, late, topic)
     assert client.get(url + "/cancel").status_code == 409
     assert client.get(url + "/reschedule").status_code == 409
-    assert "Cancel the booking" not in client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Cancel the booking" not in client.get(url, headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
 
 
 def test_booking_ics_is_a_valid_calendar(client, session, topic):

@@ -17,15 +17,38 @@ from tests.factories import make_district, make_institution, make_region, make_u
 ALMATY = ZoneInfo("Asia/Almaty")
 
 
-def _publish(app, institution, *, kind="reception", rrule="FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
-             start=time(9), end=time(10), slot=20, capacity=1, walk_ins=0):
+def _publish(
+    app,
+    institution,
+    *,
+    kind="reception",
+    rrule="FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+    start=time(9),
+    end=time(10),
+    slot=20,
+    capacity=1,
+    walk_ins=0,
+):
     admin = make_user(Role.admin)
     values = {
-        "kind": kind, "rrule": rrule, "start_time": start, "end_time": end, "slot_minutes": slot,
-        "capacity": capacity, "walk_in_places": walk_ins, "breaks": [], "exclusions": [],
-        "day_off_policy": "skip", "valid_from": datetime.now(ALMATY).date(), "valid_until": None,
-        "host_name": "Бекзат Тестов", "host_position": "Директор", "location": "Каб. 5",
-        "booking_opens_days": 30, "booking_closes_hours": 2, "cancel_hours_before": 2,
+        "kind": kind,
+        "rrule": rrule,
+        "start_time": start,
+        "end_time": end,
+        "slot_minutes": slot,
+        "capacity": capacity,
+        "walk_in_places": walk_ins,
+        "breaks": [],
+        "exclusions": [],
+        "day_off_policy": "skip",
+        "valid_from": datetime.now(ALMATY).date(),
+        "valid_until": None,
+        "host_name": "Бекзат Тестов",
+        "host_position": "Директор",
+        "location": "Каб. 5",
+        "booking_opens_days": 30,
+        "booking_closes_hours": 2,
+        "cancel_hours_before": 2,
     }
     with app.test_request_context():
         login_user(admin)
@@ -36,8 +59,9 @@ def _publish(app, institution, *, kind="reception", rrule="FREQ=WEEKLY;BYDAY=MO,
 @pytest.fixture
 def institution(app):
     region = make_region(code="KZ-98")
-    return make_institution(make_district(region, slug="town"), name_kk="№7 мектеп",
-                            name_ru="Школа №7")
+    return make_institution(
+        make_district(region, slug="town"), name_kk="№7 мектеп", name_ru="Школа №7"
+    )
 
 
 def test_institution_page_lists_bookable_slots_as_plain_links(app, client, institution):
@@ -52,8 +76,17 @@ def test_institution_page_lists_bookable_slots_as_plain_links(app, client, insti
 
 
 def test_open_door_day_is_announced_on_district_and_region_pages(app, client, institution):
-    _publish(app, institution, kind="open_door", rrule="FREQ=MONTHLY;BYDAY=-1FR", start=time(10),
-             end=time(13), slot=30, capacity=5, walk_ins=10)
+    _publish(
+        app,
+        institution,
+        kind="open_door",
+        rrule="FREQ=MONTHLY;BYDAY=-1FR",
+        start=time(10),
+        end=time(13),
+        slot=30,
+        capacity=5,
+        walk_ins=10,
+    )
     district = client.get("/regions/KZ-98/town", headers={"Accept-Language": "kk"})
     assert "№7 мектеп" in district.get_data(as_text=True)
     region = client.get("/regions/KZ-98", headers={"Accept-Language": "kk"})
@@ -89,15 +122,24 @@ def test_feed_supports_conditional_requests(app, client, institution):
     _publish(app, institution)
     first = client.get(f"/institutions/{institution.id}/calendar.ics")
     etag = first.headers["ETag"]
-    again = client.get(f"/institutions/{institution.id}/calendar.ics",
-                       headers={"If-None-Match": etag})
+    again = client.get(
+        f"/institutions/{institution.id}/calendar.ics", headers={"If-None-Match": etag}
+    )
     assert again.status_code == 304
 
 
 def test_district_feed_lists_open_door_days_only(app, client, institution):
     _publish(app, institution)  # receptions
-    _publish(app, institution, kind="open_door", rrule="FREQ=MONTHLY;BYDAY=-1FR", start=time(10),
-             end=time(13), slot=30, capacity=5)
+    _publish(
+        app,
+        institution,
+        kind="open_door",
+        rrule="FREQ=MONTHLY;BYDAY=-1FR",
+        start=time(10),
+        end=time(13),
+        slot=30,
+        capacity=5,
+    )
     body = client.get("/regions/KZ-98/town/calendar.ics").get_data(as_text=True)
     events = vobject.readOne(body).contents.get("vevent", [])
     assert events

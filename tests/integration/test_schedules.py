@@ -37,13 +37,29 @@ def next_weekday(weekday: int, after: date | None = None) -> date:
 
 def form(**overrides):
     values = {
-        "kind": "reception", "host_name": "Айгүл Сериковна", "host_position": "Директор",
-        "frequency": "WEEKLY", "weekdays": ["1"], "ordinal": "-1", "interval": "1",
-        "start_time": "15:00", "end_time": "17:00", "slot_minutes": "15", "capacity": "1",
-        "walk_in_places": "0", "break_start": "", "break_end": "",
-        "valid_from": today().isoformat(), "valid_until": "", "exclusions": "",
-        "day_off_policy": "skip", "location": "Кабинет 101", "booking_opens_days": "30",
-        "booking_closes_hours": "2", "cancel_hours_before": "2", "save": "1",
+        "kind": "reception",
+        "host_name": "Айгүл Сериковна",
+        "host_position": "Директор",
+        "frequency": "WEEKLY",
+        "weekdays": ["1"],
+        "ordinal": "-1",
+        "interval": "1",
+        "start_time": "15:00",
+        "end_time": "17:00",
+        "slot_minutes": "15",
+        "capacity": "1",
+        "walk_in_places": "0",
+        "break_start": "",
+        "break_end": "",
+        "valid_from": today().isoformat(),
+        "valid_until": "",
+        "exclusions": "",
+        "day_off_policy": "skip",
+        "location": "Кабинет 101",
+        "booking_opens_days": "30",
+        "booking_closes_hours": "2",
+        "cancel_hours_before": "2",
+        "save": "1",
     }
     values.update(overrides)
     return values
@@ -61,15 +77,21 @@ def head(client):
 
 
 def _new(client, institution_id, **overrides):
-    return submit(client, f"/staff/institutions/{institution_id}/schedules/new",
-                  form(**overrides), headers={"Accept-Language": "en"})
+    return submit(
+        client,
+        f"/staff/institutions/{institution_id}/schedules/new",
+        form(**overrides),
+        headers={"Accept-Language": "en"},
+    )
 
 
 def test_weekly_reception_is_materialised_into_sessions_and_slots(client, head):
     response = _new(client, head.institution_id, break_start="16:00", break_end="16:15")
     assert response.status_code == 302
     schedule = db.session.scalars(select(Schedule)).one()
-    sessions = db.session.scalars(select(ScheduledSession).order_by(ScheduledSession.starts_at)).all()
+    sessions = db.session.scalars(
+        select(ScheduledSession).order_by(ScheduledSession.starts_at)
+    ).all()
     assert len(sessions) >= 16  # about 17 Tuesdays in the 120-day horizon, minus holidays
     first = sessions[0]
     assert first.local_date.weekday() == 1
@@ -98,7 +120,9 @@ def test_weekly_reception_is_materialised_into_sessions_and_slots(client, head):
         ({"start_time": "25:99"}, "start_time", ""),
     ],
 )
-def test_bad_schedule_gets_a_field_message_and_saves_nothing(client, head, overrides, field, message):
+def test_bad_schedule_gets_a_field_message_and_saves_nothing(
+    client, head, overrides, field, message
+):
     response = _new(client, head.institution_id, **overrides)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -117,8 +141,12 @@ def test_preview_shows_the_next_six_sessions_without_saving(client, head):
 
 def test_live_preview_fragment_reports_errors(client, head):
     url = f"/staff/institutions/{head.institution_id}/schedules/preview"
-    bad = submit(client, url, form(end_time="14:00"),
-                 form_url=f"/staff/institutions/{head.institution_id}/schedules/new")
+    bad = submit(
+        client,
+        url,
+        form(end_time="14:00"),
+        form_url=f"/staff/institutions/{head.institution_id}/schedules/new",
+    )
     assert bad.status_code == 422
 
 
@@ -126,18 +154,25 @@ def test_editing_keeps_booked_sessions_and_lists_them_as_conflicts(client, head)
     _new(client, head.institution_id)
     schedule = db.session.scalars(select(Schedule)).one()
     booked_session = db.session.scalars(
-        select(ScheduledSession).order_by(ScheduledSession.starts_at)).first()
+        select(ScheduledSession).order_by(ScheduledSession.starts_at)
+    ).first()
     booked_session.slots[0].booked = 1  # a citizen holds the first slot
     db.session.commit()
-    response = submit(client, f"/staff/schedules/{schedule.id}/edit",
-                      form(start_time="10:00", end_time="12:00", version=str(schedule.version)))
+    response = submit(
+        client,
+        f"/staff/schedules/{schedule.id}/edit",
+        form(start_time="10:00", end_time="12:00", version=str(schedule.version)),
+    )
     assert response.status_code == 302
     db.session.expire_all()
     kept = db.session.get(ScheduledSession, booked_session.id)
     assert kept.status == SessionStatus.planned
     assert kept.starts_at.astimezone(ALMATY).time() == time(15)  # untouched
-    others = db.session.scalars(select(ScheduledSession).where(
-        ScheduledSession.id != kept.id, ScheduledSession.status == "planned")).all()
+    others = db.session.scalars(
+        select(ScheduledSession).where(
+            ScheduledSession.id != kept.id, ScheduledSession.status == "planned"
+        )
+    ).all()
     assert others and all(s.starts_at.astimezone(ALMATY).time() == time(10) for s in others)
     page = client.get(f"/staff/institutions/{head.institution_id}/schedules").get_data(as_text=True)
     assert f"/staff/sessions/{kept.id}/cancel" in page
@@ -147,8 +182,11 @@ def test_editing_keeps_booked_sessions_and_lists_them_as_conflicts(client, head)
 def test_stale_edit_is_a_409(client, head):
     _new(client, head.institution_id)
     schedule = db.session.scalars(select(Schedule)).one()
-    response = submit(client, f"/staff/schedules/{schedule.id}/edit",
-                      form(version=str(schedule.version - 1 or 99)))
+    response = submit(
+        client,
+        f"/staff/schedules/{schedule.id}/edit",
+        form(version=str(schedule.version - 1 or 99)),
+    )
     assert response.status_code == 409
 
 
@@ -157,18 +195,28 @@ def test_pause_withdraws_unbooked_sessions_and_resume_brings_them_back(client, h
     schedule = db.session.scalars(select(Schedule)).one()
     planned = count(ScheduledSession, ScheduledSession.status == "planned")
     manage = f"/staff/institutions/{head.institution_id}/schedules"
-    assert submit(client, f"/staff/schedules/{schedule.id}/status", {"status": "paused"},
-                  form_url=manage).status_code == 302
+    assert (
+        submit(
+            client, f"/staff/schedules/{schedule.id}/status", {"status": "paused"}, form_url=manage
+        ).status_code
+        == 302
+    )
     assert count(ScheduledSession, ScheduledSession.status == "planned") == 0
     submit(client, f"/staff/schedules/{schedule.id}/status", {"status": "active"}, form_url=manage)
     assert count(ScheduledSession, ScheduledSession.status == "planned") == planned
-    assert submit(client, f"/staff/schedules/{schedule.id}/status", {"status": "gone"},
-                  form_url=manage).status_code == 400
+    assert (
+        submit(
+            client, f"/staff/schedules/{schedule.id}/status", {"status": "gone"}, form_url=manage
+        ).status_code
+        == 400
+    )
 
 
 def test_cancelling_a_session_needs_a_reason_and_shows_in_the_feed(client, head):
     _new(client, head.institution_id)
-    session = db.session.scalars(select(ScheduledSession).order_by(ScheduledSession.starts_at)).first()
+    session = db.session.scalars(
+        select(ScheduledSession).order_by(ScheduledSession.starts_at)
+    ).first()
     url = f"/staff/sessions/{session.id}/cancel"
     assert submit(client, url, {"reason": ""}).status_code == 422
     assert submit(client, url, {"reason": "Директор в командировке"}).status_code == 302
@@ -199,15 +247,19 @@ def test_extra_day_off_moves_the_session_to_the_previous_working_day(app, client
     institution = make_institution()
     thursday = next_weekday(3, today() + timedelta(days=7))
     sign_in(client, admin.email, PASSWORD)
-    response = submit(client, "/admin/calendar",
-                      {"day": thursday.isoformat(), "kind": "day_off", "note": "Постановление"})
+    response = submit(
+        client,
+        "/admin/calendar",
+        {"day": thursday.isoformat(), "kind": "day_off", "note": "Постановление"},
+    )
     assert response.status_code == 302
     assert count(CalendarDay) == 1
     _new(client, institution.id, weekdays=["3"], day_off_policy="previous_working_day")
     dates = set(db.session.scalars(select(ScheduledSession.local_date)))
     assert thursday not in dates
-    moved = db.session.scalars(select(ScheduledSession).where(
-        ScheduledSession.moved_from == thursday)).one()
+    moved = db.session.scalars(
+        select(ScheduledSession).where(ScheduledSession.moved_from == thursday)
+    ).one()
     assert moved.local_date == thursday - timedelta(days=1)
     # Adding the same date twice is a conflict, not a crash.
     again = submit(client, "/admin/calendar", {"day": thursday.isoformat(), "kind": "working"})
@@ -232,11 +284,30 @@ def test_region_officer_sets_the_unified_open_door_day(client):
     officer = make_user(Role.region_officer, region=region)
     sign_in(client, officer.email, PASSWORD)
     url = f"/staff/regions/{region.id}/open-door-day"
-    values = {k: v for k, v in form(frequency="MONTHLY", weekdays=["4"], ordinal="-1",
-                                    start_time="10:00", end_time="13:00", slot_minutes="30",
-                                    capacity="5", walk_in_places="10").items()
-              if k not in ("kind", "host_name", "host_position", "location", "exclusions",
-                           "booking_opens_days", "booking_closes_hours", "cancel_hours_before")}
+    values = {
+        k: v
+        for k, v in form(
+            frequency="MONTHLY",
+            weekdays=["4"],
+            ordinal="-1",
+            start_time="10:00",
+            end_time="13:00",
+            slot_minutes="30",
+            capacity="5",
+            walk_in_places="10",
+        ).items()
+        if k
+        not in (
+            "kind",
+            "host_name",
+            "host_position",
+            "location",
+            "exclusions",
+            "booking_opens_days",
+            "booking_closes_hours",
+            "cancel_hours_before",
+        )
+    }
     assert submit(client, url, values).status_code == 302
     schedules = db.session.scalars(select(Schedule)).all()
     assert {s.institution_id for s in schedules} == {i.id for i in institutions}
@@ -255,8 +326,12 @@ def test_region_officer_sets_the_unified_open_door_day(client):
 
     # An exception detaches the institution's schedule so its staff may edit it.
     exempt = institutions[0]
-    response = submit(client, f"/staff/institutions/{exempt.id}/unified-exception",
-                      {"reason": "Работает по сменам"}, form_url=url)
+    response = submit(
+        client,
+        f"/staff/institutions/{exempt.id}/unified-exception",
+        {"reason": "Работает по сменам"},
+        form_url=url,
+    )
     assert response.status_code == 302
     db.session.expire_all()
     own = db.session.scalars(select(Schedule).where(Schedule.institution_id == exempt.id)).one()
@@ -265,8 +340,10 @@ def test_region_officer_sets_the_unified_open_door_day(client):
     submit(client, url, {**values, "start_time": "11:00", "end_time": "14:00"})
     db.session.expire_all()
     assert db.session.get(Schedule, own.id).start_time == time(10)
-    assert {s.start_time for s in db.session.scalars(
-        select(Schedule).where(Schedule.unified_rule_id.isnot(None)))} == {time(11)}
+    assert {
+        s.start_time
+        for s in db.session.scalars(select(Schedule).where(Schedule.unified_rule_id.isnot(None)))
+    } == {time(11)}
 
 
 def test_staff_cannot_edit_an_inherited_open_door_day(client):
@@ -274,9 +351,16 @@ def test_staff_cannot_edit_an_inherited_open_door_day(client):
     institution = make_institution(make_district(region))
     admin = make_user(Role.admin)
     services_values = {
-        "rrule": "FREQ=MONTHLY;BYDAY=-1FR", "start_time": time(10), "end_time": time(13),
-        "slot_minutes": 30, "capacity": 5, "walk_in_places": 0, "breaks": [],
-        "day_off_policy": "skip", "valid_from": today(), "valid_until": None,
+        "rrule": "FREQ=MONTHLY;BYDAY=-1FR",
+        "start_time": time(10),
+        "end_time": time(13),
+        "slot_minutes": 30,
+        "capacity": 5,
+        "walk_in_places": 0,
+        "breaks": [],
+        "day_off_policy": "skip",
+        "valid_from": today(),
+        "valid_until": None,
     }
     from flask_login import login_user
 
@@ -288,14 +372,19 @@ def test_staff_cannot_edit_an_inherited_open_door_day(client):
     schedule = db.session.scalars(select(Schedule)).one()
     response = client.get(f"/staff/schedules/{schedule.id}/edit")
     assert response.status_code == 302
-    forced = submit(client, f"/staff/schedules/{schedule.id}/edit", form(start_time="08:00"),
-                    form_url=f"/staff/institutions/{institution.id}/schedules/new")
+    forced = submit(
+        client,
+        f"/staff/schedules/{schedule.id}/edit",
+        form(start_time="08:00"),
+        form_url=f"/staff/institutions/{institution.id}/schedules/new",
+    )
     assert forced.status_code == 302
     db.session.expire_all()
     assert db.session.get(Schedule, schedule.id).start_time == time(10)
     with pytest.raises(DomainError):
-        services.save_schedule(staff, institution.id, {**services_values, "kind": "open_door"},
-                               schedule_id=schedule.id)
+        services.save_schedule(
+            staff, institution.id, {**services_values, "kind": "open_door"}, schedule_id=schedule.id
+        )
 
 
 @pytest.mark.parametrize("role", [Role.district_officer, Role.staff])
@@ -311,3 +400,10 @@ def test_region_officer_of_another_region_gets_404(client):
     other = make_region()
     sign_in(client, officer.email, PASSWORD)
     assert client.get(f"/staff/regions/{other.id}/open-door-day").status_code == 404
+
+
+def test_every_scheduling_error_code_has_a_message():
+    from receptions.schedules.forms import CODE_MESSAGES
+    from scheduling.errors import ALL_CODES
+
+    assert set(CODE_MESSAGES) == set(ALL_CODES)

@@ -1,0 +1,162 @@
+"""The outbox delivers through a real local SMTP server, retries, and scrubs the manage link."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import socket
+import threading
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask_babel import force_locale, gettext
+from sqlalchemy import select
+
+from receptions.booking import services as booking_services
+from receptions.booking.models import Booking, WaitlistEntry
+from receptions.database import utcnow
+from receptions.extensions import db
+from receptions.logging_filters import RedactSecrets, redact
+from receptions.notify.models import Notification
+from receptions.notify.services import MAX_ATTEMPTS, send_due
+from tests.factories import make_institution, make_open_session, make_topic
+from tests.integration.test_booking import book
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], str]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def app_config(tmp_path, request):
+    port = request.getfixturevalue("smtp_server")[0] if "smtp_server" in request.fixturenames else 1
+    return {
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": port,
+        "SMS_LOG_PATH": str(tmp_path / "sms.log"),
+    }
+
+
+def test_confirmation_reaches_the_smtp_server_in_the_citizens_language(
+    app, client, smtp_server, tmp_path
+):
+    _, inbox = smtp_server
+    session = make_open_session()
+    topic = make_topic()
+    response, _ = book(client, session.slots[0].id, topic, lang="ru")
+    token_path = response.headers["Location"].split("?")[0]
+    counts = app.test_cli_runner().invoke(args=["notify", "send"])
+    assert "sent: 2" in counts.output, counts.output
+    assert len(inbox.messages) == 1
+    recipients, content = inbox.messages[0]
+    assert recipients == ["saule@example.kz"]
+    message = email.message_from_string(content, policy=email.policy.default)
+    body = message.get_body().get_content()
+    assert token_path in body  # the manage link is in the message...
+    with app.test_request_context(), force_locale("ru"):
+        assert message["Subject"] == gettext("Your meeting is booked")
+    sms = (tmp_path / "sms.log").read_text()
+    assert "+7 701 ••• •• 67" in sms and "+77011234567" not in sms
+    db.session.expire_all()
+    for notification in db.session.scalars(select(Notification)):
+        assert notification.status == "sent"
+        assert "manage_url" not in notification.payload  # ...and no longer in the database
+
+
+def test_failed_delivery_is_retried_with_back_off_then_marked_failed(app, client):
+    # app_config points MAIL_PORT at 1, where nothing listens.
+    session = make_open_session()
+    book(client, session.slots[0].id, make_topic())
+    at = utcnow()
+    first = send_due(at=at)
+    assert first == {"sent": 1, "retry": 1, "failed": 0}  # the SMS log works, SMTP does not
+    email = db.session.scalars(select(Notification).where(Notification.channel == "email")).one()
+    assert email.attempts == 1 and email.next_attempt_at > at and "SMTP" in email.last_error
+    assert send_due(at=at) == {"sent": 0, "retry": 0, "failed": 0}  # not due yet
+    for step in range(2, MAX_ATTEMPTS + 1):
+        at = email.next_attempt_at + timedelta(seconds=1)
+        send_due(at=at)
+        db.session.expire_all()
+        email = db.session.get(Notification, email.id)
+        assert email.attempts == step
+    assert email.status == "failed" and "manage_url" not in email.payload
+
+
+def test_reminder_goes_only_to_bookings_made_more_than_a_day_before(app, client):
+    session = make_open_session(starts_in_hours=20)
+    book(client, session.slots[0].id, make_topic())
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking_services.queue_reminders() == 0  # booked less than 24 h before
+    booking.created_at = booking.created_at - timedelta(days=3)
+    db.session.commit()
+    with app.test_request_context():
+        assert booking_services.queue_reminders() == 1
+        assert booking_services.queue_reminders() == 0  # once only
+    reminders = db.session.scalars(select(Notification).where(Notification.template == "reminder"))
+    assert len(reminders.all()) == 2
+
+
+def test_waitlist_tells_later_bookings_at_most_three_times(app, client):
+    topic = make_topic()
+    institution = make_institution()
+    session = make_open_session(institution, slots=6)
+    later, _ = book(client, session.slots[5].id, topic)
+    waiting_token = later.headers["Location"].split("/m/")[1].split("?")[0]
+    with app.test_request_context():
+        booking_services.join_waitlist(waiting_token)
+    from tests.factories import make_iin
+
+    for n in range(4):
+        response, _ = book(
+            client, session.slots[n].id, topic, iin=make_iin(100 + n), phone=f"+7701555000{n}"
+        )
+        token = response.headers["Location"].split("/m/")[1].split("?")[0]
+        with app.test_request_context():
+            booking_services.cancel_by_citizen(token)
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.notices_sent == 3 and entry.active is False
+    waiting = db.session.scalars(
+        select(Booking).where(Booking.slot_id == session.slots[5].id)
+    ).one()
+    freed = db.session.scalars(
+        select(Notification).where(
+            Notification.template == "slot_freed", Notification.booking_id == waiting.id
+        )
+    ).all()
+    assert len(freed) == 3 * 2  # SMS and e-mail, three times, then it stops
+
+
+def test_manage_tokens_are_redacted_from_logs(caplog):
+    assert (
+        redact("GET /m/AbCdEf0123456789_-xyz?new=1 HTTP/1.1") == "GET /m/[redacted]?new=1 HTTP/1.1"
+    )
+    logger = logging.getLogger("werkzeug")
+    logger.addFilter(RedactSecrets())
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        logger.info('"%s" %s', "GET /m/SECRETTOKEN1234567890abc HTTP/1.1", 200)
+    assert "SECRETTOKEN" not in caplog.text and "[redacted]" in caplog.text
