@@ -102,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     from .auth.views import bp as auth_bp
     from .booking.views import bp as booking_bp
     from .institutions.views import bp as institutions_bp
+    from .notify.views import bp as notify_bp
     from .public.views import bp as public_bp
     from .schedules.views import bp as schedules_bp
     from .staff.views import bp as staff_bp
@@ -112,6 +113,7 @@ def _register_blueprints(app: Flask) -> None:
         institutions_bp,
         schedules_bp,
         booking_bp,
+        notify_bp,
         staff_bp,
         admin_bp,
     )

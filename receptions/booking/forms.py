@@ -131,3 +131,20 @@ class StatusLookupForm(FlaskForm):
         validators=[DataRequired(), Length(max=12)],
         description=_l("For example ATY-7K3M9Q"),
     )
+
+
+class TopicForm(FlaskForm):
+    slug = StringField(
+        _l("Code"),
+        validators=[DataRequired(), Length(max=40)],
+        description=_l("Latin letters, digits and underscores, e.g. housing_utilities."),
+    )
+    name_kk = StringField(_l("Name in Kazakh"), validators=[DataRequired(), Length(max=120)])
+    name_ru = StringField(_l("Name in Russian"), validators=[DataRequired(), Length(max=120)])
+    name_en = StringField(_l("Name in English"), validators=[DataRequired(), Length(max=120)])
+
+    def validate_slug(self, field: StringField) -> None:
+        import re
+
+        if not re.fullmatch(r"[a-z0-9_]+", field.data or ""):
+            raise ValidationError(str(_l("Use lowercase Latin letters, digits and underscores.")))

@@ -637,3 +637,41 @@ def feedback_for(booking: Booking) -> Feedback | None:
 
 def public_history(booking: Booking) -> list[StatusEvent]:
     return list(booking.events)
+
+
+def all_topics() -> list[Topic]:
+    return list(db.session.scalars(select(Topic).order_by(Topic.position, Topic.slug)))
+
+
+def add_topic(actor: Any, values: dict[str, str]) -> Topic:
+    from ..audit.services import record as audit
+    from ..auth.models import Role
+    from ..errors import Forbidden
+
+    if actor.role_enum is not Role.admin:
+        raise Forbidden()
+    with write_transaction():
+        if db.session.scalar(select(Topic.id).where(Topic.slug == values["slug"])) is not None:
+            raise Conflict(str(_l("A topic with this code already exists.")))
+        position = (db.session.scalar(select(func.max(Topic.position))) or 0) + 1
+        topic = Topic(position=position, **values)
+        db.session.add(topic)
+        db.session.flush()
+        audit("topic.added", "topic", topic.id)
+    return topic
+
+
+def set_topic_active(actor: Any, topic_id: int, active: bool) -> Topic:
+    from ..audit.services import record as audit
+    from ..auth.models import Role
+    from ..errors import Forbidden, NotInScope
+
+    if actor.role_enum is not Role.admin:
+        raise Forbidden()
+    with write_transaction():
+        topic = db.session.get(Topic, topic_id)
+        if topic is None:
+            raise NotInScope()
+        topic.active = active
+        audit("topic.active" if active else "topic.retired", "topic", topic.id)
+    return topic

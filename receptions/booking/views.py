@@ -14,9 +14,12 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from scheduling import CalendarEvent, event_uid, render_calendar
 
+from .. import access
+from ..auth.models import Role
 from ..clock import now as clock_now
 from ..errors import error_response
 from ..extensions import limiter
@@ -30,6 +33,7 @@ from .forms import (
     RescheduleForm,
     ResolvedForm,
     StatusLookupForm,
+    TopicForm,
 )
 
 bp = Blueprint("booking", __name__)
@@ -257,3 +261,30 @@ def status(reference: str):
         events=services.public_history(booking),
         now=clock_now(),
     )
+
+
+@bp.route("/admin/topics", methods=["GET", "POST"])
+@access.role_required(Role.admin)
+def topics():
+    form = TopicForm()
+    if form.validate_on_submit():
+        services.add_topic(
+            current_user,
+            {
+                name: (form[name].data or "").strip()
+                for name in ("slug", "name_kk", "name_ru", "name_en")
+            },
+        )
+        flash(_("The topic has been added."), "success")
+        return redirect(url_for("booking.topics"), 303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("booking/topics.html", form=form, topics=services.all_topics()), status
+
+
+@bp.route("/admin/topics/<int:topic_id>/active", methods=["POST"])
+@access.role_required(Role.admin)
+def topic_active(topic_id: int):
+    if not CancelBookingForm().validate_on_submit():
+        abort(400)
+    services.set_topic_active(current_user, topic_id, request.form.get("active") == "1")
+    return redirect(url_for("booking.topics"), 303)

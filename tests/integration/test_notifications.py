@@ -160,3 +160,53 @@ def test_manage_tokens_are_redacted_from_logs(caplog):
     with caplog.at_level(logging.INFO, logger="werkzeug"):
         logger.info('"%s" %s', "GET /m/SECRETTOKEN1234567890abc HTTP/1.1", 200)
     assert "SECRETTOKEN" not in caplog.text and "[redacted]" in caplog.text
+
+
+def test_admin_sees_failed_messages_and_can_send_them_again(app, client):
+    from receptions.auth.models import Role
+    from tests.conftest import sign_in, submit
+    from tests.factories import PASSWORD, make_user
+
+    session = make_open_session()
+    book(client, session.slots[0].id, make_topic())
+    failed = db.session.scalars(select(Notification).where(Notification.channel == "email")).one()
+    failed.status, failed.attempts, failed.last_error = "failed", MAX_ATTEMPTS, "SMTP refused"
+    db.session.commit()
+    admin = make_user(Role.admin)
+    sign_in(client, admin.email, PASSWORD)
+    page = client.get("/admin/notifications/?status=failed").get_data(as_text=True)
+    assert "SMTP refused" in page
+    response = submit(
+        client,
+        f"/admin/notifications/{failed.id}/retry",
+        {},
+        form_url="/admin/notifications/?status=failed",
+    )
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Notification, failed.id).status == "pending"
+    assert client.get("/admin/notifications/?status=bogus").status_code == 400
+
+
+def test_admin_manages_the_topic_list(app, client):
+    from receptions.auth.models import Role
+    from receptions.booking.models import Topic
+    from tests.conftest import sign_in, submit
+    from tests.factories import PASSWORD, make_user
+
+    admin = make_user(Role.admin)
+    sign_in(client, admin.email, PASSWORD)
+    values = {"slug": "ecology", "name_kk": "Экология", "name_ru": "Экология", "name_en": "Ecology"}
+    assert submit(client, "/admin/topics", values).status_code == 303
+    assert submit(client, "/admin/topics", values).status_code == 409
+    assert submit(client, "/admin/topics", {**values, "slug": "Bad Slug"}).status_code == 422
+    topic = db.session.scalars(select(Topic)).one()
+    retire = submit(
+        client,
+        f"/admin/topics/{topic.id}/active",
+        {"active": "0", "confirm": "yes"},
+        form_url="/admin/topics",
+    )
+    assert retire.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).active is False

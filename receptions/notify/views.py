@@ -1,0 +1,57 @@
+"""Administrators see what the outbox could not deliver, and may send it again."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+
+from .. import access
+from ..auth.models import Role
+from ..clock import now as clock_now
+from ..database import write_transaction
+from ..extensions import db
+from ..institutions.services import paginate
+from ..urls import int_arg
+from .models import DeliveryStatus, Notification
+
+bp = Blueprint("notify", __name__, url_prefix="/admin/notifications")
+
+
+@bp.route("/")
+@access.role_required(Role.admin)
+def outbox():
+    status = request.args.get("status", "failed")
+    if status not in DeliveryStatus.__members__:
+        abort(400)
+    counts = dict(
+        db.session.execute(
+            select(Notification.status, func.count()).group_by(Notification.status)
+        ).all()
+    )
+    query = (
+        select(Notification)
+        .where(Notification.status == status)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+    page = paginate(query, int_arg(request.args, "page", 1) or 1, 50)
+    return render_template(
+        "notify/outbox.html", page=page, status=status, counts=counts, form=FlaskForm()
+    )
+
+
+@bp.route("/<int:notification_id>/retry", methods=["POST"])
+@access.role_required(Role.admin)
+def retry(notification_id: int):
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    with write_transaction():
+        notification = db.session.get(Notification, notification_id)
+        if notification is None:
+            abort(404)
+        notification.status = DeliveryStatus.pending.value
+        notification.attempts = 0
+        notification.next_attempt_at = clock_now()
+    flash(_("The message will be sent again."), "success")
+    return redirect(url_for("notify.outbox"), 303)
