@@ -210,3 +210,37 @@ def test_admin_manages_the_topic_list(app, client):
     assert retire.status_code == 303
     db.session.expire_all()
     assert db.session.get(Topic, topic.id).active is False
+
+
+def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_path, monkeypatch):
+    import redis
+    from rq import Queue, SimpleWorker
+
+    from receptions.notify.worker import QUEUE
+
+    redis_url = "redis://127.0.0.1:6379/15"
+    try:
+        connection = redis.Redis.from_url(redis_url)
+        connection.ping()
+    except redis.RedisError:
+        from tests.conftest import skip_unless_ci
+
+        skip_unless_ci("Redis is not reachable at 127.0.0.1:6379")
+    queue = Queue(QUEUE, connection=connection)
+    queue.empty()
+    app.config["REDIS_URL"] = redis_url
+    app.config["NOTIFY_SYNC"] = True
+    # The worker builds its own app from the environment, as `rq worker` would.
+    monkeypatch.setenv("ASHYQ_ENV", "testing")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("MAIL_BACKEND", "log")
+    monkeypatch.setenv("MAIL_LOG_PATH", str(tmp_path / "mail.log"))
+    monkeypatch.setenv("SMS_LOG_PATH", str(tmp_path / "sms-rq.log"))
+    session = make_open_session()
+    book(client, session.slots[0].id, make_topic())
+    assert queue.count == 1
+    assert db.session.scalars(select(Notification.status)).all() == ["pending", "pending"]
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    db.session.rollback()
+    assert sorted(db.session.scalars(select(Notification.status))) == ["sent", "sent"]
+    assert "+7 701 ••• •• 67" in (tmp_path / "sms-rq.log").read_text()
