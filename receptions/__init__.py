@@ -106,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     from .public.views import bp as public_bp
     from .schedules.views import bp as schedules_bp
     from .staff.views import bp as staff_bp
+    from .visits.views import bp as visits_bp
 
     blueprints = (
         public_bp,
@@ -114,6 +115,7 @@ def _register_blueprints(app: Flask) -> None:
         schedules_bp,
         booking_bp,
         notify_bp,
+        visits_bp,
         staff_bp,
         admin_bp,
     )
@@ -132,7 +134,7 @@ def _register_template_helpers(app: Flask) -> None:
             "localized": localized,
         }
 
-    from .booking.labels import event_label, status_label
+    from .booking.labels import accessibility_label, event_label, status_label
     from .schedules.queries import describe_schedule
     from .schedules.views import kind_labels
 
@@ -150,6 +152,7 @@ def _register_template_helpers(app: Flask) -> None:
         describe=describe_schedule,
         webcal=lambda url: "webcal://" + url.split("://", 1)[1],
         event_label=event_label,
+        accessibility_label=accessibility_label,
         status_label=status_label,
     )
     app.jinja_env.globals["request_path"] = lambda: request.full_path.rstrip("?")
@@ -157,12 +160,13 @@ def _register_template_helpers(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
+    from .admin.cli import retention_cli
     from .demo.cli import demo_cli
     from .i18n.cli import i18n_cli
     from .notify.cli import notify_cli
     from .schedules.cli import schedules_cli
 
-    for group in (demo_cli, i18n_cli, notify_cli, schedules_cli):
+    for group in (demo_cli, i18n_cli, notify_cli, schedules_cli, retention_cli):
         app.cli.add_command(group)
 
 

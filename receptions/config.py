@@ -55,6 +55,7 @@ class Config:
     STATUS_RATE_LIMIT = "30 per minute"
     BOOKINGS_PER_INSTITUTION_MONTH = 1
     SCHEDULE_HORIZON_DAYS = 120
+    RETENTION_DAYS = 3 * 365
 
     # Notifications: "log" writes to instance/*.log (demo); "smtp" sends through MAIL_SERVER.
     MAIL_BACKEND = "log"

@@ -128,3 +128,9 @@ def _safe_rollback() -> None:
         db.session.rollback()
     except Exception:  # the connection itself may be gone
         log.warning("rollback after error failed", exc_info=True)
+
+
+def form_error_message(form: object) -> str:
+    """All of a form's error messages as one sentence, for endpoints that have no page of their own."""
+    errors = getattr(form, "errors", {})
+    return " ".join(str(message) for messages in errors.values() for message in messages)

@@ -14,6 +14,7 @@ from .schedules.models import (
     UnifiedOpenDoorRule,
     UnifiedRuleException,
 )
+from .visits.models import MonthSignoff, Question, QuestionEvent, Visit
 
 __all__ = [
     "AuditEvent",
@@ -22,8 +23,11 @@ __all__ = [
     "District",
     "Feedback",
     "Institution",
+    "MonthSignoff",
     "Notification",
     "PasswordToken",
+    "Question",
+    "QuestionEvent",
     "Region",
     "Schedule",
     "ScheduledSession",
@@ -33,5 +37,6 @@ __all__ = [
     "UnifiedOpenDoorRule",
     "UnifiedRuleException",
     "User",
+    "Visit",
     "WaitlistEntry",
 ]

@@ -191,3 +191,50 @@ def make_open_session(
     db.session.add_all([schedule, session])
     db.session.commit()
     return session
+
+
+def make_booking(
+    slot,
+    *,
+    topic=None,
+    name: str = "Айжан Тестова",
+    status: str = "booked",
+    email: str = "",
+    **values: Any,
+):
+    """A booking stored directly (the public form is tested on its own), seat counter included."""
+    from datetime import UTC, datetime
+
+    from receptions.booking import identity
+    from receptions.booking.models import Booking
+
+    n = _n()
+    topic = topic or make_topic()
+    iin = make_iin(n)
+    session = slot.session
+    booking = Booking(
+        slot_id=slot.id,
+        session_id=session.id,
+        schedule_id=session.schedule_id,
+        institution_id=session.institution_id,
+        reference=f"TST-{n:06d}"[:10],
+        manage_token_hash=f"{n:064d}",
+        idempotency_key=f"key-{n}",
+        citizen_name=name,
+        iin_hash=identity.iin_hash(iin, "test-iin-hash-key-not-for-production"),
+        iin_last4=iin[-4:],
+        phone="+77015550101",
+        email=email,
+        locale="ru",
+        topic_id=topic.id,
+        question="Вопрос о ремонте крыши",
+        consent_at=datetime.now(UTC),
+        consent_version="test",
+        month=slot.starts_at.strftime("%Y-%m"),
+        status=status,
+        **values,
+    )
+    slot.booked += 1 if status == "booked" else 0
+    db.session.add(booking)
+    db.session.commit()
+    return booking

@@ -12,6 +12,7 @@ EVENT_LABELS = {
     "attended": _l("Received"),
     "no_show": _l("Did not come"),
     "feedback": _l("Meeting rated"),
+    "check_in_undone": _l("Check-in corrected"),
     "resolved": _l("Resolved positively"),
     "explained": _l("Explained"),
     "pending": _l("Being resolved"),
@@ -32,3 +33,9 @@ def event_label(kind: str) -> str:
 
 def status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
+
+
+def accessibility_label(code: str) -> str:
+    from .forms import ACCESSIBILITY_NEEDS
+
+    return str(dict(ACCESSIBILITY_NEEDS).get(code, code))

@@ -21,7 +21,7 @@ from scheduling import CalendarEvent, event_uid, render_calendar
 from .. import access
 from ..auth.models import Role
 from ..clock import now as clock_now
-from ..errors import error_response
+from ..errors import error_response, form_error_message
 from ..extensions import limiter
 from ..i18n import current_language
 from ..urls import int_arg
@@ -206,7 +206,7 @@ def feedback(token: str):
     services.booking_by_token(token)
     form = FeedbackForm()
     if not form.validate_on_submit():
-        return error_response(422, " ".join(e for errors in form.errors.values() for e in errors))
+        return error_response(422, form_error_message(form))
     services.leave_feedback(token, form.rating.data, form.comment.data or "")
     flash(_("Thank you for your feedback."), "success")
     return redirect(url_for("booking.manage", token=token), 303)
@@ -217,7 +217,7 @@ def resolved(token: str):
     services.booking_by_token(token)
     form = ResolvedForm()
     if not form.validate_on_submit():
-        return error_response(422, " ".join(e for errors in form.errors.values() for e in errors))
+        return error_response(422, form_error_message(form))
     services.answer_really_resolved(token, form.resolved.data == "yes")
     flash(_("Thank you for your answer."), "success")
     return redirect(url_for("booking.manage", token=token), 303)

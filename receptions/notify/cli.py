@@ -22,6 +22,8 @@ def send_command(limit: int) -> None:
 def remind_command() -> None:
     """Queue the 24-hour reminders and feedback requests that are due."""
     from ..booking.services import queue_feedback_requests, queue_reminders
+    from ..visits.services import queue_closeout_reminders
 
     click.echo(f"reminders queued: {queue_reminders()}")
     click.echo(f"feedback requests queued: {queue_feedback_requests()}")
+    click.echo(f"close-out reminders queued: {queue_closeout_reminders()}")

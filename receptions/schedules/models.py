@@ -142,6 +142,8 @@ class ScheduledSession(db.Model):
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_count: Mapped[int | None] = mapped_column(Integer)
+    closeout_reminders: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     schedule: Mapped[Schedule] = relationship(back_populates="sessions")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -10,6 +12,7 @@ from .. import access
 from ..auth import services as auth_services
 from ..auth.forms import InviteForm
 from ..auth.models import Role
+from ..clock import now as clock_now
 from ..extensions import db
 from ..geography.models import District, Region
 from ..institutions.models import Institution
@@ -23,7 +26,11 @@ def dashboard():
     institutions = db.session.scalars(
         access.institutions_in_scope(current_user).order_by(Institution.name_ru).limit(200)
     ).all()
-    return render_template("staff/dashboard.html", institutions=institutions)
+    first_of_month = clock_now().date().replace(day=1)
+    previous_month = (first_of_month - timedelta(days=1)).strftime("%Y-%m")
+    return render_template(
+        "staff/dashboard.html", institutions=institutions, previous_month=previous_month
+    )
 
 
 def fill_scope_choices(form: InviteForm) -> None:

@@ -1,0 +1,1 @@
+"""Running the day: agenda, check-in, walk-ins, questions and their outcomes, close-out, sign-off."""

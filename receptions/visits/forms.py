@@ -1,0 +1,94 @@
+"""Forms of the staff workspace."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from ..booking import identity
+
+OUTCOME_CHOICES = [
+    ("resolved", _l("Resolved positively")),
+    ("explained", _l("Explained")),
+    ("pending", _l("Being resolved")),
+]
+RECEIVED_BY_CHOICES = [("head", _l("The head")), ("deputy", _l("A deputy"))]
+
+
+class WalkInForm(FlaskForm):
+    normalised_phone = ""  # set by validate_phone when a number is given
+    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
+    summary = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
+    iin = StringField(_l("IIN (optional)"), validators=[Optional()])
+    phone = StringField(_l("Mobile phone (optional)"), validators=[Optional(), Length(max=30)])
+    received_by = SelectField(_l("Received by"), choices=RECEIVED_BY_CHOICES, default="head")
+    received_by_name = StringField(
+        _l("Name of the person who received"), validators=[Optional(), Length(max=200)]
+    )
+
+    def validate_iin(self, field: StringField) -> None:
+        if field.data and not identity.is_valid_iin(field.data):
+            raise ValidationError(str(_l("This IIN is not valid: check the 12 digits.")))
+
+    def validate_phone(self, field: StringField) -> None:
+        self.normalised_phone = ""
+        if field.data:
+            try:
+                self.normalised_phone = identity.normalise_phone(field.data)
+            except identity.InvalidPhone as error:
+                raise ValidationError(
+                    str(_l("Enter a Kazakhstan mobile number, e.g. +7 701 123 45 67."))
+                ) from error
+
+
+class QuestionForm(FlaskForm):
+    topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
+    summary = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
+
+
+class OutcomeForm(FlaskForm):
+    outcome = RadioField(
+        _l("Outcome"),
+        choices=OUTCOME_CHOICES,
+        validators=[InputRequired(message=_l("Choose the outcome."))],
+    )
+    responsible = StringField(
+        _l("Responsible person"),
+        validators=[Optional(), Length(max=200)],
+        description=_l("Required when the question is being resolved."),
+    )
+    due_date = DateField(
+        _l("Due date"), validators=[Optional()], description=_l("Default: in 15 days.")
+    )
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=2000)])
+    version = HiddenField()
+
+
+class CloseQuestionForm(FlaskForm):
+    outcome = RadioField(
+        _l("Result"),
+        choices=OUTCOME_CHOICES[:2],
+        validators=[InputRequired(message=_l("Choose the outcome."))],
+    )
+    note = TextAreaField(_l("What was done"), validators=[DataRequired(), Length(max=2000)])
+    version = HiddenField()
+
+
+class CloseSessionForm(FlaskForm):
+    held = RadioField(
+        _l("Did the session take place?"),
+        choices=[("yes", _l("Yes, it was held")), ("no", _l("No, it did not take place"))],
+        validators=[InputRequired()],
+    )
+    reason = StringField(
+        _l("Reason, if it did not take place"), validators=[Optional(), Length(max=500)]
+    )
+
+
+class SignOffForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason for the correction"), validators=[Optional(), Length(max=1000)]
+    )

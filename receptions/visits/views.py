@@ -1,0 +1,234 @@
+"""The staff workspace: agenda, printable register, check-in, walk-ins, outcomes, close-out."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from .. import access
+from ..booking import identity
+from ..booking.services import active_topics
+from ..errors import DomainError, form_error_message
+from ..extensions import db
+from ..schedules.models import ScheduledSession
+from . import services
+from .forms import (
+    CloseQuestionForm,
+    CloseSessionForm,
+    OutcomeForm,
+    QuestionForm,
+    SignOffForm,
+    WalkInForm,
+)
+from .models import Outcome, Question, ReceivedBy
+
+bp = Blueprint("visits", __name__, url_prefix="/staff")
+WORKSPACE = access.role_required(*services.WORKSPACE_ROLES)
+
+
+def _day_arg(institution) -> date:  # type: ignore[no-untyped-def]
+    value = request.args.get("date", "")
+    if not value:
+        return services.local_today(institution)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        abort(400)
+
+
+@bp.route("/institutions/<int:institution_id>/agenda")
+@WORKSPACE
+def agenda(institution_id: int):
+    institution = services.require_workspace(current_user, institution_id)
+    day = _day_arg(institution)
+    week = request.args.get("view") == "week"
+    if week:
+        day = day - timedelta(days=day.weekday())
+    sessions = services.agenda(current_user, institution_id, day, 7 if week else 1)
+    return render_template(
+        "visits/agenda.html",
+        institution=institution,
+        day=day,
+        week=week,
+        sessions=sessions,
+        form=FlaskForm(),
+        mask_iin=identity.mask_iin,
+        step=timedelta(days=7 if week else 1),
+        today=services.local_today(institution),
+    )
+
+
+@bp.route("/institutions/<int:institution_id>/register")
+@WORKSPACE
+def register(institution_id: int):
+    institution = services.require_workspace(current_user, institution_id)
+    day = _day_arg(institution)
+    sessions = services.agenda(current_user, institution_id, day)
+    return render_template(
+        "visits/register.html",
+        institution=institution,
+        day=day,
+        sessions=sessions,
+        mask_iin=identity.mask_iin,
+    )
+
+
+@bp.route("/bookings/<int:booking_id>/check-in", methods=["POST"])
+@WORKSPACE
+def check_in(booking_id: int):
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    mark = request.form.get("mark", "")
+    if mark not in ("attended", "no_show", "undo"):
+        abort(400)
+    booking = services.check_in(current_user, booking_id, mark)
+    return redirect(
+        url_for(
+            "visits.agenda",
+            institution_id=booking.institution_id,
+            date=booking.session.local_date.isoformat(),
+        ),
+        303,
+    )
+
+
+@bp.route("/sessions/<int:session_id>/walk-in", methods=["GET", "POST"])
+@WORKSPACE
+def walk_in(session_id: int):
+    session = services._session_in_workspace(current_user, session_id)
+    form = WalkInForm()
+    form.topic_id.choices = [(t.id, t.name) for t in active_topics()]
+    if form.validate_on_submit():
+        visit = services.register_walk_in(
+            current_user,
+            session_id,
+            name=form.name.data or "",
+            iin=form.iin.data or "",
+            phone=form.normalised_phone,
+            topic_id=form.topic_id.data,
+            summary=form.summary.data or "",
+            received_by=ReceivedBy(form.received_by.data),
+            received_by_name=form.received_by_name.data or "",
+        )
+        flash(_("The visitor has been registered."), "success")
+        return redirect(url_for("visits.visit", visit_id=visit.id), 303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("visits/walk_in.html", form=form, session=session), status
+
+
+@bp.route("/visits/<int:visit_id>", methods=["GET", "POST"])
+@WORKSPACE
+def visit(visit_id: int):
+    visit = services.visit_in_workspace(current_user, visit_id)
+    form = QuestionForm()
+    form.topic_id.choices = [(t.id, t.name) for t in active_topics()]
+    if request.method == "GET" and visit.booking is not None:
+        form.topic_id.data = visit.booking.topic_id
+    if form.validate_on_submit():
+        services.add_question(current_user, visit_id, form.topic_id.data, form.summary.data or "")
+        flash(_("The question has been added."), "success")
+        return redirect(url_for("visits.visit", visit_id=visit_id), 303)
+    status = 422 if form.is_submitted() else 200
+    outcome_forms = {
+        q.id: OutcomeForm(prefix=f"q{q.id}", version=q.version) for q in visit.questions
+    }
+    return render_template(
+        "visits/visit.html",
+        visit=visit,
+        form=form,
+        outcome_forms=outcome_forms,
+        mask_iin=identity.mask_iin,
+        mask_phone=identity.mask_phone,
+    ), status
+
+
+@bp.route("/questions/<int:question_id>/outcome", methods=["POST"])
+@WORKSPACE
+def outcome(question_id: int):
+    question = db.session.get(Question, question_id)
+    if question is None:
+        abort(404)
+    form = OutcomeForm(prefix=f"q{question_id}")
+    if not form.validate_on_submit():
+        raise DomainError(form_error_message(form))
+    services.record_outcome(
+        current_user,
+        question_id,
+        outcome=Outcome(form.outcome.data),
+        responsible=form.responsible.data or "",
+        due_date=form.due_date.data,
+        note=form.note.data or "",
+        expected_version=int(form.version.data) if str(form.version.data).isdigit() else None,
+    )
+    flash(_("The outcome has been recorded."), "success")
+    target = request.form.get("back") == "follow-up"
+    if target:
+        return redirect(url_for("visits.follow_up", institution_id=question.institution_id), 303)
+    return redirect(url_for("visits.visit", visit_id=question.visit_id), 303)
+
+
+@bp.route("/institutions/<int:institution_id>/follow-up")
+@WORKSPACE
+def follow_up(institution_id: int):
+    institution = services.require_workspace(current_user, institution_id)
+    questions = services.follow_up(current_user, institution_id)
+    forms = {q.id: CloseQuestionForm(prefix=f"q{q.id}", version=q.version) for q in questions}
+    return render_template(
+        "visits/follow_up.html",
+        institution=institution,
+        questions=questions,
+        forms=forms,
+        today=services.local_today(institution),
+    )
+
+
+@bp.route("/institutions/<int:institution_id>/close-out")
+@WORKSPACE
+def close_out(institution_id: int):
+    institution = services.require_workspace(current_user, institution_id)
+    return render_template(
+        "visits/close_out.html",
+        institution=institution,
+        sessions=services.sessions_to_close(current_user, institution_id),
+        form=CloseSessionForm(),
+    )
+
+
+@bp.route("/sessions/<int:session_id>/close", methods=["POST"])
+@WORKSPACE
+def close_session(session_id: int):
+    form = CloseSessionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session: ScheduledSession = services.close_session(
+        current_user, session_id, held=form.held.data == "yes", reason=form.reason.data or ""
+    )
+    flash(_("The session has been closed."), "success")
+    return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
+
+
+@bp.route("/institutions/<int:institution_id>/months/<month>", methods=["GET", "POST"])
+@WORKSPACE
+def month(institution_id: int, month: str):
+    institution = services.require_workspace(current_user, institution_id)
+    try:
+        services.month_bounds(month, services.tz_of(institution))
+    except ValueError:
+        abort(404)
+    form = SignOffForm()
+    if form.validate_on_submit():
+        services.sign_month(current_user, institution_id, month, form.reason.data or "")
+        flash(_("The month has been signed off."), "success")
+        return redirect(url_for("visits.month", institution_id=institution_id, month=month), 303)
+    return render_template(
+        "visits/month.html",
+        institution=institution,
+        month=month,
+        form=form,
+        figures=services.month_figures(institution_id, month, services.tz_of(institution)),
+        signoffs=services.signoffs(institution_id, month),
+    )
