@@ -338,7 +338,7 @@ def test_month_sign_off_freezes_figures_and_corrections_are_versions(client, app
 
 
 def test_retention_purge_keeps_the_counts(app, client, day):
-    session, bookings, head, topic = day
+    _session, _bookings, _head, topic = day
     runner = app.test_cli_runner()
     result = runner.invoke(args=["retention", "purge", "--older-than-days", "1"])
     assert "anonymised bookings: 0" in result.output
