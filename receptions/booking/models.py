@@ -76,6 +76,7 @@ class Booking(db.Model):
     )  # local YYYY-MM of the slot, for per-citizen limits
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     feedback_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_check_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

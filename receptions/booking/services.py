@@ -579,9 +579,9 @@ def answer_really_resolved(token: str, resolved: bool) -> Feedback:
         feedback = db.session.scalars(
             select(Feedback).where(Feedback.booking_id == booking.id)
         ).first()
+        if not resolution_check_due(booking):
+            raise Conflict(str(_l("We will ask this 30 days after your question's outcome.")))
         if feedback is None:
-            if booking.status != BookingStatus.attended:
-                raise Conflict(str(_l("You can answer after the meeting has taken place.")))
             feedback = Feedback(booking_id=booking.id, comment="")
             db.session.add(feedback)
         feedback.really_resolved = resolved
@@ -628,6 +628,54 @@ def queue_feedback_requests(at: datetime | None = None) -> int:
         for booking in due:
             _notify(booking, "feedback_request")
             booking.feedback_requested_at = at
+    return len(due)
+
+
+RESOLUTION_CHECK_AFTER = timedelta(days=30)
+
+
+def _resolution_check_query(at: datetime):  # type: ignore[no-untyped-def]
+    """Bookings with a "resolved" or "pending" outcome given at least 30 days before `at`."""
+    from ..visits.models import Question, Visit  # visits builds on booking, not the reverse
+
+    return (
+        select(Visit.booking_id)
+        .join(Question, Question.visit_id == Visit.id)
+        .where(
+            Visit.booking_id.isnot(None),
+            Question.outcome.in_(("resolved", "pending")),
+            Question.outcome_at <= at - RESOLUTION_CHECK_AFTER,
+        )
+    )
+
+
+def resolution_check_due(booking: Booking, at: datetime | None = None) -> bool:
+    """30 days after a "resolved" or "pending" outcome we ask whether it really was resolved."""
+    from ..visits.models import Visit
+
+    query = _resolution_check_query(at or clock_now()).where(Visit.booking_id == booking.id)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def queue_resolution_checks(at: datetime | None = None) -> int:
+    at = at or clock_now()
+    with write_transaction():
+        ids = set(db.session.scalars(_resolution_check_query(at)))
+        due = (
+            db.session.scalars(
+                select(Booking).where(
+                    Booking.id.in_(ids), Booking.resolution_check_sent_at.is_(None)
+                )
+            ).all()
+            if ids
+            else []
+        )
+        for booking in due:
+            feedback = feedback_for(booking)
+            if feedback is not None and feedback.really_resolved is not None:
+                continue
+            _notify(booking, "resolution_check")
+            booking.resolution_check_sent_at = at
     return len(due)
 
 

@@ -133,6 +133,7 @@ def manage(token: str):
         feedback=feedback,
         feedback_form=FeedbackForm(),
         resolved_form=ResolvedForm(),
+        ask_resolved=services.resolution_check_due(booking),
         cancel_form=CancelBookingForm(),
     )
 

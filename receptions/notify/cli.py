@@ -21,9 +21,14 @@ def send_command(limit: int) -> None:
 @notify_cli.command("remind")
 def remind_command() -> None:
     """Queue the 24-hour reminders and feedback requests that are due."""
-    from ..booking.services import queue_feedback_requests, queue_reminders
+    from ..booking.services import (
+        queue_feedback_requests,
+        queue_reminders,
+        queue_resolution_checks,
+    )
     from ..visits.services import queue_closeout_reminders
 
     click.echo(f"reminders queued: {queue_reminders()}")
     click.echo(f"feedback requests queued: {queue_feedback_requests()}")
+    click.echo(f"'really resolved?' questions queued: {queue_resolution_checks()}")
     click.echo(f"close-out reminders queued: {queue_closeout_reminders()}")

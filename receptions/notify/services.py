@@ -34,6 +34,7 @@ SUBJECTS = {
     "slot_freed": _l("An earlier time has become free"),
     "outcome_recorded": _l("There is news about your question"),
     "feedback_request": _l("How was your meeting?"),
+    "resolution_check": _l("Was your question actually resolved?"),
     "closeout_reminder": _l("A session is still open: please close it out"),
 }
 

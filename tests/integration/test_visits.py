@@ -354,3 +354,54 @@ def test_retention_purge_keeps_the_counts(app, client, day):
             booking.iin_hash == "" and booking.status == "booked" and booking.topic_id == topic.id
         )
     assert count(Booking) == 3
+
+
+def test_citizen_rates_the_meeting_and_is_asked_30_days_later_if_it_was_resolved(app, client, day):
+    from receptions.booking import services as booking_services
+    from receptions.booking.models import Feedback
+    from receptions.notify.models import Notification
+
+    session, bookings, head, topic = day
+    token = "manage-token-for-feedback-test"
+    booking = db.session.get(Booking, bookings[0].id)
+    booking.manage_token_hash = booking_services.token_hash(token)
+    db.session.commit()
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    visit = _visit_of(bookings[0])
+    submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": "Крыша"})
+    question = db.session.scalars(select(Question)).one()
+    _outcome(client, question, outcome="resolved", note="Готово")
+
+    manage = client.get(f"/m/{token}", headers={"Accept-Language": "en"})
+    page = manage.get_data(as_text=True)
+    assert "How was your meeting?" in page and "actually resolved" not in page
+    response = client.post(
+        f"/m/{token}/feedback",
+        data={"csrf_token": csrf_from(page), "rating": "5", "comment": "Спасибо"},
+    )
+    assert response.status_code == 303
+    again = client.post(f"/m/{token}/feedback", data={"csrf_token": csrf_from(page), "rating": "1"})
+    assert again.status_code == 409
+    too_early = client.post(
+        f"/m/{token}/resolved", data={"csrf_token": csrf_from(page), "resolved": "no"}
+    )
+    assert too_early.status_code == 409
+
+    db.session.expire_all()
+    question = db.session.get(Question, question.id)
+    question.outcome_at = question.outcome_at - timedelta(days=31)
+    db.session.commit()
+    with app.test_request_context():
+        assert booking_services.queue_resolution_checks() == 1
+        assert booking_services.queue_resolution_checks() == 0
+    assert count(Notification, Notification.template == "resolution_check") == 1  # SMS only
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "actually resolved" in page
+    answer = client.post(
+        f"/m/{token}/resolved", data={"csrf_token": csrf_from(page), "resolved": "no"}
+    )
+    assert answer.status_code == 303
+    db.session.expire_all()
+    feedback = db.session.scalars(select(Feedback)).one()
+    assert feedback.rating == 5 and feedback.really_resolved is False
