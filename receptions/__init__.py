@@ -104,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
     from .institutions.views import bp as institutions_bp
     from .notify.views import bp as notify_bp
     from .public.views import bp as public_bp
+    from .reports.views import bp as reports_bp
     from .schedules.views import bp as schedules_bp
     from .staff.views import bp as staff_bp
     from .visits.views import bp as visits_bp
@@ -116,6 +117,7 @@ def _register_blueprints(app: Flask) -> None:
         booking_bp,
         notify_bp,
         visits_bp,
+        reports_bp,
         staff_bp,
         admin_bp,
     )
@@ -164,9 +166,10 @@ def _register_cli(app: Flask) -> None:
     from .demo.cli import demo_cli
     from .i18n.cli import i18n_cli
     from .notify.cli import notify_cli
+    from .reports.cli import reports_cli
     from .schedules.cli import schedules_cli
 
-    for group in (demo_cli, i18n_cli, notify_cli, schedules_cli, retention_cli):
+    for group in (demo_cli, i18n_cli, notify_cli, schedules_cli, retention_cli, reports_cli):
         app.cli.add_command(group)
 
 

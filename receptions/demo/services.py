@@ -111,6 +111,7 @@ def load_demo() -> dict[str, int]:
                 else None
             )
     created["schedules"] = _load_demo_schedules()
+    created["past sessions"] = _load_demo_history()
     return created
 
 
@@ -178,4 +179,95 @@ def _load_demo_schedules() -> int:
             },
         )
         created += 1
+    return created
+
+
+DEMO_SUMMARIES = (
+    "Протекает крыша в подъезде",
+    "Нет места в детском саду",
+    "Очередь к узкому специалисту",
+    "Ремонт дороги к школе",
+    "Оформление пособия",
+    "Освещение во дворе",
+)
+
+
+def _load_demo_history(months: int = 3) -> int:
+    """Held open-door days of the last months with walk-in visits and outcomes, for the reports."""
+    import random
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from ..schedules.models import Schedule, ScheduledSession
+    from ..visits.models import Question, Visit
+
+    zone = ZoneInfo("Asia/Almaty")
+    topics = db.session.scalars(select(Topic).order_by(Topic.id)).all()
+    created = 0
+    with write_transaction():
+        schedules = db.session.scalars(
+            select(Schedule).where(Schedule.kind == "open_door").order_by(Schedule.id)
+        ).all()
+        first_of_month = datetime.now(zone).date().replace(day=1)
+        for schedule in schedules:
+            month_start = first_of_month
+            for _ in range(months):
+                month_start = (month_start - timedelta(days=1)).replace(day=1)
+                # Seeded per schedule and month: the same history on every machine and every run.
+                rng = random.Random(f"{schedule.id}:{month_start.isoformat()}")
+                day = month_start + timedelta(days=20 + rng.randrange(5))
+                starts = datetime.combine(day, time(10), tzinfo=zone).astimezone(UTC)
+                exists = db.session.scalar(
+                    select(ScheduledSession.id).where(
+                        ScheduledSession.schedule_id == schedule.id,
+                        ScheduledSession.starts_at == starts,
+                    )
+                )
+                if exists:
+                    continue
+                held = rng.random() > 0.15
+                session = ScheduledSession(
+                    schedule_id=schedule.id,
+                    institution_id=schedule.institution_id,
+                    kind="open_door",
+                    local_date=day,
+                    starts_at=starts,
+                    ends_at=starts + timedelta(hours=3),
+                    status="held" if held else "cancelled",
+                    cancel_reason=None if held else "Карантин",
+                    closed_at=starts + timedelta(hours=4),
+                    walk_in_places=10,
+                )
+                db.session.add(session)
+                db.session.flush()
+                visitors = rng.randrange(3, 12) if held else 0
+                for n in range(visitors):
+                    visit = Visit(
+                        session_id=session.id,
+                        institution_id=schedule.institution_id,
+                        citizen_name=f"Демо Азамат {n + 1}",
+                        received_by="head",
+                        received_by_name=schedule.host_name,
+                        at=starts + timedelta(minutes=15 * n),
+                    )
+                    db.session.add(visit)
+                    db.session.flush()
+                    outcome = rng.choices(["resolved", "explained", "pending"], [2, 5, 1.5])[0]
+                    due = day + timedelta(days=15) if outcome == "pending" else None
+                    db.session.add(
+                        Question(
+                            visit_id=visit.id,
+                            institution_id=schedule.institution_id,
+                            topic_id=rng.choice(topics).id,
+                            summary=rng.choice(DEMO_SUMMARIES),
+                            outcome=outcome,
+                            responsible="Заместитель директора" if due else "",
+                            due_date=due,
+                            outcome_at=visit.at,
+                            closed_at=None if due else visit.at,
+                            created_at=visit.at,
+                        )
+                    )
+                session.received_count = visitors
+                created += 1
     return created

@@ -1,0 +1,1 @@
+"""Akimat roll-ups: one reporting service behind every dashboard, ranking and download."""

@@ -1,0 +1,138 @@
+"""What a report covers (nation, region, district, institution type, institution) and who may see it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, and_, true
+
+from .. import access
+from ..auth.models import Role, User
+from ..errors import DomainError, Forbidden, NotInScope
+from ..extensions import db
+from ..geography.models import District, Region
+from ..institutions.models import Institution, InstitutionType
+
+REPORT_ROLES = (Role.district_officer, Role.region_officer, Role.admin)
+# Kazakhstan keeps one offset everywhere since 2024-03-01; months are cut in this zone.
+REPORT_ZONE = ZoneInfo("Asia/Almaty")
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class BadReportRequest(DomainError):
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class Scope:
+    level: str  # nation | region | district | institution
+    ident: int | None = None
+    institution_type: str | None = None
+
+    @property
+    def key(self) -> str:
+        base = self.level if self.ident is None else f"{self.level}:{self.ident}"
+        return base + (f";type:{self.institution_type}" if self.institution_type else "")
+
+    def condition(self) -> ColumnElement[bool]:
+        """SQL condition on Institution joined with District."""
+        parts: list[ColumnElement[bool]] = []
+        if self.level == "region":
+            parts.append(District.region_id == self.ident)
+        elif self.level == "district":
+            parts.append(Institution.district_id == self.ident)
+        elif self.level == "institution":
+            parts.append(Institution.id == self.ident)
+        if self.institution_type:
+            parts.append(Institution.type == self.institution_type)
+        return and_(true(), *parts)
+
+    def name(self) -> str:
+        if self.level == "region":
+            region = db.session.get(Region, self.ident)
+            return region.name if region else ""
+        if self.level == "district":
+            district = db.session.get(District, self.ident)
+            return f"{district.region.name} — {district.name}" if district else ""
+        if self.level == "institution":
+            institution = db.session.get(Institution, self.ident)
+            return institution.name if institution else ""
+        return str(_l("Kazakhstan"))
+
+
+def parse_scope(text: str | None) -> Scope:
+    """`nation`, `region:12`, `district:7`, `institution:3`, each optionally `;type:school`."""
+    text = (text or "nation").strip()
+    head, _, tail = text.partition(";")
+    institution_type = None
+    if tail:
+        name, _, value = tail.partition(":")
+        if name != "type" or value not in InstitutionType.__members__:
+            raise BadReportRequest(str(_l("Unknown institution type in the scope.")))
+        institution_type = value
+    level, _, ident = head.partition(":")
+    if level == "nation" and not ident:
+        return Scope("nation", None, institution_type)
+    if level in ("region", "district", "institution") and ident.isdigit() and len(ident) < 10:
+        return Scope(level, int(ident), institution_type)
+    raise BadReportRequest(str(_l("Unknown report scope.")))
+
+
+def default_scope(user: User) -> Scope:
+    role = user.role_enum
+    if role is Role.region_officer:
+        return Scope("region", user.region_id)
+    if role is Role.district_officer:
+        return Scope("district", user.district_id)
+    return Scope("nation")
+
+
+def authorise(user: User, scope: Scope) -> Scope:
+    """The scope if it lies inside the user's own; 404 otherwise (nothing about others leaks)."""
+    if user.role_enum not in REPORT_ROLES:
+        raise Forbidden()
+    if scope.level == "nation":
+        if user.role_enum is not Role.admin:
+            raise NotInScope()
+    elif scope.level == "region":
+        access.get_region_in_scope(user, scope.ident or 0)
+        if user.role_enum is Role.district_officer:
+            raise NotInScope()
+    elif scope.level == "district":
+        access.get_district_in_scope(user, scope.ident or 0)
+    else:
+        access.get_institution_in_scope(user, scope.ident or 0)
+    return scope
+
+
+def parse_month(text: str | None, *, today: date) -> str:
+    """A finished or current month as YYYY-MM; malformed or future months are a 400."""
+    if not text:
+        return today.strftime("%Y-%m")
+    match = MONTH_RE.match(text)
+    if not match:
+        raise BadReportRequest(str(_l("The month must look like 2026-11.")))
+    if (int(match.group(1)), int(match.group(2))) > (today.year, today.month):
+        raise BadReportRequest(str(_l("Reports cannot cover a month in the future.")))
+    if int(match.group(1)) < 2000:
+        raise BadReportRequest(str(_l("The month must look like 2026-11.")))
+    return text
+
+
+def month_start(month: str) -> datetime:
+    year, number = (int(part) for part in month.split("-"))
+    return datetime(year, number, 1, tzinfo=REPORT_ZONE)
+
+
+def next_month(month: str) -> str:
+    year, number = (int(part) for part in month.split("-"))
+    return f"{year + (number == 12)}-{number % 12 + 1:02d}"
+
+
+def previous_month(month: str) -> str:
+    year, number = (int(part) for part in month.split("-"))
+    return f"{year - (number == 1)}-{(number - 2) % 12 + 1:02d}"
