@@ -522,69 +522,14 @@ def month_bounds(month: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def month_figures(institution_id: int, month: str, zone: ZoneInfo) -> dict[str, int]:
-    """The month's counts for one institution, computed in the database."""
-    start, end = month_bounds(month, zone)
-    in_month = and_(
-        ScheduledSession.institution_id == institution_id,
-        ScheduledSession.starts_at >= start,
-        ScheduledSession.starts_at < end,
+def month_figures(institution_id: int, month: str) -> dict[str, int]:
+    """The month's counts for one institution, from the same reporting service akimats use."""
+    from ..reports.scope import Scope
+    from ..reports.services import rollup
+
+    return dict(
+        rollup(Scope("institution", institution_id), month, grouping="institution").total.counts
     )
-    sessions = dict(
-        db.session.execute(
-            select(ScheduledSession.status, func.count())
-            .where(in_month)
-            .where(ScheduledSession.cancel_code.is_(None))
-            .group_by(ScheduledSession.status)
-        ).all()
-    )
-    received = (
-        db.session.scalar(
-            select(func.count()).select_from(Visit).join(Visit.session).where(in_month)
-        )
-        or 0
-    )
-    walk_ins = (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Visit)
-            .join(Visit.session)
-            .where(in_month, Visit.booking_id.is_(None))
-        )
-        or 0
-    )
-    no_shows = (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Booking)
-            .join(Booking.session)
-            .where(in_month, Booking.status == BookingStatus.no_show.value)
-        )
-        or 0
-    )
-    outcomes = dict(
-        db.session.execute(
-            select(Question.outcome, func.count())
-            .join(Question.visit)
-            .join(Visit.session)
-            .where(in_month)
-            .group_by(Question.outcome)
-        ).all()
-    )
-    return {
-        "sessions_planned": sum(sessions.values()),
-        "sessions_held": sessions.get("held", 0),
-        "sessions_cancelled": sessions.get("cancelled", 0),
-        "sessions_open": sessions.get("planned", 0),
-        "citizens_received": received,
-        "walk_ins": walk_ins,
-        "no_shows": no_shows,
-        "questions": sum(outcomes.values()),
-        "resolved": outcomes.get("resolved", 0),
-        "explained": outcomes.get("explained", 0),
-        "pending": outcomes.get("pending", 0),
-        "without_outcome": outcomes.get(None, 0),
-    }
 
 
 def signoffs(institution_id: int, month: str) -> list[MonthSignoff]:
@@ -610,8 +555,8 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
         previous = signoffs(institution_id, month)
         if previous and not reason.strip():
             raise DomainError(str(_l("Give the reason for the correction.")))
-        figures = month_figures(institution_id, month, zone)
-        if figures["sessions_open"]:
+        figures = month_figures(institution_id, month)
+        if figures["sessions_not_closed"]:
             raise Conflict(str(_l("Close every session of the month before signing it off.")))
         signoff = MonthSignoff(
             institution_id=institution_id,

@@ -229,6 +229,6 @@ def month(institution_id: int, month: str):
         institution=institution,
         month=month,
         form=form,
-        figures=services.month_figures(institution_id, month, services.tz_of(institution)),
+        figures=services.month_figures(institution_id, month),
         signoffs=services.signoffs(institution_id, month),
     )

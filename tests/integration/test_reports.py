@@ -1,0 +1,312 @@
+"""Every figure of the roll-up equals a count made independently from the raw rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import subprocess
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from python_calamine import CalamineWorkbook
+from sqlalchemy import select
+
+from receptions.auth.models import Role
+from receptions.booking.models import Booking, Feedback
+from receptions.extensions import db
+from receptions.reports import services
+from receptions.reports.scope import Scope
+from receptions.schedules.models import ScheduledSession
+from receptions.visits.models import Question, Visit
+from tests.conftest import sign_in
+from tests.factories import (
+    PASSWORD,
+    make_booking,
+    make_district,
+    make_institution,
+    make_open_session,
+    make_region,
+    make_topic,
+    make_user,
+)
+
+ZONE = ZoneInfo("Asia/Almaty")
+MONTH = "2026-09"
+TYPES = ("school", "polyclinic", "kindergarten")
+
+
+@pytest.fixture
+def dataset(app):
+    """Two regions, four districts, twelve institutions, a month of varied activity."""
+    rng = random.Random(7)
+    topics = [make_topic() for _ in range(3)]
+    regions = [make_region(), make_region()]
+    institutions = []
+    for region in regions:
+        for _ in range(2):
+            district = make_district(region)
+            institutions += [make_institution(district, type=t) for t in TYPES]
+    month_start = datetime(2026, 9, 1, tzinfo=ZONE).astimezone(UTC)
+    now = datetime.now(UTC)
+    for institution in institutions:
+        for n in range(rng.randrange(1, 4)):
+            hours_ago = (now - month_start).total_seconds() / 3600 - 24 * (2 + 9 * n)
+            session = make_open_session(institution, slots=3, capacity=2,
+                                        starts_in_hours=-hours_ago,
+                                        kind=rng.choice(["open_door", "reception"]))
+            session.status = rng.choice(["held", "held", "cancelled", "planned"])
+            if rng.random() < 0.1:
+                session.status, session.cancel_code = "cancelled", "schedule_changed"
+            db.session.commit()
+            for slot in session.slots:
+                for _ in range(rng.randrange(0, 3)):
+                    status = rng.choice(["attended", "attended", "no_show", "booked",
+                                         "cancelled_by_citizen"])
+                    booking = make_booking(slot, topic=rng.choice(topics), status=status)
+                    if status == "attended":
+                        _visit(session, booking, rng, topics)
+            for _ in range(rng.randrange(0, 3)):
+                _visit(session, None, rng, topics)
+    # Noise outside the month must not count.
+    other = make_open_session(institutions[0], starts_in_hours=-24 * 200)
+    _visit(other, None, rng, topics)
+    return regions, institutions
+
+
+def _visit(session, booking, rng, topics):
+    visit = Visit(session_id=session.id, institution_id=session.institution_id,
+                  booking_id=booking.id if booking else None, citizen_name="Тест",
+                  at=session.starts_at)
+    db.session.add(visit)
+    db.session.flush()
+    for _ in range(rng.randrange(1, 3)):
+        outcome = rng.choice(["resolved", "explained", "pending", None])
+        due = (session.starts_at + timedelta(days=rng.choice([-400, 400]))).date() \
+            if outcome == "pending" else None
+        db.session.add(Question(visit_id=visit.id, institution_id=session.institution_id,
+                                topic_id=rng.choice(topics).id, summary="q", outcome=outcome,
+                                responsible="R" if due else "", due_date=due))
+    if booking is not None and rng.random() < 0.7:
+        db.session.add(Feedback(booking_id=booking.id, rating=rng.randrange(1, 6),
+                                really_resolved=rng.choice([True, False, None])))
+    db.session.commit()
+
+
+def expected(group_of) -> dict:
+    """Counts by walking the raw rows in Python: an independent check of the SQL."""
+    start = datetime(2026, 9, 1, tzinfo=ZONE)
+    end = datetime(2026, 10, 1, tzinfo=ZONE)
+    today = datetime.now(ZONE).date()
+    counts: dict = defaultdict(lambda: defaultdict(int))
+    in_month = {}
+    for session in db.session.scalars(select(ScheduledSession)):
+        in_month[session.id] = start <= session.starts_at < end
+        if not in_month[session.id] or session.cancel_code == "schedule_changed":
+            continue
+        c = counts[group_of(session.institution)]
+        c["sessions_planned"] += 1
+        c["sessions_held"] += session.status == "held"
+        c["sessions_cancelled"] += session.status == "cancelled"
+        c["sessions_not_closed"] += session.status == "planned" and session.ends_at <= datetime.now(UTC)
+        c[f"{session.kind}_planned"] += 1
+        c[f"{session.kind}_held"] += session.status == "held"
+    for booking in db.session.scalars(select(Booking)):
+        if in_month[booking.session_id]:
+            c = counts[group_of(booking.institution)]
+            c["citizens_booked"] += booking.status in ("booked", "attended", "no_show")
+            c["no_shows"] += booking.status == "no_show"
+    for visit in db.session.scalars(select(Visit)):
+        if not in_month[visit.session_id]:
+            continue
+        c = counts[group_of(visit.session.institution)]
+        c["citizens_received"] += 1
+        c["walk_ins"] += visit.booking_id is None
+        for question in visit.questions:
+            c["questions"] += 1
+            if question.outcome:
+                c[question.outcome] += 1
+            c["overdue"] += (question.outcome == "pending" and question.closed_at is None
+                             and question.due_date < today)
+    for feedback in db.session.scalars(select(Feedback)):
+        booking = db.session.get(Booking, feedback.booking_id)
+        if not in_month[booking.session_id]:
+            continue
+        c = counts[group_of(booking.institution)]
+        c["ratings"] += feedback.rating is not None
+        c["rating_sum"] += feedback.rating or 0
+        c["satisfied"] += (feedback.rating or 0) >= 4
+        c["really_resolved_yes"] += feedback.really_resolved is True
+        c["really_resolved_no"] += feedback.really_resolved is False
+        staff_resolved = any(q.outcome == "resolved" for v in db.session.scalars(
+            select(Visit).where(Visit.booking_id == booking.id)) for q in v.questions)
+        c["staff_resolved_citizen_no"] += feedback.really_resolved is False and staff_resolved
+    return counts
+
+
+GROUPERS = {
+    "region": lambda i: i.district.region_id,
+    "district": lambda i: i.district_id,
+    "institution": lambda i: i.id,
+    "institution_type": lambda i: i.type,
+}
+
+
+@pytest.mark.parametrize("grouping", list(GROUPERS))
+def test_every_figure_equals_an_independent_count(dataset, grouping):
+    rollup = services.rollup(Scope("nation"), MONTH, grouping=grouping)
+    want = expected(GROUPERS[grouping])
+    got = {row.key: row.counts for row in rollup.rows}
+    assert set(got) == {k for k, v in want.items() if any(v.values())}
+    for key, counts in want.items():
+        for name in services.COUNTS:
+            assert got[key][name] == counts.get(name, 0), (grouping, key, name)
+    for name in services.COUNTS:
+        assert rollup.total.counts[name] == sum(r.counts[name] for r in rollup.rows)
+
+
+def test_region_scope_only_counts_its_own_institutions(dataset):
+    regions, institutions = dataset
+    rollup = services.rollup(Scope("region", regions[0].id), MONTH, grouping="institution")
+    own = {i.id for i in institutions if i.district.region_id == regions[0].id}
+    assert {row.key for row in rollup.rows} <= own
+    want = expected(lambda i: i.district.region_id)[regions[0].id]
+    assert rollup.total.counts["citizens_received"] == want["citizens_received"]
+    typed = services.rollup(Scope("region", regions[0].id, "school"), MONTH, grouping="institution")
+    assert {row.key for row in typed.rows} <= {i.id for i in institutions if i.type == "school"}
+
+
+def _officer_client(client, region):
+    officer = make_user(Role.region_officer, region=region)
+    sign_in(client, officer.email, PASSWORD)
+    return officer
+
+
+def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    scope = f"region:{regions[0].id}"
+    rollup = services.rollup(Scope("region", regions[0].id), MONTH, grouping="district")
+
+    csv_response = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=csv",
+                              headers={"Accept-Language": "ru"})
+    body = csv_response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[0][0] == "Район" or rows[0][0]  # header in the reader's language
+    assert rows[-1][1:3] == [str(rollup.total["sessions_planned"]), str(rollup.total["sessions_held"])]
+
+    xlsx = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=xlsx")
+    path = tmp_path / "report.xlsx"
+    path.write_bytes(xlsx.get_data())
+    workbook = CalamineWorkbook.from_path(str(path))
+    assert len(workbook.sheet_names) == 3  # districts, institutions, types
+    for name in workbook.sheet_names:
+        data = workbook.get_sheet_by_name(name).to_python()
+        header, detail, total = data[1], data[2:-1], data[-1]
+        for column in range(1, len(header)):
+            if "%" in header[column] or "Share" in header[column] or "rating" in header[column].lower():
+                continue
+            numbers = [row[column] for row in detail if row[column] != ""]
+            if all(isinstance(n, (int, float)) for n in numbers):
+                assert total[column] == sum(numbers), (name, header[column])
+
+    pdf = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=pdf")
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    (tmp_path / "report.pdf").write_bytes(pdf.get_data())
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    total_line = next(line for line in text.splitlines() if line.strip().startswith("Total"))
+    numbers = total_line.split()[1:]
+    assert numbers[0] == str(rollup.total["sessions_planned"])
+    assert numbers[1] == str(rollup.total["sessions_held"])
+
+
+def test_pdf_renders_kazakh_letters(client, dataset, tmp_path):
+    regions, _ = dataset
+    region = regions[0]
+    region.name_kk = "Әғқңөұүһі облысы"
+    db.session.commit()
+    _officer_client(client, region)
+    pdf = client.get(f"/reports/download?scope=region:{region.id}&month={MONTH}&format=pdf",
+                     headers={"Accept-Language": "kk"})
+    (tmp_path / "kk.pdf").write_bytes(pdf.get_data())
+    text = subprocess.run(["pdftotext", str(tmp_path / "kk.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "Әғқңөұүһі облысы" in text
+
+
+def test_csv_neutralises_formula_injection(client, dataset):
+    regions, institutions = dataset
+    target = next(i for i in institutions if i.district.region_id == regions[0].id)
+    target.name_ru = target.name_kk = target.name_en = '=HYPERLINK("http://evil")'
+    db.session.commit()
+    _officer_client(client, regions[0])
+    body = client.get(f"/reports/download?scope=region:{regions[0].id}&month={MONTH}"
+                      "&format=csv&by=institution").get_data(as_text=True)
+    assert "\n=HYPERLINK" not in body and "'=HYPERLINK" in body
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("scope=bogus", 400), ("scope=region:abc", 400), ("month=2026-13", 400),
+        ("month=26-01", 400), ("month=2099-01", 400), ("format=docx", 400), ("by=planet", 400),
+        ("scope=nation", 404),
+    ],
+)
+def test_bad_report_requests_get_a_clear_4xx(client, dataset, query, status):
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    url = "/reports/download" if "format" in query else "/reports/dashboard"
+    response = client.get(f"{url}?{query}", headers={"Accept-Language": "ru"})
+    assert response.status_code == status
+    assert 'lang="ru"' in response.get_data(as_text=True)
+
+
+def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, dataset):
+    regions, institutions = dataset
+    _officer_client(client, regions[0])
+    assert client.get(f"/reports/dashboard?scope=region:{regions[1].id}").status_code == 404
+    foreign = next(i for i in institutions if i.district.region_id == regions[1].id)
+    assert client.get(f"/reports/dashboard?scope=institution:{foreign.id}").status_code == 404
+    ok = client.get(f"/reports/dashboard?scope=region:{regions[0].id}&month={MONTH}")
+    assert ok.status_code == 200
+    for page in ("rankings", "topics"):
+        assert client.get(f"/reports/{page}?scope=region:{regions[0].id}&month={MONTH}").status_code == 200
+    assert client.get(f"/reports/chart/trend.svg?scope=region:{regions[0].id}&month={MONTH}").headers[
+        "Content-Type"].startswith("image/svg+xml")
+
+
+def test_public_results_suppress_small_cells(client, dataset):
+    regions, institutions = dataset
+    district = institutions[0].district
+    page = client.get(f"/results/{regions[0].code}/{district.slug}?month={MONTH}",
+                      headers={"Accept-Language": "en"}).get_data(as_text=True)
+    rollup = services.rollup(Scope("district", district.id), MONTH, grouping="institution")
+    small = [r for r in rollup.rows if r["citizens_received"] < 5]
+    if small:
+        assert "fewer than 5" in page
+    assert "Тест" not in page  # never a name
+
+
+def test_month_sign_off_snapshot_matches_the_reporting_service(app, dataset):
+    from flask_login import login_user
+
+    from receptions.visits import services as visit_services
+
+    _, institutions = dataset
+    institution = institutions[0]
+    for session in db.session.scalars(select(ScheduledSession).where(
+            ScheduledSession.institution_id == institution.id, ScheduledSession.status == "planned")):
+        session.status = "held"
+    db.session.commit()
+    head = make_user(Role.head, institution=institution)
+    with app.test_request_context():
+        login_user(head)
+        signoff = visit_services.sign_month(head, institution.id, MONTH)
+    row = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution").total
+    for name in ("sessions_held", "citizens_received", "resolved", "explained", "pending"):
+        assert signoff.figures[name] == row[name], name
