@@ -54,17 +54,22 @@ def dataset(app):
     for institution in institutions:
         for n in range(rng.randrange(1, 4)):
             hours_ago = (now - month_start).total_seconds() / 3600 - 24 * (2 + 9 * n)
-            session = make_open_session(institution, slots=3, capacity=2,
-                                        starts_in_hours=-hours_ago,
-                                        kind=rng.choice(["open_door", "reception"]))
+            session = make_open_session(
+                institution,
+                slots=3,
+                capacity=2,
+                starts_in_hours=-hours_ago,
+                kind=rng.choice(["open_door", "reception"]),
+            )
             session.status = rng.choice(["held", "held", "cancelled", "planned"])
             if rng.random() < 0.1:
                 session.status, session.cancel_code = "cancelled", "schedule_changed"
             db.session.commit()
             for slot in session.slots:
                 for _ in range(rng.randrange(0, 3)):
-                    status = rng.choice(["attended", "attended", "no_show", "booked",
-                                         "cancelled_by_citizen"])
+                    status = rng.choice(
+                        ["attended", "attended", "no_show", "booked", "cancelled_by_citizen"]
+                    )
                     booking = make_booking(slot, topic=rng.choice(topics), status=status)
                     if status == "attended":
                         _visit(session, booking, rng, topics)
@@ -77,21 +82,41 @@ def dataset(app):
 
 
 def _visit(session, booking, rng, topics):
-    visit = Visit(session_id=session.id, institution_id=session.institution_id,
-                  booking_id=booking.id if booking else None, citizen_name="Тест",
-                  at=session.starts_at)
+    visit = Visit(
+        session_id=session.id,
+        institution_id=session.institution_id,
+        booking_id=booking.id if booking else None,
+        citizen_name="Тест",
+        at=session.starts_at,
+    )
     db.session.add(visit)
     db.session.flush()
     for _ in range(rng.randrange(1, 3)):
         outcome = rng.choice(["resolved", "explained", "pending", None])
-        due = (session.starts_at + timedelta(days=rng.choice([-400, 400]))).date() \
-            if outcome == "pending" else None
-        db.session.add(Question(visit_id=visit.id, institution_id=session.institution_id,
-                                topic_id=rng.choice(topics).id, summary="q", outcome=outcome,
-                                responsible="R" if due else "", due_date=due))
+        due = (
+            (session.starts_at + timedelta(days=rng.choice([-400, 400]))).date()
+            if outcome == "pending"
+            else None
+        )
+        db.session.add(
+            Question(
+                visit_id=visit.id,
+                institution_id=session.institution_id,
+                topic_id=rng.choice(topics).id,
+                summary="q",
+                outcome=outcome,
+                responsible="R" if due else "",
+                due_date=due,
+            )
+        )
     if booking is not None and rng.random() < 0.7:
-        db.session.add(Feedback(booking_id=booking.id, rating=rng.randrange(1, 6),
-                                really_resolved=rng.choice([True, False, None])))
+        db.session.add(
+            Feedback(
+                booking_id=booking.id,
+                rating=rng.randrange(1, 6),
+                really_resolved=rng.choice([True, False, None]),
+            )
+        )
     db.session.commit()
 
 
@@ -110,7 +135,9 @@ def expected(group_of) -> dict:
         c["sessions_planned"] += 1
         c["sessions_held"] += session.status == "held"
         c["sessions_cancelled"] += session.status == "cancelled"
-        c["sessions_not_closed"] += session.status == "planned" and session.ends_at <= datetime.now(UTC)
+        c["sessions_not_closed"] += session.status == "planned" and session.ends_at <= datetime.now(
+            UTC
+        )
         c[f"{session.kind}_planned"] += 1
         c[f"{session.kind}_held"] += session.status == "held"
     for booking in db.session.scalars(select(Booking)):
@@ -128,8 +155,11 @@ def expected(group_of) -> dict:
             c["questions"] += 1
             if question.outcome:
                 c[question.outcome] += 1
-            c["overdue"] += (question.outcome == "pending" and question.closed_at is None
-                             and question.due_date < today)
+            c["overdue"] += (
+                question.outcome == "pending"
+                and question.closed_at is None
+                and question.due_date < today
+            )
     for feedback in db.session.scalars(select(Feedback)):
         booking = db.session.get(Booking, feedback.booking_id)
         if not in_month[booking.session_id]:
@@ -140,8 +170,11 @@ def expected(group_of) -> dict:
         c["satisfied"] += (feedback.rating or 0) >= 4
         c["really_resolved_yes"] += feedback.really_resolved is True
         c["really_resolved_no"] += feedback.really_resolved is False
-        staff_resolved = any(q.outcome == "resolved" for v in db.session.scalars(
-            select(Visit).where(Visit.booking_id == booking.id)) for q in v.questions)
+        staff_resolved = any(
+            q.outcome == "resolved"
+            for v in db.session.scalars(select(Visit).where(Visit.booking_id == booking.id))
+            for q in v.questions
+        )
         c["staff_resolved_citizen_no"] += feedback.really_resolved is False and staff_resolved
     return counts
 
@@ -190,13 +223,18 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     scope = f"region:{regions[0].id}"
     rollup = services.rollup(Scope("region", regions[0].id), MONTH, grouping="district")
 
-    csv_response = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=csv",
-                              headers={"Accept-Language": "ru"})
+    csv_response = client.get(
+        f"/reports/download?scope={scope}&month={MONTH}&format=csv",
+        headers={"Accept-Language": "ru"},
+    )
     body = csv_response.get_data()
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0][0] == "Район" or rows[0][0]  # header in the reader's language
-    assert rows[-1][1:3] == [str(rollup.total["sessions_planned"]), str(rollup.total["sessions_held"])]
+    assert rows[-1][1:3] == [
+        str(rollup.total["sessions_planned"]),
+        str(rollup.total["sessions_held"]),
+    ]
 
     xlsx = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=xlsx")
     path = tmp_path / "report.xlsx"
@@ -207,7 +245,11 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
         data = workbook.get_sheet_by_name(name).to_python()
         header, detail, total = data[1], data[2:-1], data[-1]
         for column in range(1, len(header)):
-            if "%" in header[column] or "Share" in header[column] or "rating" in header[column].lower():
+            if (
+                "%" in header[column]
+                or "Share" in header[column]
+                or "rating" in header[column].lower()
+            ):
                 continue
             numbers = [row[column] for row in detail if row[column] != ""]
             if all(isinstance(n, (int, float)) for n in numbers):
@@ -216,8 +258,12 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     pdf = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=pdf")
     assert pdf.headers["Content-Type"] == "application/pdf"
     (tmp_path / "report.pdf").write_bytes(pdf.get_data())
-    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     total_line = next(line for line in text.splitlines() if line.strip().startswith("Total"))
     numbers = total_line.split()[1:]
     assert numbers[0] == str(rollup.total["sessions_planned"])
@@ -230,11 +276,14 @@ def test_pdf_renders_kazakh_letters(client, dataset, tmp_path):
     region.name_kk = "Әғқңөұүһі облысы"
     db.session.commit()
     _officer_client(client, region)
-    pdf = client.get(f"/reports/download?scope=region:{region.id}&month={MONTH}&format=pdf",
-                     headers={"Accept-Language": "kk"})
+    pdf = client.get(
+        f"/reports/download?scope=region:{region.id}&month={MONTH}&format=pdf",
+        headers={"Accept-Language": "kk"},
+    )
     (tmp_path / "kk.pdf").write_bytes(pdf.get_data())
-    text = subprocess.run(["pdftotext", str(tmp_path / "kk.pdf"), "-"], capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", str(tmp_path / "kk.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert "Әғқңөұүһі облысы" in text
 
 
@@ -244,16 +293,22 @@ def test_csv_neutralises_formula_injection(client, dataset):
     target.name_ru = target.name_kk = target.name_en = '=HYPERLINK("http://evil")'
     db.session.commit()
     _officer_client(client, regions[0])
-    body = client.get(f"/reports/download?scope=region:{regions[0].id}&month={MONTH}"
-                      "&format=csv&by=institution").get_data(as_text=True)
+    body = client.get(
+        f"/reports/download?scope=region:{regions[0].id}&month={MONTH}&format=csv&by=institution"
+    ).get_data(as_text=True)
     assert "\n=HYPERLINK" not in body and "'=HYPERLINK" in body
 
 
 @pytest.mark.parametrize(
     ("query", "status"),
     [
-        ("scope=bogus", 400), ("scope=region:abc", 400), ("month=2026-13", 400),
-        ("month=26-01", 400), ("month=2099-01", 400), ("format=docx", 400), ("by=planet", 400),
+        ("scope=bogus", 400),
+        ("scope=region:abc", 400),
+        ("month=2026-13", 400),
+        ("month=26-01", 400),
+        ("month=2099-01", 400),
+        ("format=docx", 400),
+        ("by=planet", 400),
         ("scope=nation", 404),
     ],
 )
@@ -275,16 +330,24 @@ def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, data
     ok = client.get(f"/reports/dashboard?scope=region:{regions[0].id}&month={MONTH}")
     assert ok.status_code == 200
     for page in ("rankings", "topics"):
-        assert client.get(f"/reports/{page}?scope=region:{regions[0].id}&month={MONTH}").status_code == 200
-    assert client.get(f"/reports/chart/trend.svg?scope=region:{regions[0].id}&month={MONTH}").headers[
-        "Content-Type"].startswith("image/svg+xml")
+        assert (
+            client.get(f"/reports/{page}?scope=region:{regions[0].id}&month={MONTH}").status_code
+            == 200
+        )
+    assert (
+        client.get(f"/reports/chart/trend.svg?scope=region:{regions[0].id}&month={MONTH}")
+        .headers["Content-Type"]
+        .startswith("image/svg+xml")
+    )
 
 
 def test_public_results_suppress_small_cells(client, dataset):
     regions, institutions = dataset
     district = institutions[0].district
-    page = client.get(f"/results/{regions[0].code}/{district.slug}?month={MONTH}",
-                      headers={"Accept-Language": "en"}).get_data(as_text=True)
+    page = client.get(
+        f"/results/{regions[0].code}/{district.slug}?month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
     rollup = services.rollup(Scope("district", district.id), MONTH, grouping="institution")
     small = [r for r in rollup.rows if r["citizens_received"] < 5]
     if small:
@@ -299,8 +362,11 @@ def test_month_sign_off_snapshot_matches_the_reporting_service(app, dataset):
 
     _, institutions = dataset
     institution = institutions[0]
-    for session in db.session.scalars(select(ScheduledSession).where(
-            ScheduledSession.institution_id == institution.id, ScheduledSession.status == "planned")):
+    for session in db.session.scalars(
+        select(ScheduledSession).where(
+            ScheduledSession.institution_id == institution.id, ScheduledSession.status == "planned"
+        )
+    ):
         session.status = "held"
     db.session.commit()
     head = make_user(Role.head, institution=institution)
