@@ -50,7 +50,7 @@ def target(app):
 
 
 def _fuzz_booking(client, target, data):
-    session, topic = target
+    session, _topic = target
     page = client.get(f"/book/{session.slots[0].id}")
     html = page.get_data(as_text=True)
     key = re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', html).group(1)
