@@ -80,8 +80,8 @@ def search_institutions(
         .options(joinedload(Institution.district).joinedload(District.region))
         .where(Institution.active.is_(True))
     )
-    if text.strip():
-        query = query.where(Institution.search_text.contains(search_key(text), autoescape=True))
+    for word in search_key(text).split()[:8]:  # every word, in any order
+        query = query.where(Institution.search_text.contains(word, autoescape=True))
     if type_:
         query = query.where(Institution.type == InstitutionType(type_).value)
     if region_id:
