@@ -144,6 +144,7 @@ def make_open_session(
 ):
     """A schedule with one planned session of `slots` slots, bookable now (no rule expansion)."""
     from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
 
     from receptions.schedules.models import Schedule, ScheduledSession, Slot
 
@@ -173,7 +174,7 @@ def make_open_session(
         schedule=schedule,
         institution_id=institution.id,
         kind=kind,
-        local_date=start.date(),
+        local_date=start.astimezone(ZoneInfo(institution.district.region.timezone)).date(),
         starts_at=start,
         ends_at=end,
         status="planned",

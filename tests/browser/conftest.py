@@ -15,8 +15,13 @@ from tests.conftest import skip_unless_ci
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 
@@ -42,8 +47,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -67,11 +73,17 @@ def locale() -> str:
 
 
 @pytest.fixture
-def page(browser: Any, live_server_url: str, locale: str, request: pytest.FixtureRequest,
-         artifacts_dir: Path) -> Iterator[Any]:
+def page(
+    browser: Any,
+    live_server_url: str,
+    locale: str,
+    request: pytest.FixtureRequest,
+    artifacts_dir: Path,
+) -> Iterator[Any]:
     """A fresh page; any request that leaves 127.0.0.1 (a CDN, say) fails the test."""
-    context = browser.new_context(locale=locale, bypass_csp=True,
-                                  extra_http_headers={"Accept-Language": locale.split("-")[0]})
+    context = browser.new_context(
+        locale=locale, bypass_csp=True, extra_http_headers={"Accept-Language": locale.split("-")[0]}
+    )
     outside: list[str] = []
 
     def guard(route: Any) -> None:
@@ -103,7 +115,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     )
     return [
         {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
     ]
 
 

@@ -11,8 +11,9 @@ from tests.factories import make_iin, make_institution, make_open_session, make_
 
 
 def test_book_reschedule_and_cancel_with_the_keyboard_in_kazakh(page, app):
-    institution = make_institution(name_kk="№9 қалалық емхана", name_ru="Городская поликлиника №9",
-                                   type="polyclinic")
+    institution = make_institution(
+        name_kk="№9 қалалық емхана", name_ru="Городская поликлиника №9", type="polyclinic"
+    )
     session = make_open_session(institution, slots=4, starts_in_hours=72)
     make_topic(name_kk="Денсаулық сақтау", name_ru="Здравоохранение")
 

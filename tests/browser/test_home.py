@@ -14,12 +14,23 @@ def places(app):
     region = make_region(code="KZ-97", name_kk="Сынақ облысы", name_ru="Тестовая область")
     district = make_district(region, slug="qala", name_kk="Сынақ қаласы", name_ru="город Тест")
     return [
-        make_institution(district, name_kk="№5 жалпы білім беретін мектеп",
-                         name_ru="Общеобразовательная школа №5"),
-        make_institution(district, type="polyclinic", name_kk="№2 қалалық емхана",
-                         name_ru="Городская поликлиника №2"),
-        make_institution(district, type="kindergarten", name_kk="«Айгөлек» балабақшасы",
-                         name_ru="Детский сад «Айгөлек»"),
+        make_institution(
+            district,
+            name_kk="№5 жалпы білім беретін мектеп",
+            name_ru="Общеобразовательная школа №5",
+        ),
+        make_institution(
+            district,
+            type="polyclinic",
+            name_kk="№2 қалалық емхана",
+            name_ru="Городская поликлиника №2",
+        ),
+        make_institution(
+            district,
+            type="kindergarten",
+            name_kk="«Айгөлек» балабақшасы",
+            name_ru="Детский сад «Айгөлек»",
+        ),
     ]
 
 
@@ -71,7 +82,14 @@ def test_staff_sign_in_with_the_keyboard(page, places):
 
 @pytest.mark.parametrize("locale", ["kk-KZ", "ru-RU", "en-GB"])
 def test_public_pages_have_no_serious_accessibility_violations(page, places, locale):
-    for path in ("/", "/institutions?q=мектеп", "/regions/KZ-97", "/regions/KZ-97/qala",
-                 f"/institutions/{places[0].id}", "/auth/sign-in", "/status"):
+    for path in (
+        "/",
+        "/institutions?q=мектеп",
+        "/regions/KZ-97",
+        "/regions/KZ-97/qala",
+        f"/institutions/{places[0].id}",
+        "/auth/sign-in",
+        "/status",
+    ):
         page.goto(page.base_url + path)
         assert axe_violations(page) == [], path

@@ -1,0 +1,111 @@
+"""A full open-door day in the browser: three bookings, one no-show, one walk-in, four questions
+with all three outcomes, the session closed, and the citizen's status page shows the outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from receptions.auth.models import Role
+from receptions.booking.models import Booking
+from receptions.extensions import db
+from receptions.schedules.models import ScheduledSession
+from receptions.visits.models import Question
+from tests.browser.conftest import axe_violations
+from tests.factories import PASSWORD, make_booking, make_open_session, make_topic, make_user
+
+
+def _sign_in(page, user):
+    page.goto(page.base_url + "/auth/sign-in")
+    page.fill("#email", user.email)
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    page.wait_for_url("**/staff/")
+
+
+def _add_question_and_outcome(page, summary, outcome, *, responsible="", due=""):
+    page.fill("#summary", summary)
+    page.locator("form:has(#summary) button[type=submit]").click()
+    page.wait_for_load_state()
+    card = page.locator("section.question-card", has_text=summary)
+    card.locator(f"input[type=radio][value={outcome}]").check()
+    if responsible:
+        card.locator("input[name$='responsible']").fill(responsible)
+    if due:
+        card.locator("input[name$='due_date']").fill(due)
+    card.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def test_a_full_open_door_day(page, app):
+    session = make_open_session(slots=3, capacity=2, starts_in_hours=-0.1, kind="open_door")
+    topic = make_topic(name_kk="Білім беру", name_ru="Образование")
+    bookings = [
+        make_booking(slot, topic=topic, name=name)
+        for slot, name in zip(
+            session.slots, ("Айгерім Сынақова", "Бауыржан Сынақов", "Ольга Тестова"), strict=True
+        )
+    ]
+    head = make_user(Role.head, institution=session.institution)
+    _sign_in(page, head)
+
+    agenda = f"/staff/institutions/{session.institution_id}/agenda"
+    page.goto(page.base_url + agenda)
+    assert axe_violations(page) == []
+    rows = {b.citizen_name: page.locator("tr", has_text=b.citizen_name) for b in bookings}
+    rows["Айгерім Сынақова"].locator("button[value=attended]").click()
+    page.wait_for_load_state()
+    page.locator("tr", has_text="Бауыржан Сынақов").locator("button[value=attended]").click()
+    page.wait_for_load_state()
+    page.locator("tr", has_text="Ольга Тестова").locator("button[value=no_show]").click()
+    page.wait_for_load_state()
+
+    page.get_by_role("link", name="Жазылусыз келген азаматты тіркеу").click()
+    page.fill("#name", "Серік Жаяу")
+    page.fill("#summary", "Мектеп алаңын жарықтандыру")
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url("**/staff/visits/*")
+    walk_in_card = page.locator("section.question-card").first
+    walk_in_card.locator("input[type=radio][value=resolved]").check()
+    walk_in_card.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+
+    due = (datetime.now(ZoneInfo("Asia/Almaty")).date() + timedelta(days=15)).isoformat()
+    page.goto(page.base_url + agenda)
+    page.locator("tr", has_text="Айгерім Сынақова").get_by_role("link").first.click()
+    page.wait_for_url("**/staff/visits/*")
+    _add_question_and_outcome(page, "Оқулықтар жетіспейді", "resolved")
+    _add_question_and_outcome(
+        page, "Спорт залын жөндеу", "pending", responsible="Шаруашылық меңгерушісі", due=due
+    )
+    page.goto(page.base_url + agenda)
+    page.locator("tr", has_text="Бауыржан Сынақов").get_by_role("link").first.click()
+    page.wait_for_url("**/staff/visits/*")
+    _add_question_and_outcome(page, "Мектеп формасы туралы", "explained")
+
+    db.session.rollback()
+    outcomes = sorted(q.outcome for q in db.session.scalars(select(Question)))
+    assert outcomes == ["explained", "pending", "resolved", "resolved"]
+
+    # The session is over: close it out.
+    db.session.get(ScheduledSession, session.id).ends_at = datetime.now(
+        ZoneInfo("UTC")
+    ) - timedelta(minutes=1)
+    db.session.commit()
+    page.goto(page.base_url + f"/staff/institutions/{session.institution_id}/close-out")
+    page.locator(f"#held-yes-{session.id}").check()
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_load_state()
+    assert "Барлық өткен сеанстар жабылған" in page.locator("main").inner_text()
+    db.session.rollback()
+    closed = db.session.get(ScheduledSession, session.id)
+    assert closed.status == "held" and closed.received_count == 3
+
+    page.goto(page.base_url + f"/status/{bookings[0].reference}")
+    status = page.locator("main").inner_text()
+    assert "Оң шешілді" in status and "Шешілу үстінде" in status
+    assert "Айгерім" not in status
+    db.session.rollback()
+    assert db.session.get(Booking, bookings[2].id).status == "no_show"
