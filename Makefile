@@ -8,7 +8,7 @@ export FLASK_APP := receptions
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv translations migrate demo run test test-slow test-browser lint format i18n bench clean
+.PHONY: help venv translations migrate demo run test test-slow lint format i18n bench backup restore clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -57,6 +57,13 @@ i18n: $(STAMP) ## Extract messages, update the catalogues, fill English, compile
 
 bench: $(STAMP) ## Run the benchmarks and print their figures
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+backup: $(STAMP) ## Back up the database (DATABASE_URL or the local SQLite) into backups/
+	$(FLASK) backup create
+
+restore: $(STAMP) ## Restore a backup: make restore FILE=backups/…
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<file>"; exit 2; }
+	$(FLASK) backup restore --yes "$(FILE)"
 
 clean: ## Remove the venv, caches and the local SQLite database
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis instance/*.sqlite3*

@@ -162,14 +162,22 @@ def _register_template_helpers(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from .admin.cli import retention_cli
+    from .admin.cli import backup_cli, retention_cli
     from .demo.cli import demo_cli
     from .i18n.cli import i18n_cli
     from .notify.cli import notify_cli
     from .reports.cli import reports_cli
     from .schedules.cli import schedules_cli
 
-    for group in (demo_cli, i18n_cli, notify_cli, schedules_cli, retention_cli, reports_cli):
+    for group in (
+        demo_cli,
+        i18n_cli,
+        notify_cli,
+        schedules_cli,
+        retention_cli,
+        reports_cli,
+        backup_cli,
+    ):
         app.cli.add_command(group)
 
 

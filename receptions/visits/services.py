@@ -284,6 +284,16 @@ def visit_in_workspace(actor: User, visit_id: int) -> Visit:
     return visit
 
 
+def open_visit(actor: User, visit_id: int) -> Visit:
+    """The visit page shows a citizen's personal data: the view itself is audited."""
+    visit_in_workspace(actor, visit_id)
+    with write_transaction():
+        audit("personal_data.viewed", "visit", visit_id, page="visit")
+    visit = db.session.get(Visit, visit_id)
+    assert visit is not None
+    return visit
+
+
 def add_question(actor: User, visit_id: int, topic_id: int, summary: str) -> Question:
     visit_in_workspace(actor, visit_id)
     with write_transaction():

@@ -123,7 +123,7 @@ def walk_in(session_id: int):
 @bp.route("/visits/<int:visit_id>", methods=["GET", "POST"])
 @WORKSPACE
 def visit(visit_id: int):
-    visit = services.visit_in_workspace(current_user, visit_id)
+    visit = services.open_visit(current_user, visit_id)
     form = QuestionForm()
     form.topic_id.choices = [(t.id, t.name) for t in active_topics()]
     if request.method == "GET" and visit.booking is not None:

@@ -1,4 +1,9 @@
-"""Browser harness: Playwright drives Debian's Chromium against the app served from a thread."""
+"""Browser harness: Playwright drives Debian's Chromium against the app served from a thread.
+
+Every page runs under the app's real Content-Security-Policy (axe-core is served from the test
+server's own origin, so it needs no `bypass_csp`). A test fails at teardown if a page asked for
+anything outside the test server, broke the CSP, threw an uncaught script error or got a 5xx.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from tests.conftest import skip_unless_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+AXE_PATH = "/__browser-tests__/axe.min.js"  # answered by the page fixture, never by the app
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -24,12 +31,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).resolve().parent
     for item in items:
-        if here in Path(str(item.fspath)).resolve().parents:
+        if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.browser)
 
 
@@ -50,26 +57,35 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture
 def live_server_url(app: Any) -> Iterator[str]:
     """The test's app (SQLite or PostgreSQL) served over HTTP from a background thread."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(timeout=10)
 
 
 @pytest.fixture
 def locale() -> str:
+    """The browser's language; override with @pytest.mark.parametrize("locale", [...])."""
     return "kk-KZ"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> bytes:
+    return AXE.read_bytes()
 
 
 @pytest.fixture
@@ -79,45 +95,69 @@ def page(
     locale: str,
     request: pytest.FixtureRequest,
     artifacts_dir: Path,
+    axe_source: bytes,
 ) -> Iterator[Any]:
-    """A fresh page; any request that leaves 127.0.0.1 (a CDN, say) fails the test."""
+    """A fresh context and page; the test fails if a page needed anything but the test server."""
     context = browser.new_context(
-        locale=locale, bypass_csp=True, extra_http_headers={"Accept-Language": locale.split("-")[0]}
+        locale=locale, extra_http_headers={"Accept-Language": locale.split("-")[0]}
     )
-    outside: list[str] = []
+    own_origin = live_server_url + "/"
+    problems: list[str] = []
 
     def guard(route: Any) -> None:
         url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:", "blob:", "about:")):
+        if url == live_server_url + AXE_PATH:
+            route.fulfill(body=axe_source, content_type="application/javascript")
+        elif url.startswith(own_origin):
             route.continue_()
         else:
-            outside.append(url)
-            route.abort()
+            problems.append(f"outside request: {url}")
+            route.abort("blockedbyclient")
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            problems.append(f"CSP violation: {message.text}")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 500:
+            problems.append(f"HTTP {response.status}: {response.url}")
 
     context.route("**/*", guard)
     page = context.new_page()
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"uncaught script error: {error}"))
+    page.on("response", on_response)
     page.set_default_timeout(10_000)
     page.base_url = live_server_url  # type: ignore[attr-defined]
-    yield page
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        page.screenshot(path=str(artifacts_dir / f"failed-{request.node.name}.png"), full_page=True)
-    context.close()
-    assert outside == [], f"pages asked for outside resources: {outside}"
+    page.browser_problems = problems  # type: ignore[attr-defined]
+    try:
+        yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            name = f"failed-{request.node.name}.png"
+            page.screenshot(path=str(artifacts_dir / name), full_page=True)
+    finally:
+        context.close()
+    assert problems == [], "the browser saw problems:\n" + "\n".join(problems)
 
 
 def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """Serious and critical WCAG 2.1 A/AA violations on the current page, found by axe-core."""
-    page.add_script_tag(path=str(AXE))
+    """Serious and critical WCAG 2.0/2.1 A and AA violations on the current page (axe-core)."""
+    page.add_script_tag(url=page.base_url + AXE_PATH)
     result = page.evaluate(
-        """async () => await axe.run(document, {runOnly: {type: 'tag',
-            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"""
+        """async (tags) => {
+            const result = await axe.run(document, {
+                runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+            return result.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                            nodes: v.nodes.slice(0, 5).map(n => ({
+                                target: n.target.join(' '), html: n.html.slice(0, 200),
+                                summary: n.failureSummary}))}));
+        }""",
+        AXE_TAGS,
     )
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    return list(result)
 
 
 def tab_to(page: Any, selector: str, limit: int = 80) -> None:
@@ -128,3 +168,15 @@ def tab_to(page: Any, selector: str, limit: int = 80) -> None:
             return
         page.keyboard.press("Tab")
     raise AssertionError(f"{selector} never received the keyboard focus")
+
+
+def in_viewport(locator: Any) -> bool:
+    """Shown on screen: rendered, at least 2×2 px, and wholly inside the viewport."""
+    return bool(
+        locator.is_visible()
+        and locator.evaluate(
+            """el => { const r = el.getBoundingClientRect();
+                return r.width >= 2 && r.height >= 2 && r.left >= 0 && r.top >= 0
+                    && r.right <= window.innerWidth && r.bottom <= window.innerHeight; }"""
+        )
+    )

@@ -405,3 +405,32 @@ def test_citizen_rates_the_meeting_and_is_asked_30_days_later_if_it_was_resolved
     db.session.expire_all()
     feedback = db.session.scalars(select(Feedback)).one()
     assert feedback.rating == 5 and feedback.really_resolved is False
+
+
+def test_open_sessions_remind_the_head_and_district_officer_after_one_and_three_days(app):
+    from receptions.notify.models import Notification
+    from receptions.visits.services import queue_closeout_reminders
+
+    session = make_open_session(starts_in_hours=-30)
+    make_user(Role.head, institution=session.institution)
+    make_user(Role.district_officer, district=session.institution.district)
+    make_user(Role.staff, institution=session.institution)  # staff are not reminded
+    assert queue_closeout_reminders() == 2
+    assert queue_closeout_reminders() == 0  # the first reminder went out once
+    session = db.session.get(ScheduledSession, session.id)
+    session.starts_at -= timedelta(days=3)
+    session.ends_at -= timedelta(days=3)
+    db.session.commit()
+    assert queue_closeout_reminders() == 2  # the three-day reminder
+    assert queue_closeout_reminders() == 0
+    assert count(Notification, Notification.template == "closeout_reminder") == 4
+
+
+def test_viewing_a_visit_is_audited(client, day):
+    session, bookings, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    visit = _visit_of(bookings[0])
+    before = count(AuditEvent, AuditEvent.action == "personal_data.viewed")
+    client.get(f"/staff/visits/{visit.id}")
+    assert count(AuditEvent, AuditEvent.action == "personal_data.viewed") == before + 1
