@@ -34,7 +34,7 @@ def create_backup(url_text: str, output: Path) -> Path:
         subprocess.run(
             ["pg_dump", "--format=custom", "--no-owner", "--file", str(output), _libpq_url(url)],
             check=True,
-        )  # noqa: S603, S607 - fixed arguments
+        )
     else:
         raise ValueError(f"no backup method for {url.get_backend_name()}")
     return output
@@ -58,7 +58,7 @@ def restore_backup(backup: Path, url_text: str) -> None:
                 str(backup),
             ],
             check=True,
-        )  # noqa: S603, S607
+        )
     else:
         raise ValueError(f"no restore method for {url.get_backend_name()}")
 
