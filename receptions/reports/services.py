@@ -137,127 +137,130 @@ def _count_if(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
+def _grouped(
+    scope: Scope,
+    grouping: str,
+    start: datetime,
+    end: datetime,
+    source: Any,
+    joins: list[tuple[Any, Any]],
+    columns: list[Any],
+    *conditions: Any,
+) -> dict[Any, dict[str, int]]:
+    """One GROUP BY over rows whose session starts in [start, end), inside the scope."""
+    key = _group_column(grouping)
+    query = select(key.label("key"), *columns).select_from(source)
+    for target, on in joins:
+        query = query.join(target, on)
+    query = _scoped(query, scope).where(
+        ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end, *conditions
+    )
+    return _rows(query.group_by(key))
+
+
 def _sessions(
     scope: Scope, grouping: str, start: datetime, end: datetime, at: datetime
 ) -> dict[Any, dict[str, int]]:
-    key = _group_column(grouping)
-    planned = ScheduledSession.status
-    query = (
-        _scoped(
-            select(
-                key.label("key"),
-                func.count().label("sessions_planned"),
-                _count_if(planned == "held").label("sessions_held"),
-                _count_if(planned == "cancelled").label("sessions_cancelled"),
-                _count_if(and_(planned == "planned", ScheduledSession.ends_at <= at)).label(
-                    "sessions_not_closed"
-                ),
-                _count_if(ScheduledSession.kind == "open_door").label("open_door_planned"),
-                _count_if(and_(ScheduledSession.kind == "open_door", planned == "held")).label(
-                    "open_door_held"
-                ),
-                _count_if(ScheduledSession.kind == "reception").label("reception_planned"),
-                _count_if(and_(ScheduledSession.kind == "reception", planned == "held")).label(
-                    "reception_held"
-                ),
-            )
-            .select_from(ScheduledSession)
-            .join(Institution, Institution.id == ScheduledSession.institution_id),
-            scope,
-        )
-        .where(
-            ScheduledSession.starts_at >= start,
-            ScheduledSession.starts_at < end,
-            # A session the system withdrew before anyone could come was never planned for real.
-            func.coalesce(ScheduledSession.cancel_code, "") != SYSTEM_CANCEL_CODE,
-        )
-        .group_by(key)
+    status, kind = ScheduledSession.status, ScheduledSession.kind
+    return _grouped(
+        scope,
+        grouping,
+        start,
+        end,
+        ScheduledSession,
+        [(Institution, Institution.id == ScheduledSession.institution_id)],
+        [
+            func.count().label("sessions_planned"),
+            _count_if(status == "held").label("sessions_held"),
+            _count_if(status == "cancelled").label("sessions_cancelled"),
+            _count_if(and_(status == "planned", ScheduledSession.ends_at <= at)).label(
+                "sessions_not_closed"
+            ),
+            _count_if(kind == "open_door").label("open_door_planned"),
+            _count_if(and_(kind == "open_door", status == "held")).label("open_door_held"),
+            _count_if(kind == "reception").label("reception_planned"),
+            _count_if(and_(kind == "reception", status == "held")).label("reception_held"),
+        ],
+        # A session the system withdrew before anyone could come was never planned for real.
+        func.coalesce(ScheduledSession.cancel_code, "") != SYSTEM_CANCEL_CODE,
     )
-    return _rows(query)
 
 
 def _bookings(
     scope: Scope, grouping: str, start: datetime, end: datetime
 ) -> dict[Any, dict[str, int]]:
-    key = _group_column(grouping)
-    query = (
-        _scoped(
-            select(
-                key.label("key"),
-                _count_if(Booking.status.in_(("booked", "attended", "no_show"))).label(
-                    "citizens_booked"
-                ),
-                _count_if(Booking.status == "no_show").label("no_shows"),
-            )
-            .select_from(Booking)
-            .join(ScheduledSession, ScheduledSession.id == Booking.session_id)
-            .join(Institution, Institution.id == Booking.institution_id),
-            scope,
-        )
-        .where(ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end)
-        .group_by(key)
+    return _grouped(
+        scope,
+        grouping,
+        start,
+        end,
+        Booking,
+        [
+            (ScheduledSession, ScheduledSession.id == Booking.session_id),
+            (Institution, Institution.id == Booking.institution_id),
+        ],
+        [
+            _count_if(Booking.status.in_(("booked", "attended", "no_show"))).label(
+                "citizens_booked"
+            ),
+            _count_if(Booking.status == "no_show").label("no_shows"),
+        ],
     )
-    return _rows(query)
 
 
 def _visits(
     scope: Scope, grouping: str, start: datetime, end: datetime
 ) -> dict[Any, dict[str, int]]:
-    key = _group_column(grouping)
-    query = (
-        _scoped(
-            select(
-                key.label("key"),
-                func.count().label("citizens_received"),
-                _count_if(Visit.booking_id.is_(None)).label("walk_ins"),
-            )
-            .select_from(Visit)
-            .join(ScheduledSession, ScheduledSession.id == Visit.session_id)
-            .join(Institution, Institution.id == Visit.institution_id),
-            scope,
-        )
-        .where(ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end)
-        .group_by(key)
+    return _grouped(
+        scope,
+        grouping,
+        start,
+        end,
+        Visit,
+        [
+            (ScheduledSession, ScheduledSession.id == Visit.session_id),
+            (Institution, Institution.id == Visit.institution_id),
+        ],
+        [
+            func.count().label("citizens_received"),
+            _count_if(Visit.booking_id.is_(None)).label("walk_ins"),
+        ],
     )
-    return _rows(query)
 
 
 def _questions(
     scope: Scope, grouping: str, start: datetime, end: datetime, today: date
 ) -> dict[Any, dict[str, int]]:
-    key = _group_column(grouping)
-    query = (
-        _scoped(
-            select(
-                key.label("key"),
-                func.count().label("questions"),
-                _count_if(Question.outcome == "resolved").label("resolved"),
-                _count_if(Question.outcome == "explained").label("explained"),
-                _count_if(Question.outcome == "pending").label("pending"),
-                _count_if(
-                    and_(
-                        Question.outcome == "pending",
-                        Question.closed_at.is_(None),
-                        Question.due_date < today,
-                    )
-                ).label("overdue"),
-            )
-            .select_from(Question)
-            .join(Visit, Visit.id == Question.visit_id)
-            .join(ScheduledSession, ScheduledSession.id == Visit.session_id)
-            .join(Institution, Institution.id == Question.institution_id),
-            scope,
-        )
-        .where(ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end)
-        .group_by(key)
+    return _grouped(
+        scope,
+        grouping,
+        start,
+        end,
+        Question,
+        [
+            (Visit, Visit.id == Question.visit_id),
+            (ScheduledSession, ScheduledSession.id == Visit.session_id),
+            (Institution, Institution.id == Question.institution_id),
+        ],
+        [
+            func.count().label("questions"),
+            _count_if(Question.outcome == "resolved").label("resolved"),
+            _count_if(Question.outcome == "explained").label("explained"),
+            _count_if(Question.outcome == "pending").label("pending"),
+            _count_if(
+                and_(
+                    Question.outcome == "pending",
+                    Question.closed_at.is_(None),
+                    Question.due_date < today,
+                )
+            ).label("overdue"),
+        ],
     )
-    return _rows(query)
 
 
 def _feedback(
     scope: Scope, grouping: str, start: datetime, end: datetime
 ) -> dict[Any, dict[str, int]]:
-    key = _group_column(grouping)
     staff_resolved = (
         select(literal(1))
         .select_from(Question)
@@ -265,29 +268,28 @@ def _feedback(
         .where(Visit.booking_id == Booking.id, Question.outcome == "resolved")
         .exists()
     )
-    query = (
-        _scoped(
-            select(
-                key.label("key"),
-                _count_if(Feedback.rating.isnot(None)).label("ratings"),
-                func.coalesce(func.sum(Feedback.rating), 0).label("rating_sum"),
-                _count_if(Feedback.rating >= 4).label("satisfied"),
-                _count_if(Feedback.really_resolved.is_(True)).label("really_resolved_yes"),
-                _count_if(Feedback.really_resolved.is_(False)).label("really_resolved_no"),
-                _count_if(and_(Feedback.really_resolved.is_(False), staff_resolved)).label(
-                    "staff_resolved_citizen_no"
-                ),
-            )
-            .select_from(Feedback)
-            .join(Booking, Booking.id == Feedback.booking_id)
-            .join(ScheduledSession, ScheduledSession.id == Booking.session_id)
-            .join(Institution, Institution.id == Booking.institution_id),
-            scope,
-        )
-        .where(ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end)
-        .group_by(key)
+    return _grouped(
+        scope,
+        grouping,
+        start,
+        end,
+        Feedback,
+        [
+            (Booking, Booking.id == Feedback.booking_id),
+            (ScheduledSession, ScheduledSession.id == Booking.session_id),
+            (Institution, Institution.id == Booking.institution_id),
+        ],
+        [
+            _count_if(Feedback.rating.isnot(None)).label("ratings"),
+            func.coalesce(func.sum(Feedback.rating), 0).label("rating_sum"),
+            _count_if(Feedback.rating >= 4).label("satisfied"),
+            _count_if(Feedback.really_resolved.is_(True)).label("really_resolved_yes"),
+            _count_if(Feedback.really_resolved.is_(False)).label("really_resolved_no"),
+            _count_if(and_(Feedback.really_resolved.is_(False), staff_resolved)).label(
+                "staff_resolved_citizen_no"
+            ),
+        ],
     )
-    return _rows(query)
 
 
 def _rows(query: Select[Any]) -> dict[Any, dict[str, int]]:

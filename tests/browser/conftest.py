@@ -142,8 +142,14 @@ def page(
 
 
 def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """Serious and critical WCAG 2.0/2.1 A and AA violations on the current page (axe-core)."""
-    page.add_script_tag(url=page.base_url + AXE_PATH)
+    """Serious and critical WCAG 2.0/2.1 A and AA violations on the current page (axe-core).
+
+    The first call on a page loads axe-core from the test server's origin (so the app's CSP
+    allows it) and registers it as an init script, so later pages of the test already have it.
+    """
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(url=page.base_url + AXE_PATH)
+        page.context.add_init_script(path=str(AXE))
     result = page.evaluate(
         """async (tags) => {
             const result = await axe.run(document, {
@@ -161,10 +167,11 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 
 
 def tab_to(page: Any, selector: str, limit: int = 80) -> None:
-    """Press Tab until the element matching `selector` has the focus, as a keyboard user would."""
-    target = page.locator(selector).first
+    """Press Tab until the first element matching the CSS `selector` has the focus, as a
+    keyboard user would."""
+    focused = "sel => { const el = document.querySelector(sel); return !!el && el === document.activeElement; }"
     for _ in range(limit):
-        if target.evaluate("el => el === document.activeElement"):
+        if page.evaluate(focused, selector):
             return
         page.keyboard.press("Tab")
     raise AssertionError(f"{selector} never received the keyboard focus")
