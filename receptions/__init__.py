@@ -52,6 +52,7 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_template_helpers(app)
     _register_cli(app)
+    app.before_request(_refuse_nul_bytes)
     app.after_request(_security_headers)
 
     from .errors import register_error_handlers
@@ -89,7 +90,8 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = _l("Please sign in to open this page.")
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # "basic": "strong" would also reset anonymous visitors' sessions on every request.
+    login_manager.session_protection = "basic"
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
@@ -179,6 +181,16 @@ def _register_cli(app: Flask) -> None:
         backup_cli,
     ):
         app.cli.add_command(group)
+
+
+def _refuse_nul_bytes() -> None:
+    """No text a person types contains NUL; PostgreSQL refuses it, so it never gets that far."""
+    from flask import abort
+
+    for values in (request.args, request.form):
+        for value in values.values():
+            if "\x00" in value:
+                abort(400)
 
 
 def _security_headers(response: Any) -> Any:

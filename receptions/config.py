@@ -97,6 +97,8 @@ class Config:
                 values[key] = os.environ[key]
         if values.get("REDIS_URL"):
             values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
+        if os.environ.get("NOTIFY_SYNC"):
+            values["NOTIFY_SYNC"] = os.environ["NOTIFY_SYNC"].lower() in ("1", "true", "yes")
         if os.environ.get("MAIL_PORT"):
             values["MAIL_PORT"] = int(os.environ["MAIL_PORT"])
         if os.environ.get("PROXY_COUNT"):

@@ -101,17 +101,20 @@ def make_user(
 
 
 def make_iin(seed: int) -> str:
-    """An invented IIN that passes the check digit: a 1990 birth date and a serial in the 9xxx
-    range, made up for tests."""
+    """An invented IIN that passes the check digit, different for every seed below 336,000.
+
+    Birth date 1990-MM-DD and a serial from the seed's own block of ten; the first serial in the
+    block whose control digit exists is used, so two seeds never share an IIN.
+    """
     from receptions.booking.identity import iin_check_digit
 
-    n = seed
-    while True:
-        body = f"90{(n % 12) + 1:02d}{(n % 28) + 1:02d}39{n % 1000:03d}"
+    month, day, block = seed % 12 + 1, (seed // 12) % 28 + 1, seed // 336
+    for offset in range(10):
+        body = f"90{month:02d}{day:02d}3{(block * 10 + offset) % 10000:04d}"
         digit = iin_check_digit(body)
         if digit is not None:
             return body + str(digit)
-        n += 336
+    raise AssertionError(f"no valid IIN in the block of seed {seed}")
 
 
 def make_topic(**values: Any):

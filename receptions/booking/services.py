@@ -260,9 +260,17 @@ def cancellation_deadline(booking: Booking) -> datetime:
 
 def _take_seat(slot_id: int) -> bool:
     """The only way a seat is taken: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
+    still_planned = (
+        select(ScheduledSession.id)
+        .where(
+            ScheduledSession.id == Slot.session_id,
+            ScheduledSession.status == SessionStatus.planned.value,
+        )
+        .exists()
+    )
     result = db.session.execute(
         update(Slot)
-        .where(Slot.id == slot_id, Slot.booked < Slot.capacity)
+        .where(Slot.id == slot_id, Slot.booked < Slot.capacity, still_planned)
         .values(booked=Slot.booked + 1)
         .execution_options(synchronize_session=False)
     )
@@ -282,70 +290,106 @@ def manage_url(token: str) -> str:
     return url_for("booking.manage", token=token, _external=True)
 
 
-def _message_payload(booking: Booking, token: str | None = None) -> dict[str, Any]:
-    session = booking.session
-    payload: dict[str, Any] = {
-        "reference": booking.reference,
+def _slot_payload(slot: Slot) -> dict[str, Any]:
+    """What every message about a time says: where, when, which institution."""
+    session = slot.session
+    institution = session.institution
+    return {
         "institution": {
-            lang: getattr(booking.institution, f"name_{lang}") or booking.institution.name_ru
+            lang: getattr(institution, f"name_{lang}") or institution.name_ru
             for lang in ("kk", "ru", "en")
         },
-        "starts_at": booking.slot.starts_at.isoformat(),
-        "tz": booking.institution.district.region.timezone,
-        "location": session.schedule.location or booking.institution.address_ru,
-        "status_url": url_for("booking.status", reference=booking.reference, _external=True),
+        "starts_at": slot.starts_at.isoformat(),
+        "tz": institution.district.region.timezone,
+        "location": session.schedule.location or institution.address_ru,
+    }
+
+
+def _reference_payload(reference: str, token: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "reference": reference,
+        "status_url": url_for("booking.status", reference=reference, _external=True),
     }
     if token:
         payload["manage_url"] = manage_url(token)
     return payload
 
 
-def _notify(
-    booking: Booking, template: str, token: str | None = None, **extra: Any
+def _message_payload(booking: Booking, token: str | None = None) -> dict[str, Any]:
+    return {**_slot_payload(booking.slot), **_reference_payload(booking.reference, token)}
+
+
+def _enqueue_both(
+    booking: Booking, template: str, payload: dict[str, Any]
 ) -> list[Notification | None]:
-    payload = {**_message_payload(booking, token), **extra}
     return [
         enqueue(Channel.sms, booking.phone, template, booking.locale, payload, booking.id),
         enqueue(Channel.email, booking.email, template, booking.locale, payload, booking.id),
     ]
 
 
+def _notify(
+    booking: Booking, template: str, token: str | None = None, **extra: Any
+) -> list[Notification | None]:
+    return _enqueue_both(booking, template, {**_message_payload(booking, token), **extra})
+
+
 def _event(booking: Booking, kind: str, **details: Any) -> None:
     db.session.add(StatusEvent(booking=booking, kind=kind, at=clock_now(), details=details))
 
 
+def _find_repeat(idempotency_key: str, iin_hash: str) -> Booking | None:
+    repeated = db.session.scalars(
+        select(Booking).where(Booking.idempotency_key == idempotency_key)
+    ).first()
+    if repeated is not None and repeated.iin_hash != iin_hash:
+        raise Conflict()
+    return repeated
+
+
 def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingResult:
-    """Book one seat. Raises SlotUnavailable (409), BookingLimitReached (409) or DomainError."""
+    """Book one seat. Raises SlotUnavailable (409), BookingLimitReached (409) or DomainError.
+
+    Everything that needs no lock is read first, so that SQLite's write lock (and PostgreSQL's
+    advisory lock) is held only for the checks that must be atomic and the inserts.
+    """
     at = at or clock_now()
-    key = current_app.config["IIN_HASH_KEY"]
-    iin_hash = identity.iin_hash(request.iin, key)
+    iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
+    repeated = _find_repeat(request.idempotency_key, iin_hash)
+    if repeated is not None:
+        return BookingResult(repeated, token, repeated=True)
+    slot = slot_for_booking(request.slot_id, at)
+    topic = db.session.get(Topic, request.topic_id)
+    if topic is None or not topic.active:
+        raise DomainError(str(_l("Choose a topic from the list.")))
+    session = slot.session
+    region = session.institution.district.region
+    facts = {
+        "slot_id": slot.id,
+        "session_id": session.id,
+        "schedule_id": session.schedule_id,
+        "institution_id": session.institution_id,
+        "topic_id": topic.id,
+        "month": local_month(slot.starts_at, region.timezone),
+    }
+    prefix = region.short
+    payload = _slot_payload(slot)
+    limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
     try:
         with write_transaction():
-            repeated = db.session.scalars(
-                select(Booking).where(Booking.idempotency_key == request.idempotency_key)
-            ).first()
+            repeated = _find_repeat(request.idempotency_key, iin_hash)
             if repeated is not None:
-                if repeated.iin_hash != iin_hash:
-                    raise Conflict()
                 return BookingResult(repeated, token, repeated=True)
-            slot = slot_for_booking(request.slot_id, at)
-            session = slot.session
-            topic = db.session.get(Topic, request.topic_id)
-            if topic is None or not topic.active:
-                raise DomainError(str(_l("Choose a topic from the list.")))
-            _citizen_lock(session.institution_id, iin_hash)
-            tz = session.institution.district.region.timezone
-            month = local_month(slot.starts_at, tz)
-            limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
+            _citizen_lock(facts["institution_id"], iin_hash)
             held = (
                 db.session.scalar(
                     select(func.count())
                     .select_from(Booking)
                     .where(
-                        Booking.institution_id == session.institution_id,
+                        Booking.institution_id == facts["institution_id"],
                         Booking.iin_hash == iin_hash,
-                        Booking.month == month,
+                        Booking.month == facts["month"],
                         Booking.status.in_(ACTIVE_STATUSES),
                     )
                 )
@@ -353,19 +397,15 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
             )
             if held >= limit:
                 raise BookingLimitReached()
-            if not _take_seat(slot.id):
+            if not _take_seat(facts["slot_id"]):
                 raise SlotUnavailable(
-                    slot_id=slot.id,
-                    schedule_id=session.schedule_id,
-                    institution_id=session.institution_id,
+                    slot_id=facts["slot_id"],
+                    schedule_id=facts["schedule_id"],
+                    institution_id=facts["institution_id"],
                 )
-            region_prefix = session.institution.district.region.short
             booking = Booking(
-                slot_id=slot.id,
-                session_id=session.id,
-                schedule_id=session.schedule_id,
-                institution_id=session.institution_id,
-                reference=_new_reference(region_prefix),
+                **facts,
+                reference=_new_reference(prefix),
                 manage_token_hash=token_hash(token),
                 idempotency_key=request.idempotency_key,
                 citizen_name=request.citizen_name.strip(),
@@ -374,28 +414,28 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                 phone=request.phone,
                 email=request.email.strip(),
                 locale=request.locale,
-                topic_id=topic.id,
                 question=request.question.strip(),
                 accessibility=sorted(set(request.accessibility)),
                 accessibility_note=request.accessibility_note.strip(),
                 consent_at=at,
                 consent_version=CONSENT_VERSION,
                 status=BookingStatus.booked.value,
-                month=month,
                 created_at=at,
             )
             db.session.add(booking)
             db.session.flush()
             _event(booking, "booked")
-            outbox = _notify(booking, "booking_confirmed", token)
+            outbox = _enqueue_both(
+                booking,
+                "booking_confirmed",
+                {**payload, **_reference_payload(booking.reference, token)},
+            )
             db.session.flush()
     except IntegrityError as error:
         # Two submissions of one form raced past the check above: the first one won.
         db.session.rollback()
-        repeated = db.session.scalars(
-            select(Booking).where(Booking.idempotency_key == request.idempotency_key)
-        ).first()
-        if repeated is not None and repeated.iin_hash == iin_hash:
+        repeated = _find_repeat(request.idempotency_key, iin_hash)
+        if repeated is not None:
             return BookingResult(repeated, token, repeated=True)
         raise Conflict() from error
     deliver_after_commit(outbox)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, render_template
+from flask import after_this_request, current_app, has_request_context, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -164,7 +164,20 @@ def deliver_after_commit(notifications: list[Notification | None]) -> None:
             log.warning("could not enqueue notification delivery", exc_info=True)
             return
     if current_app.config.get("NOTIFY_SYNC", True):
-        try:
-            send_due(ids=ids)
-        except Exception:
-            log.warning("synchronous notification delivery failed", exc_info=True)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def send() -> None:
+            with app.app_context():
+                try:
+                    send_due(ids=ids)
+                except Exception:
+                    log.warning("synchronous notification delivery failed", exc_info=True)
+
+        if has_request_context():
+            # Sent once the response is on its way: the citizen does not wait for the SMTP relay.
+            @after_this_request
+            def _later(response: Any) -> Any:
+                response.call_on_close(send)
+                return response
+        else:
+            send()

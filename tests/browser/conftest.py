@@ -7,6 +7,7 @@ anything outside the test server, broke the CSP, threw an uncaught script error 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import skip_unless_ci
+from tests.factories import make_district, make_institution, make_region
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
@@ -32,6 +34,10 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 HERE = Path(__file__).resolve().parent
+
+# For checks of markup, CSS and the harness itself, which no database can change: they run on
+# SQLite only, to keep the browser suite fast. Flows that read or write data run on both backends.
+one_database = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -83,6 +89,32 @@ def locale() -> str:
     return "kk-KZ"
 
 
+@pytest.fixture
+def places(app: Any) -> list[Any]:
+    """One region with one district and three institutions named in Kazakh and Russian."""
+    region = make_region(code="KZ-97", name_kk="Сынақ облысы", name_ru="Тестовая область")
+    district = make_district(region, slug="qala", name_kk="Сынақ қаласы", name_ru="город Тест")
+    return [
+        make_institution(
+            district,
+            name_kk="№5 жалпы білім беретін мектеп",
+            name_ru="Общеобразовательная школа №5",
+        ),
+        make_institution(
+            district,
+            type="polyclinic",
+            name_kk="№2 қалалық емхана",
+            name_ru="Городская поликлиника №2",
+        ),
+        make_institution(
+            district,
+            type="kindergarten",
+            name_kk="«Айгөлек» балабақшасы",
+            name_ru="Детский сад «Айгөлек»",
+        ),
+    ]
+
+
 @pytest.fixture(scope="session")
 def axe_source() -> bytes:
     return AXE.read_bytes()
@@ -101,18 +133,20 @@ def page(
     context = browser.new_context(
         locale=locale, extra_http_headers={"Accept-Language": locale.split("-")[0]}
     )
-    own_origin = live_server_url + "/"
     problems: list[str] = []
 
-    def guard(route: Any) -> None:
-        url = route.request.url
-        if url == live_server_url + AXE_PATH:
-            route.fulfill(body=axe_source, content_type="application/javascript")
-        elif url.startswith(own_origin):
-            route.continue_()
-        else:
-            problems.append(f"outside request: {url}")
-            route.abort("blockedbyclient")
+    def block(route: Any) -> None:
+        problems.append(f"outside request: {route.request.url}")
+        route.abort("blockedbyclient")
+
+    # Regular expressions are matched in Playwright's driver, so the app's own requests never
+    # make a round trip through Python; only outside requests and axe-core reach the handlers.
+    own = re.escape(live_server_url + "/")
+    context.route(re.compile(f"^(?!{own})"), block)
+    context.route(
+        re.compile(f"^{re.escape(live_server_url + AXE_PATH)}$"),
+        lambda route: route.fulfill(body=axe_source, content_type="application/javascript"),
+    )
 
     def on_console(message: Any) -> None:
         if message.type == "error" and "Content Security Policy" in message.text:
@@ -122,7 +156,6 @@ def page(
         if response.status >= 500:
             problems.append(f"HTTP {response.status}: {response.url}")
 
-    context.route("**/*", guard)
     page = context.new_page()
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"uncaught script error: {error}"))
@@ -149,7 +182,9 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     """
     if not page.evaluate("typeof window.axe === 'object'"):
         page.add_script_tag(url=page.base_url + AXE_PATH)
-        page.context.add_init_script(path=str(AXE))
+        if not getattr(page.context, "axe_preloaded", False):
+            page.context.add_init_script(path=str(AXE))
+            page.context.axe_preloaded = True
     result = page.evaluate(
         """async (tags) => {
             const result = await axe.run(document, {
@@ -169,9 +204,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
 def tab_to(page: Any, selector: str, limit: int = 80) -> None:
     """Press Tab until the first element matching the CSS `selector` has the focus, as a
     keyboard user would."""
-    focused = "sel => { const el = document.querySelector(sel); return !!el && el === document.activeElement; }"
     for _ in range(limit):
-        if page.evaluate(focused, selector):
+        if page.evaluate("s => document.activeElement === document.querySelector(s)", selector):
             return
         page.keyboard.press("Tab")
     raise AssertionError(f"{selector} never received the keyboard focus")

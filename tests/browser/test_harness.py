@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser.conftest import axe_violations
+from tests.browser.conftest import axe_violations, one_database
 
 
 def _wait_for(page, predicate, timeout_ms: int = 3000) -> None:
@@ -16,6 +16,7 @@ def _wait_for(page, predicate, timeout_ms: int = 3000) -> None:
         page.wait_for_timeout(50)
 
 
+@one_database
 def test_csp_violations_and_outside_requests_are_caught(page, app):
     problems = page.browser_problems
     page.goto(page.base_url + "/")
@@ -44,6 +45,7 @@ def test_csp_violations_and_outside_requests_are_caught(page, app):
     problems.clear()  # seen and expected: don't fail this test at teardown
 
 
+@one_database
 def test_axe_reports_a_serious_violation(page, app):
     page.goto(page.base_url + "/")
     assert axe_violations(page) == []

@@ -5,33 +5,8 @@ from __future__ import annotations
 import pytest
 
 from receptions.auth.models import Role
-from tests.browser.conftest import axe_violations, in_viewport, tab_to
-from tests.factories import PASSWORD, make_district, make_institution, make_region, make_user
-
-
-@pytest.fixture
-def places(app):
-    region = make_region(code="KZ-97", name_kk="Сынақ облысы", name_ru="Тестовая область")
-    district = make_district(region, slug="qala", name_kk="Сынақ қаласы", name_ru="город Тест")
-    return [
-        make_institution(
-            district,
-            name_kk="№5 жалпы білім беретін мектеп",
-            name_ru="Общеобразовательная школа №5",
-        ),
-        make_institution(
-            district,
-            type="polyclinic",
-            name_kk="№2 қалалық емхана",
-            name_ru="Городская поликлиника №2",
-        ),
-        make_institution(
-            district,
-            type="kindergarten",
-            name_kk="«Айгөлек» балабақшасы",
-            name_ru="Детский сад «Айгөлек»",
-        ),
-    ]
+from tests.browser.conftest import axe_violations, in_viewport, one_database, tab_to
+from tests.factories import PASSWORD, make_user
 
 
 def test_home_in_kazakh_with_keyboard_only(page, places, artifacts_dir):
@@ -49,7 +24,7 @@ def test_home_in_kazakh_with_keyboard_only(page, places, artifacts_dir):
     assert skip.evaluate("el => el === document.activeElement")
     assert in_viewport(skip), "the focused skip link is not on screen"
     page.keyboard.press("Enter")
-    assert page.evaluate("document.activeElement.id") == "main"
+    page.wait_for_function("document.activeElement.id === 'main'", timeout=2000)
 
     tab_to(page, "#q")
     page.keyboard.type("ЕМХАНА")  # upper case; the name is stored as «№2 қалалық емхана»
@@ -63,8 +38,8 @@ def test_home_in_kazakh_with_keyboard_only(page, places, artifacts_dir):
 def test_language_switch_is_remembered(page, places):
     page.goto(page.base_url + "/")
     tab_to(page, "nav.languages a[hreflang=ru]")
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # /language/ru?next=/ redirects back to the same URL
+        page.keyboard.press("Enter")
     assert page.locator("html").get_attribute("lang") == "ru"
     assert page.locator("h1").inner_text() == (
         "Дни открытых дверей и приёмы в государственных организациях"
@@ -96,6 +71,7 @@ def test_staff_sign_in_with_the_keyboard(page, places):
     assert "№5 жалпы білім беретін мектеп" in page.locator("main").inner_text()
 
 
+@one_database
 @pytest.mark.parametrize("locale", ["kk-KZ", "ru-RU", "en-GB"])
 def test_public_pages_have_no_serious_accessibility_violations(page, places, locale):
     language = locale.split("-")[0]
@@ -114,7 +90,8 @@ def test_public_pages_have_no_serious_accessibility_violations(page, places, loc
         found[path] = axe_violations(page)
     # The sign-in form with its error summary, as a user who pressed Enter too early sees it.
     page.goto(page.base_url + "/auth/sign-in")
-    page.locator("form.narrow button[type=submit]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form posts back to its own URL
+        page.locator("form.narrow button[type=submit]").click()
+    assert page.locator(".error-summary").is_visible()
     found["/auth/sign-in (errors)"] = axe_violations(page)
     assert {path: v for path, v in found.items() if v} == {}

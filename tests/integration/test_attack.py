@@ -161,3 +161,11 @@ def test_every_post_without_csrf_is_refused(app, client):
         url = re.sub(r"<(?:int:)?[^>]+>", "1", rule.rule)
         status = client.post(url, data={"x": "1"}).status_code
         assert status == 400, (rule.rule, status)
+
+
+def test_nul_bytes_are_refused_before_they_reach_the_database(client, target):
+    assert client.get("/institutions", query_string={"q": "\x00"}).status_code == 400
+    session, _ = target
+    response = client.post(f"/book/{session.slots[0].id}", data={"full_name": "a\x00b"})
+    assert response.status_code == 400
+    assert tables_snapshot() == (0, 0, 0)
