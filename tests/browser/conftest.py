@@ -73,7 +73,12 @@ def browser() -> Iterator[Any]:
 def live_server_url(app: Any) -> Iterator[str]:
     """The test's app (SQLite or PostgreSQL) served over HTTP from a background thread."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll interval (default 0.5 s)
+        name="live-server",
+        daemon=True,
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
@@ -163,12 +168,13 @@ def page(
     page.set_default_timeout(10_000)
     page.base_url = live_server_url  # type: ignore[attr-defined]
     page.browser_problems = problems  # type: ignore[attr-defined]
+    failure_shot = artifacts_dir / f"failed-{request.node.name}.png"
+    failure_shot.unlink(missing_ok=True)  # left by an earlier run; it would mislead
     try:
         yield page
         report = getattr(request.node, "report_call", None)
         if report is not None and report.failed:
-            name = f"failed-{request.node.name}.png"
-            page.screenshot(path=str(artifacts_dir / name), full_page=True)
+            page.screenshot(path=str(failure_shot), full_page=True)
     finally:
         context.close()
     assert problems == [], "the browser saw problems:\n" + "\n".join(problems)
