@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request, session
+from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
 FALLBACK_ORDER = {"kk": ("kk", "ru", "en"), "ru": ("ru", "kk", "en"), "en": ("en", "ru", "kk")}
@@ -15,6 +15,8 @@ COOKIE = "lang"
 def select_locale() -> str:
     """Explicit choice (session or cookie) first, then Accept-Language, then Kazakh."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI commands, workers, benchmarks
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     chosen = getattr(g, "forced_locale", None) or session.get(COOKIE) or request.cookies.get(COOKIE)
     if chosen in languages:
         return str(chosen)
