@@ -92,3 +92,10 @@ class SignOffForm(FlaskForm):
     reason = TextAreaField(
         _l("Reason for the correction"), validators=[Optional(), Length(max=1000)]
     )
+
+
+class ReceivedByForm(FlaskForm):
+    received_by = SelectField(_l("Received by"), choices=RECEIVED_BY_CHOICES)
+    received_by_name = StringField(
+        _l("Name of the person who received"), validators=[DataRequired(), Length(max=200)]
+    )

@@ -294,6 +294,18 @@ def open_visit(actor: User, visit_id: int) -> Visit:
     return visit
 
 
+def set_received_by(actor: User, visit_id: int, received_by: ReceivedBy, name: str) -> Visit:
+    """Who actually received the citizen: the head, or a deputy standing in."""
+    visit_in_workspace(actor, visit_id)
+    with write_transaction():
+        visit = db.session.get(Visit, visit_id)
+        assert visit is not None
+        visit.received_by = received_by.value
+        visit.received_by_name = name.strip() or visit.received_by_name
+        audit("visit.received_by", "visit", visit.id, received_by=received_by.value)
+    return visit
+
+
 def add_question(actor: User, visit_id: int, topic_id: int, summary: str) -> Question:
     visit_in_workspace(actor, visit_id)
     with write_transaction():

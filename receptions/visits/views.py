@@ -21,6 +21,7 @@ from .forms import (
     CloseSessionForm,
     OutcomeForm,
     QuestionForm,
+    ReceivedByForm,
     SignOffForm,
     WalkInForm,
 )
@@ -136,14 +137,31 @@ def visit(visit_id: int):
     outcome_forms = {
         q.id: OutcomeForm(prefix=f"q{q.id}", version=q.version) for q in visit.questions
     }
+    received_form = ReceivedByForm(
+        received_by=visit.received_by, received_by_name=visit.received_by_name
+    )
     return render_template(
         "visits/visit.html",
+        received_form=received_form,
         visit=visit,
         form=form,
         outcome_forms=outcome_forms,
         mask_iin=identity.mask_iin,
         mask_phone=identity.mask_phone,
     ), status
+
+
+@bp.route("/visits/<int:visit_id>/received-by", methods=["POST"])
+@WORKSPACE
+def received_by(visit_id: int):
+    form = ReceivedByForm()
+    if not form.validate_on_submit():
+        raise DomainError(form_error_message(form))
+    services.set_received_by(
+        current_user, visit_id, ReceivedBy(form.received_by.data), form.received_by_name.data or ""
+    )
+    flash(_("Your changes have been saved."), "success")
+    return redirect(url_for("visits.visit", visit_id=visit_id), 303)
 
 
 @bp.route("/questions/<int:question_id>/outcome", methods=["POST"])

@@ -434,3 +434,27 @@ def test_viewing_a_visit_is_audited(client, day):
     before = count(AuditEvent, AuditEvent.action == "personal_data.viewed")
     client.get(f"/staff/visits/{visit.id}")
     assert count(AuditEvent, AuditEvent.action == "personal_data.viewed") == before + 1
+
+
+def test_staff_record_that_a_deputy_received_the_citizen(client, day):
+    session, bookings, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    visit = _visit_of(bookings[0])
+    response = submit(
+        client,
+        f"/staff/visits/{visit.id}/received-by",
+        {"received_by": "deputy", "received_by_name": "Орынбасар Тестов"},
+        form_url=f"/staff/visits/{visit.id}",
+    )
+    assert response.status_code == 303
+    db.session.expire_all()
+    visit = db.session.get(Visit, visit.id)
+    assert visit.received_by == "deputy" and visit.received_by_name == "Орынбасар Тестов"
+    bad = submit(
+        client,
+        f"/staff/visits/{visit.id}/received-by",
+        {"received_by": "janitor", "received_by_name": "X"},
+        form_url=f"/staff/visits/{visit.id}",
+    )
+    assert bad.status_code == 400
