@@ -8,13 +8,14 @@ from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from scheduling import (
     BookingStatus,
     BookingWindow,
     CalendarEvent,
+    ScheduleKind,
     describe,
     event_uid,
     parse_rule,
@@ -30,6 +31,7 @@ from ..institutions.models import Institution
 from .models import Schedule, ScheduledSession, ScheduleStatus, SessionStatus, Slot
 
 FEED_PAST_DAYS = 31
+OPEN_DOOR_PICKER_DAYS = 42
 
 
 @dataclass(frozen=True)
@@ -70,15 +72,29 @@ def _upcoming(at: datetime) -> Select[tuple[ScheduledSession]]:
 
 
 def institution_sessions(
-    institution_id: int, *, days: int = 21, at: datetime | None = None
+    institution_id: int,
+    *,
+    days: int = 21,
+    open_door_days_ahead: int = OPEN_DOOR_PICKER_DAYS,
+    at: datetime | None = None,
 ) -> list[SessionView]:
-    """Upcoming sessions with each slot's booking status, for the slot picker."""
+    """Upcoming sessions with each slot's booking status, for the slot picker.
+
+    Receptions are shown for the next `days`; open-door days further ahead, so that the next
+    monthly one is always on the page (last Fridays can be five weeks apart).
+    """
     at = at or clock_now()
     sessions = db.session.scalars(
         _upcoming(at)
         .where(
             ScheduledSession.institution_id == institution_id,
-            ScheduledSession.starts_at < at + timedelta(days=days),
+            or_(
+                ScheduledSession.starts_at < at + timedelta(days=days),
+                and_(
+                    ScheduledSession.kind == ScheduleKind.open_door.value,
+                    ScheduledSession.starts_at < at + timedelta(days=open_door_days_ahead),
+                ),
+            ),
         )
         .options(selectinload(ScheduledSession.slots), joinedload(ScheduledSession.schedule))
     ).all()
