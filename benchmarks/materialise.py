@@ -36,14 +36,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from datetime import time as clock_time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from sqlalchemy import func, insert, select, text
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -371,8 +371,6 @@ def measure_bulk(figures: Figures, label: str) -> None:
 
 def add_feed_institution(district_id: int) -> int:
     """An institution receiving on every working day until it has FEED_EVENTS sessions."""
-    from scheduling import plan_sessions
-
     from receptions.database import write_transaction
     from receptions.extensions import db
     from receptions.institutions.models import Institution
@@ -382,6 +380,7 @@ def add_feed_institution(district_id: int) -> int:
         spec_from,
         working_calendar,
     )
+    from scheduling import plan_sessions
 
     today = local_today(TZ)
     with write_transaction():
@@ -557,9 +556,9 @@ def summary(results: list[Figures], failures: list[str]) -> None:
         width = max(len(label) for label, _ in lines)
         cols = [max(len(n), *(len(v[i]) for _, v in lines)) for i, n in enumerate(names)]
         print("\n== Summary")
-        print("   " + " " * width + "  " + "  ".join(n.rjust(c) for n, c in zip(names, cols)))
+        print("   " + " " * width + "  " + "  ".join(n.rjust(c) for n, c in zip(names, cols, strict=True)))
         for label, values in lines:
-            cells = "  ".join(v.rjust(c) for v, c in zip(values, cols))
+            cells = "  ".join(v.rjust(c) for v, c in zip(values, cols, strict=True))
             print(f"   {label.ljust(width)}  {cells}")
     for failure in failures:
         print(f"\n== FAILED {failure}")
