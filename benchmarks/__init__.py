@@ -1,0 +1,1 @@
+"""Benchmark and fault scripts; `harness` is what they (and tests/load) share."""
