@@ -28,7 +28,8 @@ class Config:
     SECRET_KEY: str | None = None
     IIN_HASH_KEY: str | None = None
     SQLALCHEMY_DATABASE_URI: str = ""
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: an error logged with its SQL never carries the citizen's data with it.
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     REDIS_URL: str | None = None
 
     SESSION_COOKIE_HTTPONLY = True

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from sqlalchemy import text
 
 from receptions import create_app
+from receptions.extensions import db
 from tests.conftest import app_settings
 
 
@@ -26,6 +30,23 @@ def test_internal_error_shows_the_friendly_page(app_with_broken_page):
     assert response.status_code == 500
     assert 'lang="ru"' in body
     assert "secret internal detail" not in body and "Traceback" not in body
+
+
+def test_a_failed_query_is_logged_without_the_citizens_data(db_url, caplog):
+    app = create_app(app_settings(db_url))
+    phone = "+77015550199"
+
+    @app.route("/bad-query")
+    def bad_query():
+        db.session.execute(text("SELECT * FROM no_such_table WHERE phone = :p"), {"p": phone})
+        return "unreachable"
+
+    with caplog.at_level(logging.DEBUG):
+        response = app.test_client().get("/bad-query")
+    assert response.status_code in (500, 503)
+    assert caplog.records, "the failure was not logged at all"
+    assert phone not in caplog.text
+    assert phone not in response.get_data(as_text=True)
 
 
 def test_unreachable_database_gives_503_with_retry_after():
