@@ -10,7 +10,7 @@ from typing import Any
 from flask import after_this_request, current_app, has_request_context, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from ..clock import now as clock_now
 from ..config import INSTANCE_DIR
@@ -151,7 +151,10 @@ def _scrub(notification: Notification) -> None:
 
 def deliver_after_commit(notifications: list[Notification | None]) -> None:
     """Hand fresh messages to the worker (RQ when Redis is configured) or send them now."""
-    ids = [n.id for n in notifications if n is not None and n.id is not None]
+    # The identity key, not `n.id`: the commit expired the rows and reading an attribute would
+    # reload each one with a query of its own.
+    keys = [inspect(n).identity for n in notifications if n is not None]
+    ids = [key[0] for key in keys if key is not None]
     if not ids:
         return
     if current_app.config.get("REDIS_URL"):
