@@ -115,6 +115,11 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
+    # Without Redis the outbox is delivered by the `flask notify send` cron job, never by a web
+    # worker: sending after the response still holds a sync worker (for the SMTP relay's time,
+    # up to its timeout) and opens a second write transaction for every booking.
+    # NOTIFY_SYNC=1 in the environment brings the synchronous sender back.
+    NOTIFY_SYNC = False
 
 
 class TestingConfig(Config):

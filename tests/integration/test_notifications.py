@@ -244,3 +244,20 @@ def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_pa
     db.session.rollback()
     assert sorted(db.session.scalars(select(Notification.status))) == ["sent", "sent"]
     assert "+7 701 ••• •• 67" in (tmp_path / "sms-rq.log").read_text()
+
+
+def test_production_leaves_delivery_to_the_rq_worker_or_the_send_job(monkeypatch, db_url):
+    """A web worker never sends: without Redis the minutely `flask notify send` delivers."""
+    from receptions import create_app
+
+    monkeypatch.delenv("NOTIFY_SYNC", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    settings = {
+        "ENV_NAME": "production",
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SECRET_KEY": "x" * 40,
+        "IIN_HASH_KEY": "y" * 40,
+    }
+    assert create_app(settings).config["NOTIFY_SYNC"] is False
+    monkeypatch.setenv("NOTIFY_SYNC", "1")
+    assert create_app(settings).config["NOTIFY_SYNC"] is True
