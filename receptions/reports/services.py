@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import Select, and_, case, func, literal, or_, select, text, tuple_, union_all
 
 from ..booking.models import Booking, Feedback, Topic
 from ..clock import now as clock_now
 from ..extensions import db
 from ..geography.models import District, Region
-from ..i18n import localized
+from ..i18n import FALLBACK_ORDER, current_language, localized
 from ..institutions.models import INSTITUTION_TYPE_LABELS, Institution, InstitutionType
 from ..schedules.models import SYSTEM_CANCEL_CODE, ScheduledSession
 from ..visits.models import MonthSignoff, Question, Visit
 from .scope import REPORT_ZONE, Scope, month_start, next_month, previous_month
 
 GROUPINGS = ("region", "district", "institution_type", "institution")
+STREAM_BATCH = 1000  # rows fetched per round trip when an export streams a roll-up
 
 COUNTS = (
     "sessions_planned",
@@ -56,6 +57,10 @@ class Figures:
     label: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     signed: bool | None = None
+    # Institution-months in the row served from a sign-off snapshot.
+    signed_months: int = 0
+    # Signed, and today's rows no longer give the signed figures (a correction may be due).
+    changed_since_signoff: bool = False
 
     def __getitem__(self, name: str) -> Any:
         if name in self.counts:
@@ -108,19 +113,40 @@ class Rollup:
     previous_total: Figures
     top_topics: list[tuple[str, int]]
 
-    def change(self, name: str) -> int:
-        return self.total.counts[name] - self.previous_total.counts[name]
+    def change(self, name: str) -> float | None:
+        """Change on the period before: a difference of counts, or of shares in points."""
+        now, before = self.total[name], self.previous_total[name]
+        if now is None or before is None:
+            return None
+        return now - before  # type: ignore[no-any-return]
+
+
+def month_list(month: str, months: int) -> list[str]:
+    """`months` consecutive months starting with `month`."""
+    out = [month]
+    while len(out) < months:
+        out.append(next_month(out[-1]))
+    return out
 
 
 def _month_range(month: str, months: int) -> tuple[datetime, datetime]:
-    end_month = month
-    for _ in range(months):
-        end_month = next_month(end_month)
-    first = month
-    return month_start(first), month_start(end_month)
+    last = month_list(month, months)[-1]
+    return month_start(month), month_start(next_month(last))
 
 
-def _group_column(grouping: str) -> Any:
+def _month_of(starts_at: Any, months: list[str]) -> Any:
+    """The YYYY-MM (report zone) of a session start already known to lie in `months`."""
+    if len(months) == 1:
+        return literal(months[0])
+    return case(
+        *((starts_at < month_start(next_month(m)), literal(m)) for m in months[:-1]),
+        else_=literal(months[-1]),
+    )
+
+
+def _group_column(grouping: str, months: list[str]) -> Any:
+    if grouping == "month":
+        return _month_of(ScheduledSession.starts_at, months)
     return {
         "region": District.region_id,
         "district": Institution.district_id,
@@ -137,43 +163,72 @@ def _count_if(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """What one roll-up statement covers."""
+
+    scope: Scope
+    grouping: str
+    months: list[str]
+    at: datetime
+    snapshots: bool
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return _month_range(self.months[0], len(self.months))
+
+    @property
+    def today(self) -> date:
+        return self.at.astimezone(REPORT_ZONE).date()
+
+
+def _unsigned(window: _Window) -> Any:
+    """The institution-month of the row has no sign-off: signed months come from the snapshot."""
+    return ~(
+        select(literal(1))
+        .select_from(MonthSignoff)
+        .where(
+            MonthSignoff.institution_id == Institution.id,
+            MonthSignoff.month == _month_of(ScheduledSession.starts_at, window.months),
+        )
+        .exists()
+    )
+
+
 def _grouped(
-    scope: Scope,
-    grouping: str,
-    start: datetime,
-    end: datetime,
+    window: _Window,
     source: Any,
     joins: list[tuple[Any, Any]],
     columns: list[Any],
     *conditions: Any,
-) -> dict[Any, dict[str, int]]:
-    """One GROUP BY over rows whose session starts in [start, end), inside the scope."""
-    key = _group_column(grouping)
+) -> Any:
+    """One GROUP BY over rows whose session starts in the window, inside the scope."""
+    start, end = window.bounds
+    key = _group_column(window.grouping, window.months)
     query = select(key.label("key"), *columns).select_from(source)
     for target, on in joins:
         query = query.join(target, on)
-    query = _scoped(query, scope).where(
+    query = _scoped(query, window.scope).where(
         ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end, *conditions
     )
-    return _rows(query.group_by(key))
+    if window.snapshots:
+        query = query.where(_unsigned(window))
+    # By position: a key with bound parameters (the month CASE) is not "the same expression"
+    # to PostgreSQL in SELECT and in GROUP BY.
+    return query.group_by(text("1")).subquery()
 
 
-def _sessions(
-    scope: Scope, grouping: str, start: datetime, end: datetime, at: datetime
-) -> dict[Any, dict[str, int]]:
+def _sessions(window: _Window) -> Any:
     status, kind = ScheduledSession.status, ScheduledSession.kind
     return _grouped(
-        scope,
-        grouping,
-        start,
-        end,
+        window,
         ScheduledSession,
         [(Institution, Institution.id == ScheduledSession.institution_id)],
         [
             func.count().label("sessions_planned"),
             _count_if(status == "held").label("sessions_held"),
             _count_if(status == "cancelled").label("sessions_cancelled"),
-            _count_if(and_(status == "planned", ScheduledSession.ends_at <= at)).label(
+            _count_if(and_(status == "planned", ScheduledSession.ends_at <= window.at)).label(
                 "sessions_not_closed"
             ),
             _count_if(kind == "open_door").label("open_door_planned"),
@@ -186,14 +241,9 @@ def _sessions(
     )
 
 
-def _bookings(
-    scope: Scope, grouping: str, start: datetime, end: datetime
-) -> dict[Any, dict[str, int]]:
+def _bookings(window: _Window) -> Any:
     return _grouped(
-        scope,
-        grouping,
-        start,
-        end,
+        window,
         Booking,
         [
             (ScheduledSession, ScheduledSession.id == Booking.session_id),
@@ -208,14 +258,9 @@ def _bookings(
     )
 
 
-def _visits(
-    scope: Scope, grouping: str, start: datetime, end: datetime
-) -> dict[Any, dict[str, int]]:
+def _visits(window: _Window) -> Any:
     return _grouped(
-        scope,
-        grouping,
-        start,
-        end,
+        window,
         Visit,
         [
             (ScheduledSession, ScheduledSession.id == Visit.session_id),
@@ -228,14 +273,9 @@ def _visits(
     )
 
 
-def _questions(
-    scope: Scope, grouping: str, start: datetime, end: datetime, today: date
-) -> dict[Any, dict[str, int]]:
+def _questions(window: _Window) -> Any:
     return _grouped(
-        scope,
-        grouping,
-        start,
-        end,
+        window,
         Question,
         [
             (Visit, Visit.id == Question.visit_id),
@@ -251,16 +291,14 @@ def _questions(
                 and_(
                     Question.outcome == "pending",
                     Question.closed_at.is_(None),
-                    Question.due_date < today,
+                    Question.due_date < window.today,
                 )
             ).label("overdue"),
         ],
     )
 
 
-def _feedback(
-    scope: Scope, grouping: str, start: datetime, end: datetime
-) -> dict[Any, dict[str, int]]:
+def _feedback(window: _Window) -> Any:
     staff_resolved = (
         select(literal(1))
         .select_from(Question)
@@ -269,10 +307,7 @@ def _feedback(
         .exists()
     )
     return _grouped(
-        scope,
-        grouping,
-        start,
-        end,
+        window,
         Feedback,
         [
             (Booking, Booking.id == Feedback.booking_id),
@@ -292,11 +327,136 @@ def _feedback(
     )
 
 
-def _rows(query: Select[Any]) -> dict[Any, dict[str, int]]:
-    return {
-        row.key: {k: int(v or 0) for k, v in row._mapping.items() if k != "key"}
-        for row in db.session.execute(query)
-    }
+def _snapshot(window: _Window) -> Any:
+    """The latest signed version of every institution-month in the window, summed per group."""
+    latest = (
+        select(MonthSignoff.institution_id, MonthSignoff.month, func.max(MonthSignoff.version))
+        .where(MonthSignoff.month.in_(window.months))
+        .group_by(MonthSignoff.institution_id, MonthSignoff.month)
+    )
+    key = (
+        MonthSignoff.month
+        if window.grouping == "month"
+        else _group_column(window.grouping, window.months)
+    )
+    query = _scoped(
+        select(
+            key.label("key"),
+            func.count().label("signed_months"),
+            *(
+                func.coalesce(func.sum(MonthSignoff.figures[name].as_integer()), 0).label(name)
+                for name in COUNTS
+            ),
+        )
+        .select_from(MonthSignoff)
+        .join(Institution, Institution.id == MonthSignoff.institution_id),
+        window.scope,
+    ).where(
+        tuple_(MonthSignoff.institution_id, MonthSignoff.month, MonthSignoff.version).in_(latest)
+    )
+    return query.group_by(text("1")).subquery()
+
+
+def _keys(window: _Window) -> Any:
+    """Every group the scope has, whether or not anything happened in it."""
+    if window.grouping == "month":
+        return union_all(*(select(literal(m).label("key")) for m in window.months)).subquery()
+    key = _group_column(window.grouping, window.months)
+    return (
+        _scoped(select(key.label("key")).select_from(Institution), window.scope)
+        .group_by(key)
+        .subquery()
+    )
+
+
+LABEL_TABLES = {"region": Region, "district": District, "institution": Institution}
+
+
+def _statement(window: _Window) -> Select[Any]:
+    """One statement: the groups, their live figures and the signed snapshots, ordered by name."""
+    keys = _keys(window)
+    parts = [
+        _sessions(window),
+        _bookings(window),
+        _visits(window),
+        _questions(window),
+        _feedback(window),
+    ]
+    snapshot = _snapshot(window) if window.snapshots else None
+    live = {c.name: part for part in parts for c in part.c if c.name != "key"}
+    columns = []
+    for name in COUNTS:
+        value = func.coalesce(live[name].c[name], 0)
+        if snapshot is not None:
+            value = value + func.coalesce(snapshot.c[name], 0)
+        columns.append(value.label(name))
+    present = [part.c.key.isnot(None) for part in parts]
+    if snapshot is not None:
+        columns.append(func.coalesce(snapshot.c.signed_months, 0).label("signed_months"))
+        present.append(snapshot.c.key.isnot(None))
+    else:
+        columns.append(literal(0).label("signed_months"))
+    query = select(keys.c.key, case((or_(*present), 1), else_=0).label("present"), *columns)
+    for part in [*parts, *([snapshot] if snapshot is not None else [])]:
+        query = query.outerjoin(part, part.c.key == keys.c.key)
+    table = LABEL_TABLES.get(window.grouping)
+    if table is None:
+        return query.order_by(keys.c.key)
+    names = [getattr(table, f"name_{lang}") for lang in FALLBACK_ORDER[current_language()]]
+    query = query.add_columns(*(n.label(n.key) for n in names)).join(table, table.id == keys.c.key)
+    label = func.coalesce(*(func.nullif(n, "") for n in names))
+    return query.order_by(_binary(label), keys.c.key)
+
+
+def _binary(expression: Any) -> Any:
+    """Code-point order on both databases, as Python sorts strings."""
+    if db.engine.dialect.name == "postgresql":
+        return expression.collate("C")
+    return expression
+
+
+def iter_figures(
+    scope: Scope,
+    grouping: str,
+    month: str,
+    months: int = 1,
+    *,
+    at: datetime | None = None,
+    snapshots: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Figures]:
+    """The rows of a roll-up as the database sends them: a server-side cursor, never a list.
+
+    Signed institution-months count with their latest signed snapshot (what the head filed);
+    `snapshots=False` gives the live figures, which is what a sign-off itself records.
+    """
+    if grouping not in (*GROUPINGS, "month"):
+        raise ValueError(grouping)
+    window = _Window(scope, grouping, month_list(month, months), at or clock_now(), snapshots)
+    result = db.session.execute(_statement(window), execution_options={"yield_per": STREAM_BATCH})
+    for row in result:
+        if progress is not None:
+            progress(1)
+        if not row.present and grouping != "month":
+            continue
+        figures = Figures(row.key, _label(grouping, row))
+        figures.counts = {name: int(row._mapping[name] or 0) for name in COUNTS}
+        figures.signed_months = int(row.signed_months or 0)
+        yield figures
+
+
+def _label(grouping: str, row: Any) -> str:
+    if grouping == "month":
+        return str(row.key)
+    if grouping == "institution_type":
+        return str(INSTITUTION_TYPE_LABELS.get(InstitutionType(row.key), row.key))
+    return localized(row, "name")
+
+
+def count_groups(scope: Scope, grouping: str) -> int:
+    """How many rows `iter_figures` reads at most: the progress bar's length."""
+    window = _Window(scope, grouping, [], clock_now(), False)
+    return int(db.session.scalar(select(func.count()).select_from(_keys(window))) or 0)
 
 
 def top_topics(
@@ -348,43 +508,21 @@ def topic_heat(
     return [t.name for t in topics], sorted(rows)
 
 
-def _labels(grouping: str, keys: Iterable[Any]) -> dict[Any, str]:
-    keys = [k for k in keys if k is not None]
-    if grouping == "institution_type":
-        return {k: str(INSTITUTION_TYPE_LABELS.get(InstitutionType(k), k)) for k in keys}
-    model = {"region": Region, "district": District, "institution": Institution}[grouping]
-    return {
-        row.id: localized(row, "name")
-        for row in db.session.scalars(select(model).where(model.id.in_(keys)))
-    }
+def period_total(
+    scope: Scope, month: str, months: int = 1, *, at: datetime | None = None
+) -> Figures:
+    total = Figures("total", "")
+    for row in iter_figures(scope, "region", month, months, at=at):
+        total.add(row)
+    return total
 
 
-def _signed(keys: Iterable[int], month: str) -> set[int]:
-    return set(
-        db.session.scalars(
-            select(MonthSignoff.institution_id).where(
-                MonthSignoff.institution_id.in_(list(keys)), MonthSignoff.month == month
-            )
-        )
-    )
-
-
-def collect(
-    scope: Scope, grouping: str, start: datetime, end: datetime, at: datetime
-) -> dict[Any, Figures]:
-    today = at.astimezone(REPORT_ZONE).date()
-    parts = (
-        _sessions(scope, grouping, start, end, at),
-        _bookings(scope, grouping, start, end),
-        _visits(scope, grouping, start, end),
-        _questions(scope, grouping, start, end, today),
-        _feedback(scope, grouping, start, end),
-    )
-    figures: dict[Any, Figures] = {}
-    for part in parts:
-        for key, counts in part.items():
-            figures.setdefault(key, Figures(key, "")).counts.update(counts)
-    return figures
+def previous_period(month: str, months: int) -> str:
+    """The first month of the `months` months just before `month`."""
+    first = month
+    for _ in range(months):
+        first = previous_month(first)
+    return first
 
 
 def rollup(
@@ -394,29 +532,36 @@ def rollup(
     grouping: str = "district",
     months: int = 1,
     at: datetime | None = None,
+    live: bool = False,
 ) -> Rollup:
-    """Figures for `months` months from `month`, one row per group, with totals and last month's."""
+    """Figures for `months` months from `month`, one row per group, with totals and the period
+    before's. Signed institution-months are served from their latest sign-off snapshot, so that
+    what an akimat filed stays what it filed; `live=True` reads today's rows instead.
+    """
     if grouping not in GROUPINGS:
         raise ValueError(grouping)
     at = at or clock_now()
-    start, end = _month_range(month, months)
-    figures = collect(scope, grouping, start, end, at)
-    labels = _labels(grouping, figures)
-    signed = _signed(figures, month) if grouping == "institution" and months == 1 else set()
-    rows = []
-    for key, row in figures.items():
-        row.label = labels.get(key, str(key))
-        if grouping == "institution" and months == 1:
-            row.signed = key in signed
-        rows.append(row)
+    rows = list(iter_figures(scope, grouping, month, months, at=at, snapshots=not live))
     rows.sort(key=lambda r: r.label)
     total = Figures("total", "")
     for row in rows:
         total.add(row)
-    before = previous_month(month)
+        if grouping == "institution":
+            row.signed = row.signed_months == months
+    if grouping == "institution" and not live and any(r.signed_months for r in rows):
+        current = {
+            r.key: r.counts
+            for r in iter_figures(scope, grouping, month, months, at=at, snapshots=False)
+        }
+        for row in rows:
+            if row.signed_months:
+                row.changed_since_signoff = current.get(row.key, {}) != row.counts
     previous = Figures("previous", "")
-    for row in collect(scope, "region", *_month_range(before, 1), at).values():
+    for row in iter_figures(
+        scope, "region", previous_period(month, months), months, at=at, snapshots=not live
+    ):
         previous.add(row)
+    start, end = _month_range(month, months)
     return Rollup(
         scope, month, months, grouping, rows, total, previous, top_topics(scope, start, end)
     )
@@ -425,15 +570,6 @@ def rollup(
 def monthly_trend(
     scope: Scope, month: str, count: int = 12, at: datetime | None = None
 ) -> list[tuple[str, Figures]]:
-    """The scope's totals for each of the `count` months ending with `month`."""
-    months = [month]
-    while len(months) < count:
-        months.insert(0, previous_month(months[0]))
-    at = at or clock_now()
-    trend = []
-    for item in months:
-        total = Figures(item, item)
-        for row in collect(scope, "region", *_month_range(item, 1), at).values():
-            total.add(row)
-        trend.append((item, total))
-    return trend
+    """The scope's totals for each of the `count` months ending with `month`, in one statement."""
+    first = previous_period(month, count - 1) if count > 1 else month
+    return [(row.key, row) for row in iter_figures(scope, "month", first, count, at=at)]

@@ -550,7 +550,9 @@ def month_figures(institution_id: int, month: str) -> dict[str, int]:
     from ..reports.services import rollup
 
     return dict(
-        rollup(Scope("institution", institution_id), month, grouping="institution").total.counts
+        rollup(
+            Scope("institution", institution_id), month, grouping="institution", live=True
+        ).total.counts
     )
 
 

@@ -14,8 +14,8 @@ import pytest
 from python_calamine import CalamineWorkbook
 from sqlalchemy import select
 
-from receptions.auth.models import Role
-from receptions.booking.models import Booking, Feedback
+from receptions.auth.models import Role, User
+from receptions.booking.models import Booking, Feedback, Topic
 from receptions.extensions import db
 from receptions.reports import services
 from receptions.reports.exports import COLUMNS
@@ -356,13 +356,11 @@ def test_public_results_suppress_small_cells(client, dataset):
     assert "Тест" not in page  # never a name
 
 
-def test_month_sign_off_snapshot_matches_the_reporting_service(app, dataset):
+def _sign(app, institution, reason=""):
     from flask_login import login_user
 
     from receptions.visits import services as visit_services
 
-    _, institutions = dataset
-    institution = institutions[0]
     for session in db.session.scalars(
         select(ScheduledSession).where(
             ScheduledSession.institution_id == institution.id, ScheduledSession.status == "planned"
@@ -370,10 +368,79 @@ def test_month_sign_off_snapshot_matches_the_reporting_service(app, dataset):
     ):
         session.status = "held"
     db.session.commit()
-    head = make_user(Role.head, institution=institution)
+    head = db.session.scalars(
+        select(User).where(User.institution_id == institution.id, User.role == Role.head.value)
+    ).first() or make_user(Role.head, institution=institution)
     with app.test_request_context():
         login_user(head)
-        signoff = visit_services.sign_month(head, institution.id, MONTH)
-    row = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution").total
-    for name in ("sessions_held", "citizens_received", "resolved", "explained", "pending"):
-        assert signoff.figures[name] == row[name], name
+        return visit_services.sign_month(head, institution.id, MONTH, reason)
+
+
+def _institution_with_pending(institutions):
+    for institution in institutions:
+        pending = db.session.scalars(
+            select(Question)
+            .join(Visit, Visit.id == Question.visit_id)
+            .join(ScheduledSession, ScheduledSession.id == Visit.session_id)
+            .where(
+                Question.institution_id == institution.id,
+                Question.outcome == "pending",
+                ScheduledSession.starts_at >= datetime(2026, 9, 1, tzinfo=ZONE),
+                ScheduledSession.starts_at < datetime(2026, 10, 1, tzinfo=ZONE),
+            )
+        ).first()
+        if pending is not None:
+            return institution, pending
+    raise AssertionError("the dataset has no pending question in the month")
+
+
+def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(app, client, dataset):
+    _, institutions = dataset
+    institution, pending = _institution_with_pending(institutions)
+    signoff = _sign(app, institution)
+    region_before = services.rollup(
+        Scope("region", institution.district.region_id), MONTH, grouping="district"
+    ).total.counts
+    # The normal flow after a sign-off: the pending item is closed, a late visit is recorded.
+    pending.outcome, pending.closed_at = "resolved", datetime.now(UTC)
+    session = db.session.scalars(
+        select(ScheduledSession).where(
+            ScheduledSession.institution_id == institution.id,
+            ScheduledSession.starts_at >= datetime(2026, 9, 1, tzinfo=ZONE),
+        )
+    ).first()
+    _visit(session, None, random.Random(1), [db.session.get(Topic, pending.topic_id)])
+
+    official = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
+    assert official.total.counts == signoff.figures  # exactly what the head signed
+    assert official.rows[0].signed and official.rows[0].changed_since_signoff
+    live = services.rollup(
+        Scope("institution", institution.id), MONTH, grouping="institution", live=True
+    )
+    assert live.total["resolved"] >= signoff.figures["resolved"] + 1
+    assert live.total["citizens_received"] == signoff.figures["citizens_received"] + 1
+    # Every level above adds up the signed figures, not today's rows.
+    region_after = services.rollup(
+        Scope("region", institution.district.region_id), MONTH, grouping="district"
+    ).total.counts
+    assert region_after == region_before
+    nation = services.rollup(Scope("nation"), MONTH, grouping="institution")
+    assert next(r for r in nation.rows if r.key == institution.id).counts == signoff.figures
+    for name in services.COUNTS:
+        assert nation.total[name] == sum(r[name] for r in nation.rows)
+
+    # The dashboard says so.
+    _officer_client(client, institution.district.region)
+    page = client.get(
+        f"/reports/dashboard?scope=district:{institution.district_id}&month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert "changed since sign-off" in page
+
+    # A correction is a new version, and the reports follow the latest one.
+    corrected = _sign(app, institution, reason="Late visit recorded")
+    assert corrected.version == 2
+    assert corrected.figures["citizens_received"] == signoff.figures["citizens_received"] + 1
+    again = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
+    assert again.total.counts == corrected.figures
+    assert not again.rows[0].changed_since_signoff
