@@ -73,3 +73,16 @@ def mask_phone(e164: str) -> str:
     if len(e164) < 6:
         return "•••"
     return f"{e164[:2]} {e164[2:5]} ••• •• {e164[-2:]}"
+
+
+def mask_email(address: str) -> str:
+    """aigul.serik@example.kz -> a•••k@example.kz."""
+    local, at, domain = address.partition("@")
+    if not at:
+        return "•••"
+    return f"{local[:1]}•••{local[-1:] if len(local) > 1 else ''}@{domain}"
+
+
+def mask_contact(recipient: str) -> str:
+    """A phone number or an e-mail address, masked for logs and screens."""
+    return mask_email(recipient) if "@" in recipient else mask_phone(recipient)

@@ -11,8 +11,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from ..booking.identity import mask_phone
+from ..booking.identity import mask_contact
 from ..database import utcnow
+from ..logging_filters import redact
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,21 @@ class SmtpBackend:
 
 @dataclass(frozen=True)
 class LogFileBackend:
-    """Appends each message to a file: the demo's stand-in for a gateway (phone numbers masked)."""
+    """Appends each message to a file: the demo's stand-in for a gateway.
+
+    The file is a log like any other: recipients are masked and the secret links inside a
+    message (manage links, set-password links) are redacted, so it can be read and shipped
+    without handing out anyone's booking.
+    """
 
     path: Path
-    mask: bool = False
+    mask: bool = True
 
     def send(self, message: Message) -> None:
-        recipient = mask_phone(message.recipient) if self.mask else message.recipient
+        recipient = mask_contact(message.recipient) if self.mask else message.recipient
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(
-                f"--- {utcnow().isoformat()} to {recipient}\n{message.subject}\n{message.body}\n"
+                f"--- {utcnow().isoformat()} to {recipient}\n"
+                f"{message.subject}\n{redact(message.body)}\n"
             )

@@ -82,10 +82,26 @@ def test_confirmation_reaches_the_smtp_server_in_the_citizens_language(
         assert message["Subject"] == gettext("Your meeting is booked")
     sms = (tmp_path / "sms.log").read_text()
     assert "+7 701 ••• •• 67" in sms and "+77011234567" not in sms
+    assert token_path.split("/m/")[1] not in sms and "/m/[redacted]" in sms
     db.session.expire_all()
     for notification in db.session.scalars(select(Notification)):
         assert notification.status == "sent"
         assert "manage_url" not in notification.payload  # ...and no longer in the database
+
+
+def test_demo_log_channels_keep_no_link_phone_or_address(app, client, tmp_path):
+    """The log-file stand-ins are logs: masked recipients, secret links redacted."""
+    app.config.update(MAIL_BACKEND="log", MAIL_LOG_PATH=str(tmp_path / "mail.log"))
+    response, _ = book(client, make_open_session().slots[0].id, make_topic(), lang="kk")
+    token = response.headers["Location"].split("/m/")[1].split("?")[0]
+    counts = app.test_cli_runner().invoke(args=["notify", "send"])
+    assert "sent: 2" in counts.output, counts.output
+    for log in ("mail.log", "sms.log"):
+        text = (tmp_path / log).read_text()
+        assert "/m/[redacted]" in text
+        assert token not in text
+        assert "saule@example.kz" not in text and "+77011234567" not in text
+    assert "s•••e@example.kz" in (tmp_path / "mail.log").read_text()
 
 
 def test_failed_delivery_is_retried_with_back_off_then_marked_failed(app, client):
