@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +11,13 @@ from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import db
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _IMMEDIATE = "ashyq_immediate"
@@ -91,3 +95,22 @@ def write_transaction() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def close_request_session(_error: BaseException | None = None) -> None:
+    """End the request's session without letting a dead connection turn a finished response
+    into a bare 500.
+
+    PostgreSQL may terminate a backend (a restart, a failover) between the request's last query
+    and the ROLLBACK that closes the session; that ROLLBACK then raises from the app context's
+    teardown, past every error handler. The connection is invalidated instead, so the pool never
+    hands it to another request.
+    """
+    try:
+        db.session.remove()
+    except DBAPIError as error:
+        log.warning(
+            "database connection lost before the session closed: %s", type(error.orig).__name__
+        )
+        db.session().invalidate()
+        db.session.remove()

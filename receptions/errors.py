@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from .database import close_request_session
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ def error_response(status: int, message: str | None = None, headers: dict[str, s
 
 
 def register_error_handlers(app: Flask) -> None:
+    # Registered after db.init_app, so it runs before Flask-SQLAlchemy's own teardown (teardowns
+    # run in reverse order) and leaves that one nothing to close.
+    app.teardown_appcontext(close_request_session)
+
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         return error_response(error.status_code, error.user_message)
