@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ from benchmarks.harness import (
     check_invariants,
     create_database,
     database_cpu_seconds,
-    drop_database,
+    discard_database,
     healthz_load,
     percentile,
     seed,
@@ -224,12 +223,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> bool:
     finally:
         if server is not None:
             server.stop()
-        if database is not None:
-            try:
-                drop_database(database)
-            except Exception as error:  # keep cleaning up
-                print(f"could not drop the {backend} database: {error}")
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        discard_database(database, tmpdir)
     return not failed
 
 

@@ -126,6 +126,8 @@ async def http(
     finally:
         if writer is not None:
             writer.close()
+    if not raw:
+        raise TransportError("connection closed without an answer")
     head, _, payload = raw.partition(b"\r\n\r\n")
     head_lines = head.decode("latin-1").split("\r\n")
     try:
@@ -209,6 +211,16 @@ def drop_database(database: Database) -> None:
         PostgresServer(database.admin_url).drop(database.url)
 
 
+def discard_database(database: Database | None, tmpdir: Path) -> None:
+    """Drop the throwaway database (if it was created) and delete its directory; never raises."""
+    if database is not None:
+        try:
+            drop_database(database)
+        except Exception as error:  # keep cleaning up
+            print(f"could not drop the {database.backend} database: {error}")
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
 def setup_app(database: Database):  # type: ignore[no-untyped-def]
     from receptions import create_app
     from tests.conftest import app_settings
@@ -276,10 +288,7 @@ def check_invariants(database: Database) -> dict[str, Any]:
             if held > slot.capacity or slot.booked != held or slot.booked > slot.capacity:
                 overbooked += 1
         per_citizen = (
-            select(Booking.iin_hash)
-            .group_by(Booking.iin_hash)
-            .having(func.count() > 1)
-            .subquery()
+            select(Booking.iin_hash).group_by(Booking.iin_hash).having(func.count() > 1).subquery()
         )
         result = {
             "overbooked": overbooked,
@@ -393,17 +402,45 @@ class PrivateCluster:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-            "--locale=C.UTF-8", "--no-sync", "--no-instructions",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            "--no-instructions",
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"\nport = {self.port}\nlisten_addresses = '{HOST}'\n"
                 f"unix_socket_directories = '{self.dir}'\nshared_buffers = 32MB\n"
             )
 
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "-t", "60", "start")
+    def start(self, *, wait: bool = True) -> None:
+        """Start the server; with `wait`, return once it accepts connections."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path),
+            "-w" if wait else "-W", "-t", "60", "start",
+        )  # fmt: skip
+
+    def wait_until_accepting(self, timeout: float = 60) -> float:
+        """Poll the server every 20 ms; the monotonic time of the first accepted connection."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.admin_url, connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                return time.monotonic()
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
@@ -522,6 +559,29 @@ class Server:
             if line.startswith("Traceback") or any(marker in line for marker in markers)
         ]
 
+    def access_statuses(self, request_prefix: str = "") -> Counter[int]:
+        """Statuses in the access log of the requests whose line starts with `request_prefix`
+        (such as "POST /book/")."""
+        statuses: Counter[int] = Counter()
+        for line in self.log_lines():
+            access = ACCESS_LINE_RE.match(line)
+            if access is not None and line.split('"', 2)[1].startswith(request_prefix):
+                statuses[int(access.group(1))] += 1
+        return statuses
+
+    def tracebacks(self) -> list[str]:
+        """Each traceback in the log with the line before it (what was logged) and its last line."""
+        lines = self.log_lines()
+        found = []
+        for number, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                end = number + 1
+                while end < len(lines) and lines[end].startswith((" ", "\t")):
+                    end += 1
+                last = lines[end] if end < len(lines) else ""
+                found.append(" / ".join([lines[number - 1] if number else "", last]))
+        return found
+
     def count(self, text: str) -> int:
         """Log lines that contain `text` (a traceback, "database is locked", ...)."""
         return sum(text in line for line in self.log_lines())
@@ -616,6 +676,7 @@ class Stats:
     post_finished: list[float] = field(default_factory=list)  # seconds from the start, per latency
     post_status: Counter[int] = field(default_factory=Counter)
     get_status: Counter[int] = field(default_factory=Counter)
+    cancel_status: Counter[int] = field(default_factory=Counter)  # POST /m/<token>/cancel
     transport_errors: Counter[str] = field(default_factory=Counter)
     limit_conflicts: int = 0  # 409 "already have a booking": a repeated IIN, a benchmark bug
     samples: dict[int, str] = field(default_factory=dict)
@@ -630,7 +691,10 @@ class Stats:
 
     @property
     def server_errors(self) -> int:
-        return sum(n for s, n in (self.post_status + self.get_status).items() if s >= 500)
+        return sum(n for s, n in self.statuses().items() if s >= 500)
+
+    def statuses(self) -> Counter[int]:
+        return self.post_status + self.get_status + self.cancel_status
 
 
 class Citizens:
@@ -695,7 +759,9 @@ async def booking_load(
             attempts += 1
             sent_at, t0 = time.time(), time.perf_counter()
             try:
-                response = await http(ports[next(turn) % len(ports)], method, path, cookies=jar, form=form)
+                response = await http(
+                    ports[next(turn) % len(ports)], method, path, cookies=jar, form=form
+                )
             except TransportError as error:
                 stats.transport_errors[f"{method} {error}"] += 1
                 if not retry or time.monotonic() > give_up:
@@ -704,12 +770,14 @@ async def booking_load(
                     return None, attempts > 1, sent_at
                 await asyncio.sleep(RETRY_PAUSE_S)
                 continue
-            if method == "POST":
+            if method == "GET":
+                stats.get_status[response.status] += 1
+            elif path.startswith("/book/"):
                 stats.post_latencies.append(time.perf_counter() - t0)
                 stats.post_finished.append(time.monotonic() - started)
                 stats.post_status[response.status] += 1
             else:
-                stats.get_status[response.status] += 1
+                stats.cancel_status[response.status] += 1
             problem = unfriendly(response)
             if problem:
                 stats.unfriendly[problem] += 1
@@ -778,7 +846,9 @@ async def booking_load(
                 if location is None:
                     sample(-2, f"POST {path} (303 without a manage link)", str(answer.headers))
                 else:
-                    ack = Acknowledgement(form["idempotency_key"], location.group(1), retried, sent_at)
+                    ack = Acknowledgement(
+                        form["idempotency_key"], location.group(1), retried, sent_at
+                    )
                     stats.acknowledged.append(ack)
                     if churn:
                         await cancel(ack.token, ack.key, jar)
