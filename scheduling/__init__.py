@@ -11,6 +11,7 @@ from .slots import (
     ScheduleSpec,
     SessionPlan,
     SlotPlan,
+    first_overlap,
     plan_sessions,
     validate_spec,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "booking_status",
     "describe",
     "event_uid",
+    "first_overlap",
     "is_bookable",
     "occurrences",
     "parse_rule",

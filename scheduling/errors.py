@@ -19,6 +19,7 @@ BREAK_END_BEFORE_START: Final = "break_end_before_start"
 BREAK_OUTSIDE_SESSION: Final = "break_outside_session"
 BREAKS_OVERLAP: Final = "breaks_overlap"
 UNKNOWN_TIMEZONE: Final = "unknown_timezone"
+HOST_BUSY: Final = "host_busy"
 INVALID_SCHEDULE: Final = "invalid_schedule"
 
 # The Flask side needs a translated message for each of these; a test there can check coverage.
@@ -38,6 +39,7 @@ ALL_CODES: Final = frozenset(
         BREAK_OUTSIDE_SESSION,
         BREAKS_OVERLAP,
         UNKNOWN_TIMEZONE,
+        HOST_BUSY,
         INVALID_SCHEDULE,
     }
 )

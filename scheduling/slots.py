@@ -256,3 +256,24 @@ def plan_sessions(
 
 def all_slots(sessions: Iterable[SessionPlan]) -> list[SlotPlan]:
     return [slot for session in sessions for slot in session.slots]
+
+
+def first_overlap(
+    ours: Iterable[SessionPlan], theirs: Iterable[SessionPlan]
+) -> tuple[SessionPlan, SessionPlan] | None:
+    """The earliest pair of sessions, one from each side, whose times overlap; None if none do.
+
+    One person cannot receive citizens in two places at once: two schedules of the same host
+    must not overlap. Touching sessions (one ends as the other starts) do not overlap.
+    """
+    a = sorted(ours, key=lambda p: p.start)
+    b = sorted(theirs, key=lambda p: p.start)
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if a[i].start < b[j].end and b[j].start < a[i].end:
+            return a[i], b[j]
+        if a[i].end <= b[j].end:
+            i += 1
+        else:
+            j += 1
+    return None

@@ -53,6 +53,10 @@ ORDINALS = [
 CODE_MESSAGES = {
     codes.INVALID_RRULE: _l("This repeat rule is not valid. Choose the days again."),
     codes.END_BEFORE_START: _l("The end time must be later than the start time."),
+    codes.HOST_BUSY: _l(
+        "The same person already receives citizens at this time in another schedule. "
+        "Choose another time or pause the other schedule."
+    ),
     codes.SLOT_NOT_POSITIVE: _l("The slot length must be at least one minute."),
     codes.SLOT_LONGER_THAN_SESSION: _l("A slot cannot be longer than the session itself."),
     codes.NO_SLOT_FITS: _l("No slot fits between the start, the end and the break."),

@@ -19,11 +19,14 @@ from scheduling import (
     InvalidSchedule,
     ScheduleKind,
     ScheduleSpec,
+    SchedulingError,
     SessionPlan,
     WorkingCalendar,
+    first_overlap,
     plan_sessions,
     validate_spec,
 )
+from scheduling import errors as codes
 
 from .. import access
 from ..audit.services import record as audit
@@ -444,6 +447,7 @@ def save_schedule(
             for name in SCHEDULE_FIELDS:
                 if name in values:
                     setattr(schedule, name, values[name])
+            _check_host_is_free(schedule, institution.id, tz)
             db.session.flush()
             result = materialise_schedule(schedule)
             audit(
@@ -456,6 +460,38 @@ def save_schedule(
     except StaleDataError as error:
         raise Conflict() from error
     return schedule, result
+
+
+def _same_host(a: str, b: str) -> bool:
+    return bool(a.strip()) and " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def _check_host_is_free(schedule: Schedule, institution_id: int, tz: str) -> None:
+    """One person cannot receive citizens in two places at once: refuse a schedule whose
+    sessions overlap, within the horizon, another active schedule of the same host here."""
+    others = [
+        other
+        for other in db.session.scalars(
+            select(Schedule).where(
+                Schedule.institution_id == institution_id,
+                Schedule.status == ScheduleStatus.active.value,
+            )
+        )
+        if other is not schedule and _same_host(other.host_name or "", schedule.host_name or "")
+    ]
+    if not others:
+        return
+    start = local_today(tz)
+    end = start + timedelta(days=horizon_days())
+    calendar = working_calendar(range(start.year, end.year + 1))
+    ours = plan_sessions(spec_from(schedule, tz), start, end, calendar)
+    for other in others:
+        clash = first_overlap(ours, plan_sessions(spec_from(other, tz), start, end, calendar))
+        if clash is not None:
+            detail = f"schedule {other.id} on {clash[1].date.isoformat()}"
+            raise ScheduleRejected(
+                InvalidSchedule([SchedulingError(codes.HOST_BUSY, "start_time", detail)])
+            )
 
 
 def _schedule_in(institution: Institution, schedule_id: int) -> Schedule:

@@ -95,6 +95,25 @@ def _new(client, institution_id, **overrides):
     )
 
 
+def test_one_host_cannot_receive_in_two_schedules_at_once(client, head):
+    assert _new(client, head.institution_id).status_code == 302
+    # Same person (spelt with other spaces and case), Tuesdays 16:00-18:00: overlaps 15:00-17:00.
+    clash = _new(
+        client,
+        head.institution_id,
+        host_name="  айгүл  сериковна ",
+        start_time="16:00",
+        end_time="18:00",
+    )
+    assert clash.status_code == 422
+    assert "already receives citizens at this time" in clash.get_data(as_text=True)
+    assert count(Schedule) == 1
+    # Right after the first one, or another person at the same time, is fine.
+    assert _new(client, head.institution_id, start_time="17:00", end_time="18:00").status_code == 302
+    assert _new(client, head.institution_id, host_name="Ерлан Болатұлы").status_code == 302
+    assert count(Schedule) == 3
+
+
 def test_weekly_reception_is_materialised_into_sessions_and_slots(client, head):
     response = _new(client, head.institution_id, break_start="16:00", break_end="16:15")
     assert response.status_code == 302

@@ -14,6 +14,7 @@ from scheduling.slots import (
     ScheduleKind,
     ScheduleSpec,
     SessionPlan,
+    first_overlap,
     plan_sessions,
     validate_spec,
 )
@@ -119,3 +120,21 @@ def test_planning_in_pages_equals_planning_at_once(
         spec, middle + timedelta(days=1), date_to, CALENDAR
     )
     assert whole == pages
+
+
+@settings(max_examples=60, deadline=None)
+@given(specs(), specs(), DAYS, st.integers(min_value=0, max_value=60))
+def test_two_schedules_of_one_host_overlap_exactly_when_the_check_says_so(
+    ours: ScheduleSpec, theirs: ScheduleSpec, date_from: date, span: int
+) -> None:
+    """The rule the service applies to one host's schedules, against a brute-force search."""
+    date_to = date_from + timedelta(days=span)
+    a = plan_sessions(ours, date_from, date_to, CALENDAR)
+    b = plan_sessions(theirs, date_from, date_to, CALENDAR)
+    pairs = [(x, y) for x in a for y in b if x.start < y.end and y.start < x.end]
+    found = first_overlap(a, b)
+    if not pairs:
+        assert found is None
+    else:
+        assert found is not None and found in pairs
+        assert found[0].start == min(x.start for x, _ in pairs)

@@ -16,6 +16,7 @@ from scheduling.slots import (
     DayOffPolicy,
     ScheduleKind,
     ScheduleSpec,
+    SessionPlan,
     plan_sessions,
     validate_spec,
 )
@@ -260,3 +261,21 @@ def test_scheduling_imports_no_web_or_database_code() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{source.name} imports {name}"
+
+
+def _plan(day: int, start_hour: int, end_hour: int) -> SessionPlan:
+    return SessionPlan(
+        date=date(2026, 12, day),
+        start=datetime(2026, 12, day, start_hour, tzinfo=UTC),
+        end=datetime(2026, 12, day, end_hour, tzinfo=UTC),
+        slots=(),
+    )
+
+
+def test_first_overlap_finds_the_earliest_clash_and_ignores_touching_sessions() -> None:
+    ours = [_plan(3, 10, 12), _plan(1, 10, 12), _plan(8, 9, 10)]
+    theirs = [_plan(1, 12, 13), _plan(8, 9, 11), _plan(3, 11, 12)]
+    clash = scheduling.first_overlap(ours, theirs)
+    assert clash == (_plan(3, 10, 12), _plan(3, 11, 12))
+    assert scheduling.first_overlap([_plan(1, 10, 12)], [_plan(1, 12, 13)]) is None
+    assert scheduling.first_overlap([], theirs) is None
