@@ -118,14 +118,30 @@ def test_institution_feed_parses_with_an_independent_parser(app, client, institu
     assert len({e.uid.value for e in events}) == len(events)
 
 
-def test_feed_supports_conditional_requests(app, client, institution):
-    _publish(app, institution)
-    first = client.get(f"/institutions/{institution.id}/calendar.ics")
-    etag = first.headers["ETag"]
-    again = client.get(
-        f"/institutions/{institution.id}/calendar.ics", headers={"If-None-Match": etag}
-    )
-    assert again.status_code == 304
+@pytest.mark.parametrize("feed", ["institution", "district"])
+def test_feeds_answer_conditional_requests_until_a_session_changes(
+    app, client, institution, feed
+):
+    schedule = _publish(app, institution, kind="open_door", rrule="FREQ=MONTHLY;BYDAY=-1FR")
+    url = {
+        "institution": f"/institutions/{institution.id}/calendar.ics",
+        "district": "/regions/KZ-98/town/calendar.ics",
+    }[feed]
+    etag = client.get(url).headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    session = min(schedule.sessions, key=lambda s: s.starts_at)
+    with app.test_request_context():
+        login_user(make_user(Role.admin))
+        services.cancel_session(make_user(Role.admin), session.id, "Карантин")
+    changed = client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert "STATUS:CANCELLED" in changed.get_data(as_text=True)
+
+
+def test_institution_page_offers_a_webcal_subscription(client, institution):
+    page = client.get(f"/institutions/{institution.id}", headers={"Accept-Language": "en"})
+    text = page.get_data(as_text=True)
+    assert f'href="webcal://localhost/institutions/{institution.id}/calendar.ics"' in text
 
 
 def test_district_feed_lists_open_door_days_only(app, client, institution):
