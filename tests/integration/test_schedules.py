@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 
 from receptions.audit.models import AuditEvent
 from receptions.auth.models import Role
+from receptions.booking.models import Booking
 from receptions.errors import DomainError
 from receptions.extensions import db
+from receptions.notify.models import Notification
 from receptions.schedules import services
 from receptions.schedules.models import (
     CalendarDay,
@@ -22,7 +24,14 @@ from receptions.schedules.models import (
 )
 from scheduling import WorkingCalendar
 from tests.conftest import sign_in, submit
-from tests.factories import PASSWORD, make_district, make_institution, make_region, make_user
+from tests.factories import (
+    PASSWORD,
+    make_booking,
+    make_district,
+    make_institution,
+    make_region,
+    make_user,
+)
 
 ALMATY = ZoneInfo("Asia/Almaty")
 
@@ -246,12 +255,21 @@ def test_cancelling_a_session_needs_a_reason_and_shows_in_the_feed(client, head)
     session = db.session.scalars(
         select(ScheduledSession).order_by(ScheduledSession.starts_at)
     ).first()
+    booking = make_booking(session.slots[0], email="saule@example.kz")
     url = f"/staff/sessions/{session.id}/cancel"
     assert submit(client, url, {"reason": ""}).status_code == 422
+    assert count(Notification) == 0
     assert submit(client, url, {"reason": "Директор в командировке"}).status_code == 302
     db.session.expire_all()
     cancelled = db.session.get(ScheduledSession, session.id)
     assert cancelled.status == "cancelled" and cancelled.sequence == 1
+    # The citizen who booked is told, by SMS and e-mail, with the reason.
+    assert db.session.get(Booking, booking.id).status == "cancelled_by_institution"
+    told = db.session.scalars(select(Notification).where(Notification.booking_id == booking.id))
+    assert {(n.channel, n.template) for n in told} == {
+        ("sms", "session_cancelled"),
+        ("email", "session_cancelled"),
+    }
     feed = client.get(f"/institutions/{head.institution_id}/calendar.ics").get_data(as_text=True)
     assert "STATUS:CANCELLED" in feed and "SEQUENCE:1" in feed
     # Cancelled by staff, it stays cancelled when the schedule is materialised again.
