@@ -29,6 +29,7 @@ def test_internal_error_shows_the_friendly_page(app_with_broken_page):
     body = response.get_data(as_text=True)
     assert response.status_code == 500
     assert 'lang="ru"' in body
+    assert "На нашей стороне что-то пошло не так" in body  # the friendly page, in Russian
     assert "secret internal detail" not in body and "Traceback" not in body
 
 
