@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -18,6 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..forms import Form
 from . import identity
 
 QUESTION_MAX = 2000
@@ -34,7 +34,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class BookingForm(FlaskForm):
+class BookingForm(Form):
     full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(min=2, max=200)])
     iin = StringField(
         _l("IIN"),
@@ -88,17 +88,17 @@ class BookingForm(FlaskForm):
             ) from error
 
 
-class CancelBookingForm(FlaskForm):
+class CancelBookingForm(Form):
     confirm = HiddenField(default="yes", validators=[DataRequired()])
 
 
-class RescheduleForm(FlaskForm):
+class RescheduleForm(Form):
     slot_id = RadioField(
         _l("New time"), coerce=int, validators=[InputRequired(message=_l("Choose a new time."))]
     )
 
 
-class FeedbackForm(FlaskForm):
+class FeedbackForm(Form):
     rating = RadioField(
         _l("How useful was the meeting?"),
         coerce=int,
@@ -114,7 +114,7 @@ class FeedbackForm(FlaskForm):
     comment = TextAreaField(_l("Comment (optional)"), validators=[Optional(), Length(max=1000)])
 
 
-class ResolvedForm(FlaskForm):
+class ResolvedForm(Form):
     resolved = RadioField(
         _l("Was your question actually resolved?"),
         choices=[("yes", _l("Yes")), ("no", _l("No"))],
@@ -122,7 +122,7 @@ class ResolvedForm(FlaskForm):
     )
 
 
-class StatusLookupForm(FlaskForm):
+class StatusLookupForm(Form):
     class Meta:
         csrf = False  # a GET search form that changes nothing
 
@@ -133,7 +133,7 @@ class StatusLookupForm(FlaskForm):
     )
 
 
-class TopicForm(FlaskForm):
+class TopicForm(Form):
     slug = StringField(
         _l("Code"),
         validators=[DataRequired(), Length(max=40)],

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
+from ..forms import Form
 from .models import INSTITUTION_TYPE_LABELS
 
 
@@ -14,7 +14,7 @@ def type_choices() -> list[tuple[str, str]]:
     return [(t.value, str(label)) for t, label in INSTITUTION_TYPE_LABELS.items()]
 
 
-class InstitutionForm(FlaskForm):
+class InstitutionForm(Form):
     district_id = SelectField(_l("District"), coerce=int, validators=[DataRequired()])
     type = SelectField(_l("Type"), validators=[DataRequired()])
     name_kk = StringField(_l("Name in Kazakh"), validators=[DataRequired(), Length(max=200)])

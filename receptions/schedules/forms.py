@@ -6,7 +6,6 @@ from datetime import date, time
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     HiddenField,
@@ -30,6 +29,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from scheduling import errors as codes
 from scheduling.errors import SchedulingError
 from scheduling.recurrence import Frequency, compose_rule, parse_rule
+
+from ..forms import Form
 
 WEEKDAYS = [
     ("0", _l("Monday")),
@@ -81,7 +82,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class RecurringTimesForm(FlaskForm):
+class RecurringTimesForm(Form):
     """When sessions happen and how they are cut into slots: shared by schedules and unified rules."""
 
     frequency = SelectField(
@@ -281,20 +282,20 @@ class UnifiedRuleForm(RecurringTimesForm):
         return {**spec, "location_hint": (self.location_hint.data or "").strip()}
 
 
-class CancelSessionForm(FlaskForm):
+class CancelSessionForm(Form):
     reason = TextAreaField(
         _l("Reason, shown to the citizens who booked"),
         validators=[DataRequired(), Length(max=1000)],
     )
 
 
-class ExceptionForm(FlaskForm):
+class ExceptionForm(Form):
     reason = StringField(
         _l("Reason for the exception"), validators=[DataRequired(), Length(max=500)]
     )
 
 
-class CalendarDayForm(FlaskForm):
+class CalendarDayForm(Form):
     day = DateField(_l("Date"), validators=[InputRequired()])
     kind = SelectField(
         _l("What happens that day"),

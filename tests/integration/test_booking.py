@@ -172,6 +172,24 @@ def test_bad_input_gets_a_field_message_and_stores_nothing(
     assert db.session.get(Slot, session.slots[0].id).booked == 0
 
 
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("kk", "Жарамсыз эл. пошта адресі."),
+        ("ru", "Неверный адрес электронной почты."),
+        ("en", "Invalid email address."),
+    ],
+)
+def test_built_in_field_messages_come_in_the_citizens_language(
+    client, session, topic, lang, message
+):
+    # WTForms' own catalogue is read once per process and language, yet never mixes languages.
+    for _ in range(2):
+        response, _ = book(client, session.slots[0].id, topic, lang=lang, email="not-an-email")
+        assert response.status_code == 422
+        assert message in response.get_data(as_text=True)
+
+
 def test_honeypot_and_missing_csrf_are_refused(client, session, topic):
     assert book(client, session.slots[0].id, topic, website="http://spam")[0].status_code == 400
     response = client.post(f"/book/{session.slots[0].id}", data={"full_name": "x"})
