@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from scheduling.rules import BookingStatus as WindowStatus
-from scheduling.rules import CancellationPolicy, booking_status
+from scheduling.rules import BookingWindow, CancellationPolicy, booking_status
 
 from ..clock import now as clock_now
 from ..database import write_transaction
@@ -28,7 +28,7 @@ from ..geography.models import District
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
-from ..schedules.models import ScheduledSession, SessionStatus, Slot
+from ..schedules.models import Schedule, ScheduledSession, SessionStatus, Slot
 from ..schedules.queries import window_of
 from . import identity
 from .models import (
@@ -208,20 +208,32 @@ def nearest_free_slots(
             Slot.booked < Slot.capacity,
             Slot.starts_at > at,
         )
-        .options(joinedload(Slot.session).joinedload(ScheduledSession.schedule))
         .order_by(Slot.starts_at)
-        .limit(limit * 4)
     )
-    if schedule_id is not None:
-        query = query.where(ScheduledSession.schedule_id == schedule_id)
     if exclude_slot_id is not None:
         query = query.where(Slot.id != exclude_slot_id)
+    window: BookingWindow | None = None
+    if schedule_id is None:
+        query = query.options(joinedload(Slot.session).joinedload(ScheduledSession.schedule)).limit(
+            limit * 4
+        )
+    else:
+        schedule = db.session.get(Schedule, schedule_id)
+        if schedule is None:
+            return []
+        # One schedule has one booking window: the database keeps to it, so that exactly
+        # `limit` rows are read (the 409 page of a rush read four times as many, with their
+        # sessions and schedules). booking_status below stays the rule.
+        window = window_of(schedule)
+        query = query.where(
+            ScheduledSession.schedule_id == schedule_id,
+            Slot.starts_at > at + timedelta(hours=window.closes_hours_before),
+            Slot.starts_at <= at + timedelta(days=window.opens_days_ahead),
+        ).limit(limit)
     found = []
     for slot in db.session.scalars(query):
-        if (
-            booking_status(slot.starts_at, at, window_of(slot.session.schedule))
-            is WindowStatus.open
-        ):
+        slot_window = window or window_of(slot.session.schedule)
+        if booking_status(slot.starts_at, at, slot_window) is WindowStatus.open:
             found.append(slot)
         if len(found) == limit:
             break

@@ -172,6 +172,43 @@ def test_bad_input_gets_a_field_message_and_stores_nothing(
     assert db.session.get(Slot, session.slots[0].id).booked == 0
 
 
+@pytest.mark.parametrize("minutes_after_opening", [-30, 45, 50, 70 * 60 - 10, 70 * 60 + 45])
+def test_nearest_free_times_are_the_first_bookable_ones_of_the_schedule(
+    app, session, minutes_after_opening
+):
+    from datetime import timedelta
+
+    from receptions.booking.services import nearest_free_slots
+    from receptions.schedules.queries import window_of
+    from scheduling import booking_status
+    from scheduling.rules import BookingStatus as WindowStatus
+
+    # A window of 3 days to 2 hours before, so that both of its ends fall inside one session.
+    ours = make_open_session(
+        session.institution, slots=16, booking_opens_days=3, booking_closes_hours=2
+    )
+    make_open_session(session.institution, slots=4)  # another schedule's free times
+    first, full = ours.slots[0], ours.slots[2]
+    db.session.execute(Slot.__table__.update().where(Slot.id == full.id).values(booked=1))
+    db.session.commit()
+    db.session.expire_all()
+    at = first.starts_at - timedelta(days=3) + timedelta(minutes=minutes_after_opening)
+    expected = [
+        slot.id
+        for slot in ours.slots
+        if slot.id not in (first.id, full.id)
+        and booking_status(slot.starts_at, at, window_of(ours.schedule)) is WindowStatus.open
+    ][:6]
+    found = nearest_free_slots(
+        institution_id=ours.institution_id,
+        schedule_id=ours.schedule_id,
+        at=at,
+        exclude_slot_id=first.id,
+    )
+    assert [slot.id for slot in found] == expected
+    assert expected or minutes_after_opening < 0
+
+
 @pytest.mark.parametrize(
     ("lang", "message"),
     [
