@@ -187,6 +187,8 @@ def _refuse_nul_bytes() -> None:
     """No text a person types contains NUL; PostgreSQL refuses it, so it never gets that far."""
     from flask import abort
 
+    if "\x00" in request.path:  # /status/%00 reaches the database as a path argument
+        abort(400)
     for values in (request.args, request.form):
         for value in values.values():
             if "\x00" in value:

@@ -13,12 +13,13 @@ def safe_next(target: str | None) -> str | None:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
-    if "\\" in target:
-        return None
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None  # browsers drop tabs and newlines ("/\t/x" is "//x"); headers refuse them
     return target
 
 
 def int_arg(args: Mapping[str, str], name: str, default: int | None = None) -> int | None:
     """A positive integer query argument, or `default` when absent or malformed."""
     value = args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 10 else default
+    # isascii: str.isdigit() also accepts "¹" and "٣", which int() refuses or reads differently.
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else default
