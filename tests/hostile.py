@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from receptions.extensions import db
 from tests.conftest import csrf_from, sign_in
-from tests.factories import PASSWORD, make_booking, make_user
+from tests.factories import PASSWORD, make_booking, make_iin, make_user
 
 # Script and attribute-breaking payloads; `{tag}` names the field so a leak says where it came from.
 XSS_TEMPLATE = "'\"><script>alert('{tag}')</script><img src=x onerror=alert('{tag}')>"
@@ -61,6 +61,31 @@ def booking_with_token(slot: Any, **values: Any) -> tuple[Any, str]:
     booking.manage_token_hash = token_hash(token)
     db.session.commit()
     return booking, token
+
+
+def book_over_http(client: FlaskClient, slot: Any, topic: Any, **fields: str) -> tuple[str, Any]:
+    """Book through the public form as a citizen; returns the manage token and the booking."""
+    from receptions.booking.models import Booking
+
+    page = client.get(f"/book/{slot.id}").get_data(as_text=True)
+    key = re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post(
+        f"/book/{slot.id}",
+        data={
+            "csrf_token": csrf_from(page),
+            "idempotency_key": key,
+            "iin": make_iin(31),
+            "phone": "+77011234567",
+            "locale": "ru",
+            "topic_id": str(topic.id),
+            "consent": "y",
+            **fields,
+        },
+    )
+    assert response.status_code == 303, response.status_code
+    token = response.headers["Location"].split("/m/")[1].split("?")[0]
+    db.session.rollback()
+    return token, db.session.scalars(select(Booking).order_by(Booking.id.desc())).first()
 
 
 def outcome_long_ago(booking: Any, outcome: str = "resolved", days: int = 31) -> Any:

@@ -37,6 +37,7 @@ from tests.factories import (
 )
 from tests.hostile import (
     SQL_METACHARACTERS,
+    book_over_http,
     booking_with_token,
     changed_tables,
     escaped_marker,
@@ -388,28 +389,6 @@ def test_language_switch_and_sign_in_never_redirect_off_the_site(app, target):
 # --- XSS ------------------------------------------------------------------------------------------
 
 
-def _book_over_http(client, slot, topic, **fields: str) -> tuple[str, Booking]:
-    page = client.get(f"/book/{slot.id}").get_data(as_text=True)
-    key = re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post(
-        f"/book/{slot.id}",
-        data={
-            "csrf_token": csrf_from(page),
-            "idempotency_key": key,
-            "iin": make_iin(31),
-            "phone": "+77011234567",
-            "locale": "ru",
-            "topic_id": str(topic.id),
-            "consent": "y",
-            **fields,
-        },
-    )
-    assert response.status_code == 303, response.status_code
-    token = response.headers["Location"].split("/m/")[1].split("?")[0]
-    db.session.rollback()
-    return token, db.session.scalars(select(Booking).order_by(Booking.id.desc())).first()
-
-
 @pytest.fixture
 def written_everywhere(app):
     """Every free-text field a citizen, staff member or officer can write holds a payload."""
@@ -447,7 +426,7 @@ def written_everywhere(app):
     doomed = make_open_session(institution, slots=1, starts_in_hours=96, **schedule_text)
 
     citizen = app.test_client()
-    token, booking = _book_over_http(
+    token, booking = book_over_http(
         citizen,
         future.slots[0],
         topic,
@@ -689,7 +668,7 @@ def test_sql_metacharacters_in_search_and_forms_are_inert(app, client):
     lookup = client.get("/status", query_string={"reference": "' OR 1=1 --"}, follow_redirects=True)
     assert lookup.status_code == 404  # looked up as typed, found nothing
     session = make_open_session(slots=1)
-    _, booking = _book_over_http(
+    _, booking = book_over_http(
         app.test_client(),
         session.slots[0],
         make_topic(),
