@@ -41,12 +41,13 @@ def build_app(url: str):  # type: ignore[no-untyped-def]
 
 
 def generate(institutions: int, months: int, seed: int = 1) -> dict[str, int]:
-    """Bulk-insert regions, districts, institutions, sessions, visits and questions."""
-    from receptions.booking.models import Topic
+    """Bulk-insert regions, districts, institutions, sessions, slots, bookings, visits, questions
+    and feedback; returns the counts and the last generated month."""
+    from receptions.booking.models import Booking, Feedback, Topic
     from receptions.extensions import db
     from receptions.geography.models import District, Region
     from receptions.institutions.models import Institution
-    from receptions.schedules.models import Schedule, ScheduledSession
+    from receptions.schedules.models import Schedule, ScheduledSession, Slot
     from receptions.visits.models import Question, Visit
 
     rng = random.Random(seed)
@@ -73,12 +74,14 @@ def generate(institutions: int, months: int, seed: int = 1) -> dict[str, int]:
         "start_time": clock(10), "end_time": clock(13), "slot_minutes": 30, "capacity": 5,
         "walk_in_places": 10, "breaks": [], "exclusions": [], "valid_from": date(2025, 1, 1),
     } for i in range(institutions)])
-    counts = {"sessions": 0, "visits": 0, "questions": 0}
-    session_id = visit_id = question_id = 0
+    counts = {"sessions": 0, "visits": 0, "questions": 0, "bookings": 0, "feedback": 0}
+    session_id = visit_id = question_id = booking_id = 0
+    last_month = ""
     first = datetime(2025, 12, 1, tzinfo=ZONE)
     for month in range(months):
         start = (first + timedelta(days=31 * month)).replace(day=25, hour=10)
-        sessions, visits, questions = [], [], []
+        last_month = start.strftime("%Y-%m")
+        sessions, visits, questions, slots, bookings, feedback = [], [], [], [], [], []
         for i in range(institutions):
             session_id += 1
             held = rng.random() > 0.1
@@ -88,10 +91,32 @@ def generate(institutions: int, months: int, seed: int = 1) -> dict[str, int]:
                              "ends_at": (start + timedelta(hours=3)).astimezone(UTC),
                              "status": "held" if held else "cancelled", "walk_in_places": 10,
                              "sequence": 0, "closeout_reminders": 0})
-            for _ in range(rng.randrange(8, 18) if held else 0):
+            slots.append({"id": session_id, "session_id": session_id, "capacity": 20, "booked": 0,
+                          "starts_at": start.astimezone(UTC),
+                          "ends_at": (start + timedelta(hours=3)).astimezone(UTC)})
+            for n in range(rng.randrange(8, 18) if held else 0):
                 visit_id += 1
+                booked = None
+                if n < 5:  # the first few came with a booking, one in ten of those did not come
+                    booking_id += 1
+                    status = "no_show" if rng.random() < 0.1 else "attended"
+                    bookings.append({"id": booking_id, "slot_id": session_id, "session_id": session_id,
+                                     "schedule_id": i + 1, "institution_id": i + 1,
+                                     "reference": f"B{booking_id}", "manage_token_hash": f"m{booking_id}",
+                                     "idempotency_key": f"k{booking_id}", "citizen_name": "—",
+                                     "iin_hash": f"h{booking_id}", "iin_last4": "0000", "phone": "",
+                                     "topic_id": rng.randrange(9) + 1, "question": "", "status": status,
+                                     "consent_at": start.astimezone(UTC), "consent_version": "1",
+                                     "month": last_month})
+                    if status == "no_show":
+                        continue
+                    booked = booking_id
+                    if rng.random() < 0.6:
+                        feedback.append({"id": booking_id, "booking_id": booking_id,
+                                         "rating": rng.choices([1, 2, 3, 4, 5], [1, 1, 2, 4, 5])[0],
+                                         "really_resolved": rng.choice([True, False, None])})
                 visits.append({"id": visit_id, "session_id": session_id, "institution_id": i + 1,
-                               "citizen_name": "—", "iin_last4": "", "phone": "",
+                               "booking_id": booked, "citizen_name": "—", "iin_last4": "", "phone": "",
                                "received_by": "head", "received_by_name": "",
                                "at": start.astimezone(UTC)})
                 question_id += 1
@@ -101,18 +126,21 @@ def generate(institutions: int, months: int, seed: int = 1) -> dict[str, int]:
                                   "responsible": "R" if outcome == "pending" else "",
                                   "due_date": start.date() + timedelta(days=15)
                                   if outcome == "pending" else None, "version": 1})
-        for table, batch in ((ScheduledSession, sessions), (Visit, visits), (Question, questions)):
+        for table, batch in ((ScheduledSession, sessions), (Slot, slots), (Booking, bookings),
+                             (Visit, visits), (Question, questions), (Feedback, feedback)):
             for chunk in range(0, len(batch), 10000):
                 conn.execute(insert(table), batch[chunk:chunk + 10000])
         counts["sessions"] += len(sessions)
         counts["visits"] += len(visits)
         counts["questions"] += len(questions)
+        counts["bookings"] += len(bookings)
+        counts["feedback"] += len(feedback)
         print(f"  month {month + 1}/{months}: {counts['questions']:,} questions", file=sys.stderr)
     db.session.commit()
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect() as analyze:
             analyze.exec_driver_sql("ANALYZE")
-    return counts
+    return counts, last_month
 
 
 def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -128,21 +156,20 @@ def measure(url: str, label: str, institutions: int, months: int, scope_level: s
     from receptions.extensions import db
     from receptions.geography.models import District
     from receptions.institutions.models import Institution
-    from receptions.reports import exports, services
-    from receptions.reports.scope import Scope
+    from receptions.reports import downloads, services
+    from receptions.reports.scope import Period, Scope
     from receptions.visits.models import Question, Visit
 
     app = build_app(url)
     figures: dict[str, float] = {}
     with app.app_context():
         start = time.perf_counter()
-        counts = generate(institutions, months)
+        counts, month = generate(institutions, months)
         figures["generate_s"] = time.perf_counter() - start
-        month = "2026-09"
         scope = Scope("nation") if scope_level == "nation" else Scope("region", 1)
         figures["rollup_s"] = timed(lambda: services.rollup(scope, month, grouping="region"
                                                             if scope_level == "nation" else "district"))
-        month_start = datetime(2026, 9, 1, tzinfo=ZONE)
+        month_start = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=ZONE)
         bare = (select(District.region_id, Question.outcome, func.count())
                 .select_from(Question).join(Visit, Visit.id == Question.visit_id)
                 .join(Institution, Institution.id == Question.institution_id)
@@ -153,16 +180,18 @@ def measure(url: str, label: str, institutions: int, months: int, scope_level: s
             bare = bare.where(District.region_id == 1)
         figures["bare_group_by_s"] = timed(lambda: db.session.execute(bare).all())
         rollup = services.rollup(scope, month, grouping="institution")
-        figures["csv_s"] = timed(lambda: "".join(exports.iter_csv(rollup, "Institution")), 1)
+        spec = downloads.ExportSpec(scope, Period(month), "institution", "csv")
         with app.test_request_context():
-            figures["xlsx_s"] = timed(lambda: exports.write_xlsx(
-                [("Institutions", "Institution", rollup)], io.BytesIO(), "bench"), 1)
+            figures["csv_s"] = timed(lambda: "".join(downloads.iter_csv(spec)), 1)
+            figures["xlsx_s"] = timed(lambda: downloads.write_export(
+                downloads.ExportSpec(scope, Period(month), "institution", "xlsx"), io.BytesIO()), 1)
         figures["rows_in_month"] = len(rollup.rows)
         figures.update({k: float(v) for k, v in counts.items()})
         db.session.remove()
         db.engine.dispose()
     print(f"\n== {label}: {institutions:,} institutions, {months} months, "
-          f"{counts['questions']:,} questions (generated in {figures['generate_s']:.0f} s)")
+          f"{counts['questions']:,} questions (generated in {figures['generate_s']:.0f} s); "
+          f"measured month {month}")
     print(f"   monthly roll-up ({scope_level}):     {figures['rollup_s'] * 1000:8.0f} ms")
     print(f"   bare GROUP BY of the outcomes:     {figures['bare_group_by_s'] * 1000:8.0f} ms")
     print(f"   ratio service / bare GROUP BY:     {figures['rollup_s'] / figures['bare_group_by_s']:8.1f} x"

@@ -6,6 +6,7 @@ from .booking.models import Booking, Feedback, StatusEvent, Topic, WaitlistEntry
 from .geography.models import District, Region
 from .institutions.models import Institution
 from .notify.models import Notification
+from .reports.models import ReportExport
 from .schedules.models import (
     CalendarDay,
     Schedule,
@@ -29,6 +30,7 @@ __all__ = [
     "Question",
     "QuestionEvent",
     "Region",
+    "ReportExport",
     "Schedule",
     "ScheduledSession",
     "Slot",

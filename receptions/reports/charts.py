@@ -63,3 +63,26 @@ def bar_chart(labels: list[str], groups: list[tuple[str, list[float], str]], tit
             return _svg(figure)
         finally:
             pyplot.close(figure)
+
+
+def share_chart(parts: list[tuple[str, float, str]], title: str) -> str:
+    """One horizontal bar per outcome, its share of the questions in percent."""
+    with _lock:
+        pyplot, figure, axes = _figure()
+        try:
+            labels = [label for label, _, _ in parts]
+            values = [share * 100 for _, share, _ in parts]
+            positions = list(range(len(parts)))
+            axes.barh(positions, values, color=[colour for _, _, colour in parts])
+            axes.set_yticks(positions)
+            axes.set_yticklabels(labels)
+            axes.invert_yaxis()
+            axes.set_xlim(0, 100)
+            axes.set_xlabel("%")
+            for position, value in zip(positions, values, strict=True):
+                axes.text(value + 1, position, f"{value:.1f}", va="center")
+            axes.set_title(title)
+            axes.grid(axis="x", alpha=0.3)
+            return _svg(figure)
+        finally:
+            pyplot.close(figure)

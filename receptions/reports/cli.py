@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 from flask.cli import AppGroup
 
 reports_cli = AppGroup("reports", help="Monthly roll-ups for akimats.")
+
+
+def _scope_exists(scope) -> bool:  # type: ignore[no-untyped-def]
+    from ..extensions import db
+    from ..geography.models import District, Region
+    from ..institutions.models import Institution
+
+    model = {"region": Region, "district": District, "institution": Institution}.get(scope.level)
+    return model is None or db.session.get(model, scope.ident) is not None
 
 
 @reports_cli.command("monthly")
@@ -18,48 +28,69 @@ reports_cli = AppGroup("reports", help="Monthly roll-ups for akimats.")
     show_default=True,
     help="nation, region:ID, district:ID or institution:ID, optionally ;type:school",
 )
-@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--month", default=None, help="YYYY-MM (or give --month-from and --month-to)")
+@click.option("--month-from", "month_from", default=None, help="first month of a range, YYYY-MM")
+@click.option("--month-to", "month_to", default=None, help="last month of a range, YYYY-MM")
 @click.option("--format", "kind", type=click.Choice(["csv", "xlsx", "pdf"]), default="csv")
 @click.option(
     "--by", "grouping", default=None, help="region, district, institution_type, institution"
 )
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def monthly_command(
-    scope_text: str, month: str, kind: str, grouping: str | None, output: Path
+    scope_text: str,
+    month: str | None,
+    month_from: str | None,
+    month_to: str | None,
+    kind: str,
+    grouping: str | None,
+    output: Path,
 ) -> None:
-    """Write the roll-up of a month to FILE."""
+    """Write the roll-up of a month (or a range of months) to FILE."""
     from flask import current_app
 
     from ..clock import now as clock_now
-    from . import exports, services
-    from .scope import REPORT_ZONE, BadReportRequest, parse_month, parse_scope
-    from .views import FIRST_HEADERS, child_grouping, pdf_html, sheets_for
+    from . import services
+    from .downloads import ExportSpec, rows_to_write, write_export
+    from .scope import REPORT_ZONE, BadReportRequest, parse_period, parse_scope
+    from .views import child_grouping
 
+    if not (month or month_from or month_to):
+        raise click.BadParameter(
+            "give --month or --month-from and --month-to", param_hint="--month"
+        )
+    if month and (month_from or month_to):
+        raise click.BadParameter("either --month or a range, not both", param_hint="--month")
     try:
         scope = parse_scope(scope_text)
-        month = parse_month(month, today=clock_now().astimezone(REPORT_ZONE).date())
     except BadReportRequest as error:
-        raise click.BadParameter(error.user_message) from error
+        raise click.BadParameter(error.user_message, param_hint="--scope") from error
+    if not _scope_exists(scope):
+        raise click.BadParameter(f"no {scope.level} with id {scope.ident}", param_hint="--scope")
+    try:
+        period = parse_period(
+            month, month_from, month_to, today=clock_now().astimezone(REPORT_ZONE).date()
+        )
+    except BadReportRequest as error:
+        raise click.BadParameter(error.user_message, param_hint="--month") from error
     grouping = grouping or child_grouping(scope)
     if grouping not in services.GROUPINGS:
-        raise click.BadParameter(f"unknown grouping {grouping!r}")
-    steps = {"csv": 2, "xlsx": 2, "pdf": 3}[kind]
-    with current_app.test_request_context(), click.progressbar(length=steps, label="Report") as bar:
-        if kind == "csv":
-            rollup = services.rollup(scope, month, grouping=grouping)
-            bar.update(1)
-            with output.open("w", encoding="utf-8", newline="") as handle:
-                for chunk in exports.iter_csv(rollup, FIRST_HEADERS[grouping]()):
-                    handle.write(chunk)
-        elif kind == "xlsx":
-            sheets = sheets_for(scope, month)
-            bar.update(1)
-            with output.open("wb") as handle:
-                exports.write_xlsx(sheets, handle, f"{scope.name()} — {month}")
-        else:
-            html = pdf_html(scope, month, grouping)
-            bar.update(1)
-            output.write_bytes(exports.render_pdf(html))
-            bar.update(1)
-        bar.update(1)
+        raise click.BadParameter(f"unknown grouping {grouping!r}", param_hint="--by")
+    spec = ExportSpec(scope, period, grouping, kind)
+    with current_app.test_request_context():
+        length = rows_to_write(spec)
+        with (
+            click.progressbar(length=length, label="Report", file=sys.stderr) as bar,
+            output.open("wb") as handle,
+        ):
+            write_export(spec, handle, bar.update)
     click.echo(f"written {output}")
+
+
+@reports_cli.command("exports")
+def exports_command() -> None:
+    """Run queued background exports and delete expired ones (cron, when there is no Redis)."""
+    from .jobs import purge_expired, run_pending
+
+    ran = run_pending()
+    purged = purge_expired()
+    click.echo(f"exports run: {ran}, expired removed: {purged}")

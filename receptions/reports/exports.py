@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from .services import Figures, Rollup
+from .services import Figures
 
 # (field, header, kind) — kind decides the number format.
 COLUMNS: list[tuple[str, Any, str]] = [
@@ -82,53 +82,95 @@ def _neutralise(cell: Any) -> Any:
     return cell
 
 
-def iter_csv(rollup: Rollup, first_header: str) -> Iterator[str]:
-    """UTF-8 with a byte-order mark so that Excel opens Cyrillic text correctly; streamed."""
+def change_values(
+    total: Figures, previous: Figures, columns: list[tuple[str, Any, str]] = COLUMNS
+) -> list[Any]:
+    """Each column's change on the period before (shares in percentage points)."""
+    return [
+        "" if now == "" or before == "" else round(now - before, 2)
+        for now, before in zip(values(total, columns), values(previous, columns), strict=True)
+    ]
+
+
+def _totalled(rows: Iterable[Figures], total: Figures) -> Iterator[Figures]:
+    for row in rows:
+        total.add(row)
+        yield row
+
+
+def iter_csv(rows: Iterable[Figures], first_header: str, previous: Figures) -> Iterator[str]:
+    """UTF-8 with a byte-order mark so that Excel opens Cyrillic text correctly; streamed
+    row by row as the database sends them, the total added up on the way."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    total = Figures("total", "")
     yield "\ufeff"
     writer.writerow(headers(first_header))
-    for row in rollup.rows:
+    for row in _totalled(rows, total):
         writer.writerow([_neutralise(row.label), *values(row)])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-    writer.writerow([str(_l("Total")), *values(rollup.total)])
+    writer.writerow([str(_l("Total")), *values(total)])
+    writer.writerow([str(_l("Change on the previous period")), *change_values(total, previous)])
     yield buffer.getvalue()
 
 
-def write_xlsx(sheets: list[tuple[str, str, Rollup]], stream: Any, title: str) -> None:
-    """One sheet per level; formatted headers, frozen panes, totals equal to the detail sums."""
+def write_xlsx(
+    sheets: Iterable[tuple[str, str, Iterable[Figures]]],
+    previous: Figures,
+    stream: Any,
+    title: str,
+) -> None:
+    """One sheet per level; formatted headers, frozen panes, totals equal to the detail sums.
+
+    A write-only workbook: each row goes to a temporary file as it arrives, so a national
+    export never holds its rows in memory.
+    """
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+    workbook = Workbook(write_only=True)
     bold = Font(bold=True)
     fill = PatternFill("solid", fgColor="DCE6F0")
-    for sheet_name, first_header, rollup in sheets:
+    formats = ["@"] + [{"share": "0.0", "rating": "0.00"}.get(kind, "0") for _, _, kind in COLUMNS]
+
+    def line(sheet: Any, cells: list[Any], font: Any = None) -> list[Any]:
+        out = []
+        for value, number_format in zip(cells, formats, strict=True):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.number_format = number_format
+            if font is not None:
+                cell.font = font
+            out.append(cell)
+        return out
+
+    for sheet_name, first_header, rows in sheets:
         sheet = workbook.create_sheet(sheet_name[:31])
-        sheet.append([title])
-        sheet["A1"].font = Font(bold=True, size=13)
-        sheet.append(headers(first_header))
-        for cell in sheet[2]:
+        sheet.freeze_panes = "B3"
+        sheet.column_dimensions["A"].width = 42
+        for index in range(2, len(COLUMNS) + 2):
+            sheet.column_dimensions[get_column_letter(index)].width = 14
+        sheet.row_dimensions[2].height = 48
+        heading = WriteOnlyCell(sheet, value=title)
+        heading.font = Font(bold=True, size=13)
+        sheet.append([heading])
+        header_cells = []
+        for value in headers(first_header):
+            cell = WriteOnlyCell(sheet, value=value)
             cell.font, cell.fill = bold, fill
             cell.alignment = Alignment(wrap_text=True, vertical="top")
-        for row in rollup.rows:
-            sheet.append([_neutralise(row.label), *values(row)])
-        sheet.append([str(_l("Total")), *values(rollup.total)])
-        for cell in sheet[sheet.max_row]:
-            cell.font = bold
-        for index, (_, _, kind) in enumerate(COLUMNS, start=2):
-            letter = get_column_letter(index)
-            sheet.column_dimensions[letter].width = 14
-            if kind in ("share", "rating"):
-                for (cell,) in sheet.iter_rows(min_row=3, min_col=index, max_col=index):
-                    cell.number_format = "0.0" if kind == "share" else "0.00"
-        sheet.column_dimensions["A"].width = 42
-        sheet.row_dimensions[2].height = 48
-        sheet.freeze_panes = "B3"
+            header_cells.append(cell)
+        sheet.append(header_cells)
+        total = Figures("total", "")
+        for row in _totalled(rows, total):
+            sheet.append(line(sheet, [_neutralise(row.label), *values(row)]))
+        sheet.append(line(sheet, [str(_l("Total")), *values(total)], bold))
+        sheet.append(
+            line(sheet, [str(_l("Change on the previous period")), *change_values(total, previous)])
+        )
     workbook.save(stream)
 
 

@@ -123,6 +123,54 @@ def parse_month(text: str | None, *, today: date) -> str:
     return text
 
 
+MAX_MONTHS = 24
+
+
+@dataclass(frozen=True)
+class Period:
+    """The months a report covers: `months` consecutive months from `first`."""
+
+    first: str
+    months: int = 1
+
+    @property
+    def last(self) -> str:
+        month = self.first
+        for _ in range(self.months - 1):
+            month = next_month(month)
+        return month
+
+    @property
+    def label(self) -> str:
+        return self.first if self.months == 1 else f"{self.first} – {self.last}"
+
+    @property
+    def args(self) -> dict[str, str]:
+        """Query arguments that give this period back to `parse_period`."""
+        if self.months == 1:
+            return {"month": self.first}
+        return {"from": self.first, "to": self.last}
+
+
+def parse_period(
+    month: str | None, month_from: str | None, month_to: str | None, *, today: date
+) -> Period:
+    """One month (`month`) or a range (`from`..`to`, both finished or current months)."""
+    if not month_from and not month_to:
+        return Period(parse_month(month, today=today))
+    if not month_from or not month_to:
+        raise BadReportRequest(str(_l("Give both the first and the last month of the range.")))
+    first, last = parse_month(month_from, today=today), parse_month(month_to, today=today)
+    if last < first:
+        raise BadReportRequest(str(_l("The range must not end before it starts.")))
+    months = 1
+    while first != last and months <= MAX_MONTHS:
+        first, months = next_month(first), months + 1
+    if months > MAX_MONTHS:
+        raise BadReportRequest(str(_l("A report covers at most %(n)s months.", n=MAX_MONTHS)))
+    return Period(month_from, months)
+
+
 def month_start(month: str) -> datetime:
     year, number = (int(part) for part in month.split("-"))
     return datetime(year, number, 1, tzinfo=REPORT_ZONE)

@@ -573,3 +573,35 @@ def monthly_trend(
     """The scope's totals for each of the `count` months ending with `month`, in one statement."""
     first = previous_period(month, count - 1) if count > 1 else month
     return [(row.key, row) for row in iter_figures(scope, "month", first, count, at=at)]
+
+
+@dataclass
+class PublicCells:
+    """Which published figures are withheld, so that no citizen can be singled out."""
+
+    rows: list[tuple[Figures, bool]]
+    total_hidden: bool
+
+
+def suppress_small_cells(rows: list[Figures], total: Figures, minimum: int) -> PublicCells:
+    """Primary suppression of groups under `minimum` visits, then complementary suppression.
+
+    A lone hidden row could be recomputed as the total minus the rows shown, and two hidden rows
+    that add up to less than `minimum` still single people out; so the next smallest rows are
+    hidden too until the hidden rows are at least two and together reach `minimum`. When the rows
+    run out before that, the total is withheld instead.
+    """
+    received = "citizens_received"
+    if total[received] < minimum:
+        return PublicCells([(row, True) for row in rows], True)
+    hidden = {id(row) for row in rows if row[received] < minimum}
+    if hidden:
+        shown = sorted((r for r in rows if id(r) not in hidden), key=lambda r: r[received])
+        hidden_sum = sum(r[received] for r in rows if id(r) in hidden)
+        while (len(hidden) < 2 or hidden_sum < minimum) and shown:
+            row = shown.pop(0)
+            hidden.add(id(row))
+            hidden_sum += row[received]
+        if len(hidden) < 2 or hidden_sum < minimum:
+            return PublicCells([(row, True) for row in rows], True)
+    return PublicCells([(row, id(row) in hidden) for row in rows], False)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import io
+import tempfile
 
 from flask import (
     Blueprint,
@@ -12,6 +11,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     stream_with_context,
     url_for,
 )
@@ -19,20 +19,23 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import access
+from .. import CONTENT_SECURITY_POLICY, access
 from ..clock import now as clock_now
 from ..extensions import db
 from ..geography.models import District, Region
+from ..i18n import current_language
 from ..institutions.models import Institution
-from . import charts, exports, services
+from . import charts, downloads, exports, jobs, services
 from .scope import (
     REPORT_ROLES,
     REPORT_ZONE,
     BadReportRequest,
+    Period,
     Scope,
     authorise,
     default_scope,
     parse_month,
+    parse_period,
     parse_scope,
 )
 
@@ -46,13 +49,23 @@ def _today():  # type: ignore[no-untyped-def]
     return clock_now().astimezone(REPORT_ZONE).date()
 
 
-def _request_scope() -> tuple[Scope, str]:
+# Only what matplotlib's inline SVG styles need is relaxed; framing stays forbidden.
+CHART_POLICY = CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'unsafe-inline'")
+
+
+def _request_scope() -> tuple[Scope, Period]:
     scope = (
         parse_scope(request.args.get("scope"))
         if request.args.get("scope")
         else default_scope(current_user)
     )
-    return authorise(current_user, scope), parse_month(request.args.get("month"), today=_today())
+    period = parse_period(
+        request.args.get("month"),
+        request.args.get("from"),
+        request.args.get("to"),
+        today=_today(),
+    )
+    return authorise(current_user, scope), period
 
 
 def child_grouping(scope: Scope) -> str:
@@ -86,9 +99,9 @@ def index():
 @bp.route("/reports/dashboard")
 @OFFICERS
 def dashboard():
-    scope, month = _request_scope()
+    scope, period = _request_scope()
     grouping = _grouping(scope)
-    rollup = services.rollup(scope, month, grouping=grouping)
+    rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months)
     sort = request.args.get("sort", "label")
     if sort not in SORTABLE:
         raise BadReportRequest(_("Unknown sort column."))
@@ -99,40 +112,72 @@ def dashboard():
         ),
         reverse=descending,
     )
-    trend = services.monthly_trend(scope, month, 12)
+    trend = services.monthly_trend(scope, period.last, 12)
     return render_template(
         "reports/dashboard.html",
         rollup=rollup,
         scope=scope,
-        month=month,
+        period=period,
+        month=period.label,
         scope_name=scope.name(),
         grouping=grouping,
         columns=exports.COLUMNS,
         sort=sort,
         descending=descending,
         trend=trend,
+        outcomes=outcome_shares(rollup.total),
+        changes=main_changes(rollup),
         drill_scope=drill_scope,
     )
+
+
+def outcome_shares(total: services.Figures) -> list[tuple[str, int, float | None, str]]:
+    """Resolved, explained, pending and not yet recorded: one bar each, the table says the same."""
+    unrecorded = total["questions"] - total["resolved"] - total["explained"] - total["pending"]
+    parts = [
+        (_("Resolved positively"), total["resolved"], "#1e6b34"),
+        (_("Explained"), total["explained"], "#8a4b00"),
+        (_("Being resolved"), total["pending"], "#b3261e"),
+        (_("No outcome recorded"), unrecorded, "#6b7280"),
+    ]
+    return [
+        (label, n, n / total["questions"] if total["questions"] else None, colour)
+        for label, n, colour in parts
+    ]
+
+
+def main_changes(rollup: services.Rollup) -> list[tuple[str, str, object, object]]:
+    """(label, kind, value now, change on the period before) for the headline figures."""
+    return [
+        (label, kind, rollup.total[name], rollup.change(name))
+        for name, label, kind in (
+            ("sessions_held", _("Sessions held"), "count"),
+            ("citizens_received", _("Citizens received"), "count"),
+            ("resolved_share", _("Share resolved"), "share"),
+            ("satisfied_share", _("Share satisfied (4–5)"), "share"),
+        )
+    ]
 
 
 @bp.route("/reports/chart/<name>.svg")
 @OFFICERS
 def chart(name: str):
-    scope, month = _request_scope()
+    scope, period = _request_scope()
     if name == "trend":
-        trend = services.monthly_trend(scope, month, 12)
-        svg = charts.trend_chart(
-            [m for m, _ in trend],
+        svg = downloads.trend_svg(
+            scope,
+            period,
             [
-                (_("Citizens received"), [f["citizens_received"] for _, f in trend], "#005a8c"),
-                (_("Resolved positively"), [f["resolved"] for _, f in trend], "#1e6b34"),
-                (_("Explained"), [f["explained"] for _, f in trend], "#8a4b00"),
-                (_("Being resolved"), [f["pending"] for _, f in trend], "#b3261e"),
+                ("citizens_received", _("Citizens received"), "#005a8c"),
+                ("resolved", _("Resolved positively"), "#1e6b34"),
+                ("explained", _("Explained"), "#8a4b00"),
+                ("pending", _("Being resolved"), "#b3261e"),
             ],
-            _("Monthly trend"),
         )
     elif name == "planned-held":
-        rollup = services.rollup(scope, month, grouping=_grouping(scope))
+        rollup = services.rollup(
+            scope, period.first, grouping=_grouping(scope), months=period.months
+        )
         rows = rollup.rows[:20]
         svg = charts.bar_chart(
             [r.label[:28] for r in rows],
@@ -142,11 +187,17 @@ def chart(name: str):
             ],
             _("Planned and held"),
         )
+    elif name == "outcomes":
+        total = services.period_total(scope, period.first, period.months)
+        shares = outcome_shares(total)
+        svg = charts.share_chart(
+            [(label, share or 0.0, colour) for label, _n, share, colour in shares],
+            _("Outcome shares"),
+        )
     else:
         abort(404)
     response = Response(svg, content_type="image/svg+xml; charset=utf-8")
-    # matplotlib styles its SVG inline; as an image it cannot run anything.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = CHART_POLICY
     response.headers["Cache-Control"] = "private, max-age=300"
     return response
 
@@ -154,9 +205,9 @@ def chart(name: str):
 @bp.route("/reports/rankings")
 @OFFICERS
 def rankings():
-    scope, month = _request_scope()
+    scope, period = _request_scope()
     grouping = "institution" if scope.level in ("district", "region") else child_grouping(scope)
-    rollup = services.rollup(scope, month, grouping=grouping)
+    rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months)
     rows = [r for r in rollup.rows if r["sessions_planned"] or r["questions"]]
     measures = [
         ("held_share", _("Share of sessions held"), True),
@@ -173,111 +224,93 @@ def rankings():
         )
         tables.append((name, label, ranked[:10], list(reversed(ranked[-10:]))))
     return render_template(
-        "reports/rankings.html", scope=scope, scope_name=scope.name(), month=month, tables=tables
+        "reports/rankings.html",
+        scope=scope,
+        scope_name=scope.name(),
+        period=period,
+        month=period.label,
+        tables=tables,
     )
 
 
 @bp.route("/reports/topics")
 @OFFICERS
 def topics():
-    scope, month = _request_scope()
-    topic_names, rows = services.topic_heat(scope, month)
+    scope, period = _request_scope()
+    topic_names, rows = services.topic_heat(scope, period.first, period.months)
     peak = max((n for _, cells in rows for n in cells), default=0)
     return render_template(
         "reports/topics.html",
         scope=scope,
         scope_name=scope.name(),
-        month=month,
+        period=period,
+        month=period.label,
         topic_names=topic_names,
         rows=rows,
         peak=peak,
     )
 
 
-FIRST_HEADERS = {
-    "region": lambda: _("Region"),
-    "district": lambda: _("District"),
-    "institution": lambda: _("Institution"),
-    "institution_type": lambda: _("Institution type"),
-}
-
-
-def sheets_for(scope: Scope, month: str) -> list[tuple[str, str, services.Rollup]]:
-    levels = {
-        "nation": ["region", "district", "institution", "institution_type"],
-        "region": ["district", "institution", "institution_type"],
-        "district": ["institution", "institution_type"],
-        "institution": ["institution"],
-    }[scope.level]
-    return [
-        (
-            FIRST_HEADERS[level](),
-            FIRST_HEADERS[level](),
-            services.rollup(scope, month, grouping=level),
-        )
-        for level in levels
-    ]
-
-
-def pdf_html(scope: Scope, month: str, grouping: str) -> str:
-    rollup = services.rollup(scope, month, grouping=grouping)
-    trend = services.monthly_trend(scope, month, 12)
-    chart_svg = charts.trend_chart(
-        [m for m, _ in trend],
-        [
-            (_("Citizens received"), [f["citizens_received"] for _, f in trend], "#005a8c"),
-            (_("Resolved positively"), [f["resolved"] for _, f in trend], "#1e6b34"),
-            (_("Being resolved"), [f["pending"] for _, f in trend], "#b3261e"),
-        ],
-        _("Monthly trend"),
-    )
-    return render_template(
-        "reports/pdf.html",
-        rollup=rollup,
-        scope_name=scope.name(),
-        month=month,
-        columns=exports.PDF_COLUMNS,
-        chart_src="data:image/svg+xml;base64," + base64.b64encode(chart_svg.encode()).decode(),
-        first_header=FIRST_HEADERS[grouping](),
-        values=lambda row: exports.values(row, exports.PDF_COLUMNS),
-    )
-
-
 @bp.route("/reports/download")
 @OFFICERS
 def download():
-    scope, month = _request_scope()
-    grouping = _grouping(scope)
+    scope, period = _request_scope()
     kind = request.args.get("format", "csv")
-    stem = f"ashyq-esik-{scope.key.replace(':', '-').replace(';', '-')}-{month}"
-    if kind == "csv":
-        rollup = services.rollup(scope, month, grouping=grouping)
-        body = stream_with_context(exports.iter_csv(rollup, FIRST_HEADERS[grouping]()))
-        response = Response(body, content_type="text/csv; charset=utf-8")
-    elif kind == "xlsx":
-        stream = io.BytesIO()
-        exports.write_xlsx(sheets_for(scope, month), stream, f"{scope.name()} — {month}")
-        response = Response(
-            stream.getvalue(),
-            content_type=("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        )
-    elif kind == "pdf":
-        response = Response(
-            exports.render_pdf(pdf_html(scope, month, grouping)), content_type="application/pdf"
-        )
-    else:
+    if kind not in downloads.FORMATS:
         raise BadReportRequest(_("Unknown format: choose csv, xlsx or pdf."))
-    response.headers["Content-Disposition"] = f'attachment; filename="{stem}.{kind}"'
+    spec = downloads.ExportSpec(scope, period, _grouping(scope), kind)
+    if downloads.is_large(spec):
+        job = jobs.start_export(current_user, spec, current_language())
+        return redirect(url_for("reports.export_progress", token=job.token), code=303)
+    if kind == "csv":
+        # Streamed: each row leaves as the database cursor hands it over.
+        body = stream_with_context(chunk.encode("utf-8") for chunk in downloads.iter_csv(spec))
+        response = Response(body, content_type=downloads.CONTENT_TYPES[kind])
+    else:
+        # A spooled file: rows go to disk as they come, the response reads it back in chunks.
+        handle = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (closed by the response)
+        downloads.write_export(spec, handle)
+        handle.seek(0)
+        response = send_file(handle, mimetype=downloads.CONTENT_TYPES[kind])
+    response.headers["Content-Disposition"] = f'attachment; filename="{spec.filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/reports/exports/<token>")
+@OFFICERS
+def export_progress(token: str):
+    job = jobs.job_for(current_user, token)
+    spec = jobs.spec_of(job)
+    response = Response(
+        render_template(
+            "reports/export.html",
+            job=job,
+            scope_name=spec.scope.name(),
+            period=spec.period,
+        )
+    )
+    if job.status in ("queued", "running"):
+        response.headers["Refresh"] = "3"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/reports/exports/<token>/file")
+@OFFICERS
+def export_file(token: str):
+    job = jobs.job_for(current_user, token)
+    response = send_file(
+        jobs.file_of(job),
+        mimetype=downloads.CONTENT_TYPES[job.kind],
+        as_attachment=True,
+        download_name=job.file_name or f"report.{job.kind}",
+    )
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
 # --- public results -------------------------------------------------------------------------------
-
-
-def _suppress(rows: list[services.Figures]) -> list[tuple[services.Figures, bool]]:
-    """Counts and shares only, and nothing for groups with fewer than 5 visits (re-identification)."""
-    return [(row, row["citizens_received"] < PUBLIC_MIN_VISITS) for row in rows]
 
 
 @bp.route("/results/<code>/<slug>")
@@ -292,6 +325,7 @@ def public_district(code: str, slug: str):
     month = parse_month(request.args.get("month"), today=_today())
     scope = Scope("district", district.id)
     rollup = services.rollup(scope, month, grouping="institution")
+    cells = services.suppress_small_cells(rollup.rows, rollup.total, PUBLIC_MIN_VISITS)
     return render_template(
         "reports/public.html",
         title=district.name,
@@ -299,9 +333,9 @@ def public_district(code: str, slug: str):
         district=district,
         month=month,
         rollup=rollup,
-        rows=_suppress(rollup.rows),
+        rows=cells.rows,
         min_visits=PUBLIC_MIN_VISITS,
-        total_suppressed=rollup.total["citizens_received"] < PUBLIC_MIN_VISITS,
+        total_suppressed=cells.total_hidden,
     )
 
 

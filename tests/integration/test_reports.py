@@ -22,7 +22,7 @@ from receptions.reports.exports import COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question, Visit
-from tests.conftest import sign_in
+from tests.conftest import csrf_from, sign_in
 from tests.factories import (
     PASSWORD,
     make_booking,
@@ -232,10 +232,11 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0][0] == "Район"  # the header is in the reader's language
-    assert rows[-1][1:3] == [
+    assert rows[-2][1:3] == [
         str(rollup.total["sessions_planned"]),
         str(rollup.total["sessions_held"]),
     ]
+    assert int(rows[-1][1]) == rollup.change("sessions_planned")
 
     xlsx = client.get(f"/reports/download?scope={scope}&month={MONTH}&format=xlsx")
     path = tmp_path / "report.xlsx"
@@ -244,7 +245,8 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     assert len(workbook.sheet_names) == 3  # districts, institutions, types
     for name in workbook.sheet_names:
         data = workbook.get_sheet_by_name(name).to_python()
-        header, detail, total = data[1], data[2:-1], data[-1]
+        header, detail, total, change = data[1], data[2:-2], data[-2], data[-1]
+        assert change[11] == rollup.change("citizens_received")
         assert len(header) == len(COLUMNS) + 1
         for column, (_field, _label, kind) in enumerate(COLUMNS, start=1):
             if kind != "count":
@@ -342,18 +344,86 @@ def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, data
     )
 
 
-def test_public_results_suppress_small_cells(client, dataset):
-    regions, institutions = dataset
-    district = institutions[0].district
+def _district_with_visits(received: list[int]):
+    district = make_district(make_region())
+    start = datetime(2026, 9, 1, tzinfo=ZONE).astimezone(UTC)
+    hours = (datetime.now(UTC) - start).total_seconds() / 3600 - 48
+    institutions = []
+    for n in received:
+        institution = make_institution(district)
+        session = make_open_session(institution, slots=1, starts_in_hours=-hours)
+        session.status = "held"
+        for _ in range(n):
+            db.session.add(
+                Visit(
+                    session_id=session.id,
+                    institution_id=institution.id,
+                    citizen_name="Тест",
+                    at=session.starts_at,
+                )
+            )
+        db.session.commit()
+        institutions.append(institution)
+    return district, institutions
+
+
+ROW_RE = r'<tr><th scope="row">{name}</th><td>[^<]*</td>\s*(<td colspan="2">not shown</td>|<td>(\d+)</td>)'
+
+
+@pytest.mark.parametrize(
+    ("received", "hidden_count"),
+    [
+        ([2, 7, 9, 12], 2),  # one small cell: the next smallest is hidden with it
+        ([1, 2, 20, 30], 3),  # two small cells adding up to 3: a third joins them
+        ([6, 8, 10], 0),  # nothing small, nothing hidden
+    ],
+)
+def test_public_results_cannot_be_undone_by_subtraction(client, app, received, hidden_count):
+    import re
+
+    district, institutions = _district_with_visits(received)
     page = client.get(
-        f"/results/{regions[0].code}/{district.slug}?month={MONTH}",
+        f"/results/{district.region.code}/{district.slug}?month={MONTH}",
         headers={"Accept-Language": "en"},
     ).get_data(as_text=True)
-    rollup = services.rollup(Scope("district", district.id), MONTH, grouping="institution")
-    small = [r for r in rollup.rows if r["citizens_received"] < 5]
-    if small:
-        assert "fewer than 5" in page
+    total = sum(received)
+    assert f"<td>{total}</td>" in page  # the district total is published
+    shown, hidden = {}, []
+    for institution, n in zip(institutions, received, strict=True):
+        match = re.search(ROW_RE.format(name=re.escape(institution.name)), page)
+        assert match, institution.name
+        if match.group(2) is None:
+            hidden.append(n)
+        else:
+            shown[institution.id] = int(match.group(2))
+            assert int(match.group(2)) == n
+    assert len(hidden) == hidden_count
+    assert all(n >= 5 for n in shown.values())  # every small cell is hidden
+    if hidden:
+        # What subtraction gives is the hidden rows together: at least two, at least 5 visits.
+        assert len(hidden) >= 2 and total - sum(shown.values()) == sum(hidden) >= 5
     assert "Тест" not in page  # never a name
+
+
+def test_a_single_small_institution_hides_the_district_total(client, app):
+    district, _ = _district_with_visits([3])
+    page = client.get(
+        f"/results/{district.region.code}/{district.slug}?month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert "fewer than 5" in page and "<td>3</td>" not in page
+
+
+def test_suppression_is_done_by_the_reporting_service():
+    rows = [services.Figures(k, str(k)) for k in range(4)]
+    for row, n in zip(rows, [2, 7, 9, 12], strict=True):
+        row.counts["citizens_received"] = n
+    total = services.Figures("total", "")
+    for row in rows:
+        total.add(row)
+    cells = services.suppress_small_cells(rows, total, 5)
+    assert [hidden for _, hidden in cells.rows] == [True, True, False, False]
+    assert not cells.total_hidden
 
 
 def _sign(app, institution, reason=""):
@@ -444,3 +514,257 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     again = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
     assert again.total.counts == corrected.figures
     assert not again.rows[0].changed_since_signoff
+
+
+def test_xlsx_headers_follow_the_officers_language_and_panes_are_frozen(client, dataset, tmp_path):
+    from openpyxl import load_workbook
+
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    xlsx = client.get(
+        f"/reports/download?scope=region:{regions[0].id}&month={MONTH}&format=xlsx",
+        headers={"Accept-Language": "kk"},
+    )
+    assert xlsx.status_code == 200
+    path = tmp_path / "kk.xlsx"
+    path.write_bytes(xlsx.get_data())
+    workbook = load_workbook(path)
+    assert workbook.sheetnames[0] == "Аудан"
+    for sheet in workbook.worksheets:
+        assert sheet.freeze_panes == "B3"
+        assert sheet["A2"].font.bold
+        assert [c.value for c in sheet[2]][1:3] == [
+            "Жоспарланған сеанстар",
+            "Өткізілген сеанстар",
+        ]
+        assert sheet.cell(sheet.max_row - 1, 1).value == "Барлығы"
+    english = client.get(
+        f"/reports/download?scope=region:{regions[0].id}&month={MONTH}&format=xlsx",
+        headers={"Accept-Language": "en"},
+    )
+    (tmp_path / "en.xlsx").write_bytes(english.get_data())
+    assert load_workbook(tmp_path / "en.xlsx")["District"]["B2"].value == "Sessions planned"
+
+
+def _cli(app, *args):
+    return app.test_cli_runner().invoke(args=["reports", "monthly", *args])
+
+
+def test_cli_writes_a_month_and_a_range(app, dataset, tmp_path):
+    regions, _ = dataset
+    out = tmp_path / "region.csv"
+    result = _cli(app, "--scope", f"region:{regions[0].id}", "--month", MONTH, "--output", str(out))
+    assert result.exit_code == 0, result.output + result.stderr
+    rows = list(csv.reader(io.StringIO(out.read_text("utf-8-sig"))))
+    region = services.rollup(Scope("region", regions[0].id), MONTH, grouping="district")
+    assert rows[-2][1] == str(region.total["sessions_planned"])
+    assert "Report" in result.stderr  # the progress bar
+
+    ranged = tmp_path / "range.xlsx"
+    result = _cli(
+        app,
+        "--scope",
+        "nation",
+        "--month-from",
+        "2026-08",
+        "--month-to",
+        MONTH,
+        "--format",
+        "xlsx",
+        "--output",
+        str(ranged),
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    book = CalamineWorkbook.from_path(str(ranged))
+    data = book.get_sheet_by_name(book.sheet_names[0]).to_python()  # regions
+    two_months = services.rollup(Scope("nation"), "2026-08", grouping="region", months=2)
+    assert data[-2][11] == two_months.total["citizens_received"]
+    assert (
+        two_months.total["citizens_received"]
+        == services.period_total(Scope("nation"), MONTH)["citizens_received"]
+        + services.period_total(Scope("nation"), "2026-08")["citizens_received"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--scope", "region:99999", "--month", MONTH], "--scope"),
+        (["--scope", "institution:99999", "--month", MONTH], "--scope"),
+        (["--scope", "planet:1", "--month", MONTH], "--scope"),
+        (["--month", "2026-13"], "--month"),
+        (["--month", "Sept"], "--month"),
+        (["--month", "2099-01"], "--month"),
+        (["--month-from", MONTH, "--month-to", "2026-08"], "--month"),
+        (["--month-from", MONTH], "--month"),
+        ([], "--month"),
+        (["--month", MONTH, "--by", "planet"], "--by"),
+    ],
+)
+def test_cli_refuses_bad_input_and_writes_nothing(app, dataset, tmp_path, args, option):
+    out = tmp_path / "never.csv"
+    result = _cli(app, *args, "--output", str(out))
+    assert result.exit_code == 2  # click's usage error, never a silent empty file
+    assert f"Invalid value for {option}" in result.stderr
+    assert not out.exists()
+
+
+def test_a_range_of_months_on_the_dashboard_and_in_downloads(client, dataset):
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    scope = Scope("region", regions[0].id)
+    page = client.get(
+        f"/reports/dashboard?scope={scope.key}&from=2026-08&to={MONTH}",
+        headers={"Accept-Language": "en"},
+    )
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f"2026-08 – {MONTH}" in html
+    assert f"from=2026-08&amp;to={MONTH}" in html  # downloads and charts keep the range
+    body = client.get(
+        f"/reports/download?scope={scope.key}&from=2026-08&to={MONTH}&format=csv"
+    ).get_data()
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    both = services.rollup(scope, "2026-08", grouping="district", months=2)
+    assert rows[-2][11] == str(both.total["citizens_received"])
+    for query in ("from=2026-09&to=2026-08", "from=2026-08", "from=2026-08&to=2099-01"):
+        assert client.get(f"/reports/dashboard?scope={scope.key}&{query}").status_code == 400
+    assert (
+        client.get(f"/reports/dashboard?scope={scope.key}&from=2020-01&to={MONTH}").status_code
+        == 400
+    )
+
+
+def test_dashboard_shows_change_for_the_main_figures_and_outcome_shares(client, dataset):
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    scope = Scope("region", regions[0].id)
+    html = client.get(
+        f"/reports/dashboard?scope={scope.key}&month={MONTH}", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    rollup = services.rollup(scope, MONTH)
+    assert rollup.previous_total["citizens_received"] == 0  # nothing happened in August
+    assert f"<td>{rollup.total['sessions_held']:+d}</td>" in html
+    assert f"<td>{rollup.total['citizens_received']:+d}</td>" in html
+    assert "Share satisfied (4–5)" in html  # its change is "—": August has no ratings
+    assert rollup.change("resolved_share") is None
+    assert "Outcome shares (table)" in html
+    assert "/reports/chart/outcomes.svg" in html
+    chart = client.get(f"/reports/chart/outcomes.svg?scope={scope.key}&month={MONTH}")
+    assert chart.status_code == 200 and b"<svg" in chart.get_data()
+    policy = chart.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "style-src 'unsafe-inline'" in policy
+    assert "script-src 'self'" in policy
+    assert chart.headers["X-Frame-Options"] == "DENY"
+    assert chart.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _admin_client(client):
+    admin = make_user(Role.admin)
+    sign_in(client, admin.email, PASSWORD)
+    return admin
+
+
+def test_a_national_export_runs_in_the_background_for_its_officer_only(
+    app, client, dataset, tmp_path
+):
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    _admin_client(client)
+    response = client.get(
+        f"/reports/download?scope=nation&month={MONTH}&format=xlsx",
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 303
+    progress_url = response.headers["Location"]
+    page = client.get(progress_url, headers={"Accept-Language": "en"})
+    assert "being prepared: 0% done" in page.get_data(as_text=True)
+    assert page.headers["Refresh"] == "3"
+
+    # Without Redis, the cron command runs what is queued (any instance may run it).
+    result = app.test_cli_runner().invoke(args=["reports", "exports"])
+    assert result.exit_code == 0 and "exports run: 1" in result.output
+    job = db.session.scalars(select(ReportExport)).one()
+    db.session.refresh(job)
+    assert job.status == "done" and job.done_rows == job.total_rows > 0
+    page = client.get(progress_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "The report is ready." in page
+    file_url = f"{progress_url}/file"
+    assert file_url in page
+    download = client.get(file_url)
+    assert download.status_code == 200
+    (tmp_path / "got.xlsx").write_bytes(download.get_data())
+    book = CalamineWorkbook.from_path(str(tmp_path / "got.xlsx"))
+    assert book.sheet_names == ["Region", "District", "Institution", "Institution type"]
+    regions_sheet = book.get_sheet_by_name("Region").to_python()
+    nation = services.rollup(Scope("nation"), MONTH, grouping="region")
+    assert regions_sheet[-2][11] == nation.total["citizens_received"]
+    assert regions_sheet[-2][1] == nation.total["sessions_planned"]
+
+    # Another officer cannot follow or fetch it, even with the link.
+    client.post(
+        "/auth/sign-out",
+        data={"csrf_token": csrf_from(client.get("/reports/dashboard").get_data(as_text=True))},
+    )
+    _admin_client(client)
+    assert client.get(progress_url).status_code == 404
+    assert client.get(file_url).status_code == 404
+
+
+def test_an_expired_export_link_is_gone_and_its_file_removed(app, client, dataset, tmp_path):
+    from receptions.reports import jobs
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    _admin_client(client)
+    response = client.get(f"/reports/download?scope=nation&month={MONTH}&format=csv")
+    jobs.run_pending()
+    job = db.session.scalars(select(ReportExport)).one()
+    assert (tmp_path / f"{job.token}.csv").exists()
+    job.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    db.session.commit()
+    page = client.get(response.headers["Location"], headers={"Accept-Language": "en"})
+    assert page.status_code == 404 and "has expired" in page.get_data(as_text=True)
+    assert client.get(response.headers["Location"] + "/file").status_code == 404
+    assert jobs.purge_expired() == 1
+    assert not (tmp_path / f"{job.token}.csv").exists()
+
+
+def test_with_redis_an_rq_worker_prepares_the_export(
+    app, client, dataset, db_url, tmp_path, monkeypatch
+):
+    import redis
+    from rq import Queue, SimpleWorker
+
+    from receptions.reports.jobs import QUEUE
+    from receptions.reports.models import ReportExport
+
+    redis_url = "redis://127.0.0.1:6379/14"
+    try:
+        connection = redis.Redis.from_url(redis_url)
+        connection.ping()
+    except redis.RedisError:
+        from tests.conftest import skip_unless_ci
+
+        skip_unless_ci("Redis is not reachable at 127.0.0.1:6379")
+    queue = Queue(QUEUE, connection=connection)
+    queue.empty()
+    app.config["REDIS_URL"] = redis_url
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    monkeypatch.setenv("ASHYQ_ENV", "testing")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    _admin_client(client)
+    response = client.get(
+        f"/reports/download?scope=nation&month={MONTH}&format=csv",
+        headers={"Accept-Language": "ru"},
+    )
+    assert response.status_code == 303 and queue.count == 1
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    db.session.rollback()
+    job = db.session.scalars(select(ReportExport)).one()
+    assert job.status == "done"
+    rows = list(csv.reader(io.StringIO((tmp_path / f"{job.token}.csv").read_text("utf-8-sig"))))
+    assert rows[0][0] == "Область"  # the officer's language, though a worker wrote it
+    nation = services.rollup(Scope("nation"), MONTH, grouping="region")
+    assert rows[-2][11] == str(nation.total["citizens_received"])

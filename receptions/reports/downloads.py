@@ -1,0 +1,145 @@
+"""What a download holds and how it is written: one code path for the view, the CLI and the job."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from flask import render_template
+from flask_babel import gettext as _
+
+from . import charts, exports, services
+from .scope import Period, Scope
+
+FIRST_HEADERS = {
+    "region": lambda: _("Region"),
+    "district": lambda: _("District"),
+    "institution": lambda: _("Institution"),
+    "institution_type": lambda: _("Institution type"),
+}
+SHEET_LEVELS = {
+    "nation": ["region", "district", "institution", "institution_type"],
+    "region": ["district", "institution", "institution_type"],
+    "district": ["institution", "institution_type"],
+    "institution": ["institution"],
+}
+FORMATS = ("csv", "xlsx", "pdf")
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+# Larger than this and the download is a background job with a progress page.
+BACKGROUND_GROUPS = 500
+BACKGROUND_MONTHS = 6
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    scope: Scope
+    period: Period
+    grouping: str
+    kind: str
+
+    @property
+    def filename(self) -> str:
+        scope = self.scope.key.replace(":", "-").replace(";", "-")
+        months = (
+            self.period.first
+            if self.period.months == 1
+            else f"{self.period.first}--{self.period.last}"
+        )
+        return f"ashyq-esik-{scope}-{months}.{self.kind}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.scope.name()} — {self.period.label}"
+
+    def levels(self) -> list[str]:
+        return SHEET_LEVELS[self.scope.level] if self.kind == "xlsx" else [self.grouping]
+
+
+def is_large(spec: ExportSpec) -> bool:
+    """National exports and long regional ranges run in the background, never in a request."""
+    if spec.scope.level == "nation" or spec.period.months >= BACKGROUND_MONTHS:
+        return True
+    return services.count_groups(spec.scope, "institution") > BACKGROUND_GROUPS
+
+
+def rows_to_write(spec: ExportSpec) -> int:
+    """The length of the progress bar: every group of every sheet."""
+    return sum(services.count_groups(spec.scope, level) for level in spec.levels())
+
+
+def _rows(spec: ExportSpec, grouping: str, progress: Progress | None) -> Any:
+    return services.iter_figures(
+        spec.scope, grouping, spec.period.first, spec.period.months, progress=progress
+    )
+
+
+def _previous(spec: ExportSpec) -> services.Figures:
+    before = services.previous_period(spec.period.first, spec.period.months)
+    return services.period_total(spec.scope, before, spec.period.months)
+
+
+def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None = None) -> None:
+    """Write the download to a binary file, row by row from the database."""
+    if spec.kind == "csv":
+        for chunk in iter_csv(spec, progress):
+            handle.write(chunk.encode("utf-8"))
+    elif spec.kind == "xlsx":
+        sheets = (
+            (FIRST_HEADERS[level](), FIRST_HEADERS[level](), _rows(spec, level, progress))
+            for level in spec.levels()
+        )
+        exports.write_xlsx(sheets, _previous(spec), handle, spec.title)
+    else:
+        html = pdf_html(spec)
+        if progress is not None:
+            progress(rows_to_write(spec))
+        handle.write(exports.render_pdf(html))
+
+
+def iter_csv(spec: ExportSpec, progress: Progress | None = None) -> Any:
+    return exports.iter_csv(
+        _rows(spec, spec.grouping, progress), FIRST_HEADERS[spec.grouping](), _previous(spec)
+    )
+
+
+def trend_svg(scope: Scope, period: Period, series: list[tuple[Any, str, str]]) -> str:
+    trend = services.monthly_trend(scope, period.last, 12)
+    return charts.trend_chart(
+        [m for m, _ in trend],
+        [(str(label), [f[name] for _, f in trend], colour) for name, label, colour in series],
+        _("Monthly trend"),
+    )
+
+
+def pdf_html(spec: ExportSpec) -> str:
+    rollup = services.rollup(
+        spec.scope, spec.period.first, grouping=spec.grouping, months=spec.period.months
+    )
+    chart_svg = trend_svg(
+        spec.scope,
+        spec.period,
+        [
+            ("citizens_received", _("Citizens received"), "#005a8c"),
+            ("resolved", _("Resolved positively"), "#1e6b34"),
+            ("pending", _("Being resolved"), "#b3261e"),
+        ],
+    )
+    return render_template(
+        "reports/pdf.html",
+        rollup=rollup,
+        scope_name=spec.scope.name(),
+        month=spec.period.label,
+        columns=exports.PDF_COLUMNS,
+        chart_src="data:image/svg+xml;base64," + base64.b64encode(chart_svg.encode()).decode(),
+        first_header=FIRST_HEADERS[spec.grouping](),
+        values=lambda row: exports.values(row, exports.PDF_COLUMNS),
+        change=exports.change_values(rollup.total, rollup.previous_total, exports.PDF_COLUMNS),
+    )
