@@ -1,0 +1,93 @@
+"""axe-core finds no serious or critical WCAG 2.1 A/AA violation on any public page or the staff
+agenda, in Kazakh, Russian and English (markup only, so on SQLite)."""
+
+from __future__ import annotations
+
+import pytest
+
+from receptions.auth.models import Role
+from receptions.auth.services import issue_password_token
+from receptions.extensions import db
+from tests.browser.conftest import axe_violations, one_database
+from tests.factories import PASSWORD, make_open_session, make_topic, make_user
+from tests.hostile import booking_with_token, outcome_long_ago
+
+LOCALES = ["kk-KZ", "ru-RU", "en-GB"]
+
+
+@pytest.fixture
+def visited(places):
+    """Bookings in every state a public page can show, and a head with a day to run."""
+    school = places[0]
+    topic = make_topic(name_kk="Білім беру", name_ru="Образование", name_en="Education")
+    future = make_open_session(school, slots=3, starts_in_hours=72, kind="open_door")
+    booking, token = booking_with_token(future.slots[0], topic=topic)
+    booking_with_token(future.slots[2], topic=topic)  # a full slot: the "taken" page
+    past = make_open_session(school, slots=1, starts_in_hours=-24 * 40)
+    attended, attended_token = booking_with_token(past.slots[0], topic=topic)
+    outcome_long_ago(attended)
+    today = make_open_session(school, slots=2, starts_in_hours=-0.1)
+    booking_with_token(today.slots[0], topic=topic, accessibility=["wheelchair"])
+    head = make_user(Role.head, institution=school)
+    invite = issue_password_token(make_user(Role.staff, institution=school, password=None))
+    db.session.commit()
+    return (
+        {
+            "/": "/",
+            "search": "/institutions?q=мектеп",
+            "search, nothing found": "/institutions?q=жоқ-нәрсе",
+            "region": "/regions/KZ-97",
+            "district": "/regions/KZ-97/qala",
+            "institution": f"/institutions/{school.id}",
+            "booking form": f"/book/{future.slots[1].id}",
+            "slot taken": f"/book/{future.slots[2].id}",
+            "manage page": f"/m/{token}?new=1",
+            "reschedule": f"/m/{token}/reschedule",
+            "cancel confirmation": f"/m/{token}/cancel",
+            "manage page after the meeting": f"/m/{attended_token}",
+            "status lookup": "/status",
+            "status": f"/status/{booking.reference}",
+            "status not found": "/status/ZZZ-999999",
+            "district results": "/results/KZ-97/qala",
+            "institution results": f"/results/institutions/{school.id}",
+            "sign-in": "/auth/sign-in",
+            "set password": f"/auth/set-password/{invite}",
+            "404 page": "/no-such-page",
+        },
+        head,
+        f"/staff/institutions/{school.id}/agenda",
+    )
+
+
+def _sign_in(page, user) -> None:
+    page.goto(page.base_url + "/auth/sign-in")
+    page.fill("#email", user.email)
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    page.wait_for_url("**/staff/")
+
+
+@one_database
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_public_page_and_the_agenda_pass_axe(page, visited, locale):
+    public, head, agenda = visited
+    language = locale.split("-")[0]
+    found = {}
+
+    def check(name: str) -> None:
+        assert page.locator("html").get_attribute("lang") == language, name
+        found[name] = axe_violations(page)
+
+    for name, path in public.items():
+        page.goto(page.base_url + path)
+        check(name)
+    page.goto(page.base_url + public["booking form"])
+    with page.expect_navigation():  # an empty form, as a citizen who pressed Enter too early
+        page.locator("form button[type=submit]").last.click()
+    check("booking form with errors")
+    _sign_in(page, head)
+    page.goto(page.base_url + agenda)
+    check("staff agenda")
+    page.goto(page.base_url + agenda + "?view=week")
+    check("staff agenda, week")
+    assert {name: v for name, v in found.items() if v} == {}
