@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+from wtforms.widgets import HiddenInput
 
 from ..booking import identity
 
@@ -19,7 +36,12 @@ RECEIVED_BY_CHOICES = [("head", _l("The head")), ("deputy", _l("A deputy"))]
 
 class WalkInForm(FlaskForm):
     normalised_phone = ""  # set by validate_phone when a number is given
-    name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    # Keyboard-first: the cursor waits in the name, Tab moves on, Enter in any line registers.
+    name = StringField(
+        _l("Full name"),
+        validators=[DataRequired(), Length(max=200)],
+        render_kw={"autofocus": True},
+    )
     topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
     summary = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
     iin = StringField(_l("IIN (optional)"), validators=[Optional()])
@@ -86,6 +108,10 @@ class CloseSessionForm(FlaskForm):
     reason = StringField(
         _l("Reason, if it did not take place"), validators=[Optional(), Length(max=500)]
     )
+    # An explicit, audited confirmation: check-in is never automatic. `unmarked` is the number the
+    # page showed, so that a confirmation never covers a booking the user did not see.
+    mark_no_shows = BooleanField(_l("Mark the remaining bookings as no-show"))
+    unmarked = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)])
 
 
 class SignOffForm(FlaskForm):

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..auth.models import User
 from ..booking.models import Booking, Topic
 from ..database import UTCDateTime, utcnow
 from ..extensions import db
@@ -138,3 +139,5 @@ class MonthSignoff(db.Model):
     )
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+    signed_by: Mapped[User | None] = relationship()

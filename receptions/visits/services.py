@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
+from flask_babel import format_date
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import selectinload
@@ -25,16 +28,37 @@ from ..extensions import db
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
-from ..schedules.models import ScheduledSession, SessionStatus
+from ..schedules.models import ScheduledSession, SessionStatus, Slot
+from .labels import MONTH_FIGURE_KEYS
 from .models import MonthSignoff, Outcome, Question, QuestionEvent, ReceivedBy, Visit
 
+RecordT = TypeVar("RecordT")
 WORKSPACE_ROLES = (Role.staff, Role.head)
 DEFAULT_DUE_DAYS = 15
 CLOSEOUT_REMINDER_DAYS = (1, 3)
+# Dates staff may ask for: nothing was recorded before 2000, nothing is planned beyond two years,
+# and the calendar arithmetic of dates near year 1 or 9999 overflows.
+EARLIEST_DAY = date(2000, 1, 1)
+YEARS_AHEAD = 2
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class StaleRecord(Conflict):
     message = _l("Someone else changed this record in the meantime. Reload the page and try again.")
+
+
+class DateOutOfRange(DomainError):
+    status_code = 400
+
+
+class SessionClosed(Conflict):
+    """Check-ins, walk-ins and questions of a held or cancelled session are final."""
+
+    message = _l("This session is closed: its check-ins, walk-ins and questions are final.")
+
+
+class UnmarkedBookings(Conflict):
+    message = _l("Some bookings are not marked as attended or no-show.")
 
 
 def require_workspace(actor: User, institution_id: int) -> Institution:
@@ -52,6 +76,79 @@ def local_today(institution: Institution) -> date:
     return clock_now().astimezone(tz_of(institution)).date()
 
 
+def latest_day(today: date) -> date:
+    try:
+        return today.replace(year=today.year + YEARS_AHEAD)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year + YEARS_AHEAD, day=28)
+
+
+def check_day_in_range(day: date, today: date) -> date:
+    """A date staff may look at: from 2000 to two years ahead; anything else is a 400."""
+    last = latest_day(today)
+    if not EARLIEST_DAY <= day <= last:
+        raise DateOutOfRange(
+            _(
+                "Choose a date between %(first)s and %(last)s.",
+                first=format_date(EARLIEST_DAY, "d MMMM y"),
+                last=format_date(last, "d MMMM y"),
+            )
+        )
+    return day
+
+
+def parse_day(text: str, institution: Institution) -> date:
+    """The `date` argument of the agenda and the register: today when empty."""
+    today = local_today(institution)
+    if not text:
+        return today
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as error:
+        raise DateOutOfRange(_("Enter the date as YYYY-MM-DD, e.g. 2026-11-27.")) from error
+    return check_day_in_range(day, today)
+
+
+def parse_month(text: str, institution: Institution) -> str:
+    """A month as YYYY-MM between January 2000 and two years ahead; anything else is a 400."""
+    match = MONTH_RE.match(text)
+    if not match:
+        raise DateOutOfRange(_("The month must look like 2026-11."))
+    last = latest_day(local_today(institution))
+    if (
+        not (EARLIEST_DAY.year, 1)
+        <= (int(match.group(1)), int(match.group(2)))
+        <= (
+            last.year,
+            last.month,
+        )
+    ):
+        raise DateOutOfRange(
+            _(
+                "Choose a month between %(first)s and %(last)s.",
+                first=EARLIEST_DAY.strftime("%Y-%m"),
+                last=last.strftime("%Y-%m"),
+            )
+        )
+    return text
+
+
+def _lock_session(session_id: int) -> ScheduledSession:
+    """The session row, locked: check-ins, walk-ins and close-out take it first, in this order."""
+    session = db.session.get(ScheduledSession, session_id, with_for_update=True)
+    if session is None:
+        raise NotInScope()
+    return session
+
+
+def require_open(session: ScheduledSession) -> None:
+    """Once held or cancelled, what happened at a session is final (planned vs held is exact)."""
+    if session.status == SessionStatus.cancelled:
+        raise SessionClosed(str(_l("This session was cancelled.")))
+    if session.status != SessionStatus.planned:
+        raise SessionClosed()
+
+
 # --- agenda ------------------------------------------------------------------------------------
 
 
@@ -63,9 +160,22 @@ class AgendaSession:
     visits_by_booking: dict[int, Visit] = field(default_factory=dict)
 
 
-def agenda(actor: User, institution_id: int, day: date, days: int = 1) -> list[AgendaSession]:
-    """Sessions of one day (or week) with their bookings and walk-ins; the view is audited."""
+@dataclass
+class Agenda:
+    first_day: date
+    days: int
+    sessions: list[AgendaSession]
+
+
+def agenda(
+    actor: User, institution_id: int, day: date, *, week: bool = False, page: str = "agenda"
+) -> Agenda:
+    """Sessions of one day (or the week around it) with bookings and walk-ins; audited as `page`."""
     institution = require_workspace(actor, institution_id)
+    check_day_in_range(day, local_today(institution))
+    if week:
+        day = day - timedelta(days=day.weekday())
+    days = 7 if week else 1
     zone = tz_of(institution)
     start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
     end = start + timedelta(days=days)
@@ -118,23 +228,28 @@ def agenda(actor: User, institution_id: int, day: date, days: int = 1) -> list[A
             "personal_data.viewed",
             "institution",
             institution_id,
-            page="agenda",
+            page=page,
             day=day.isoformat(),
             days=days,
             bookings=len(bookings),
         )
-    return list(result.values())
+    return Agenda(day, days, list(result.values()))
 
 
 # --- check-in -----------------------------------------------------------------------------------
 
 
-def _booking_in_workspace(actor: User, booking_id: int) -> Booking:
-    booking = db.session.get(Booking, booking_id)
-    if booking is None:
+def _in_workspace(actor: User, model: type[RecordT], record_id: int) -> RecordT:
+    """A booking, session, visit or question of the actor's own institution; 404 otherwise."""
+    record = db.session.get(model, record_id)
+    if record is None:
         raise NotInScope()
-    require_workspace(actor, booking.institution_id)
-    return booking
+    require_workspace(actor, record.institution_id)  # type: ignore[attr-defined]
+    return record
+
+
+def _booking_in_workspace(actor: User, booking_id: int) -> Booking:
+    return _in_workspace(actor, Booking, booking_id)
 
 
 def _status_event(booking: Booking | None, kind: str, **details: Any) -> None:
@@ -153,13 +268,13 @@ def _status_event(booking: Booking | None, kind: str, **details: Any) -> None:
 def check_in(actor: User, booking_id: int, mark: str) -> Booking:
     """Mark attended or no-show, or undo that on the same day. Never automatic."""
     booking = _booking_in_workspace(actor, booking_id)
+    session_id = booking.session_id
     with write_transaction():
+        session = _lock_session(session_id)
         booking = db.session.get(Booking, booking_id, with_for_update=True)
         assert booking is not None
-        session = booking.session
         today = local_today(booking.institution)
-        if session.status == SessionStatus.cancelled:
-            raise Conflict(str(_l("This session was cancelled.")))
+        require_open(session)
         if mark in ("attended", "no_show"):
             if booking.status != BookingStatus.booked:
                 raise Conflict(str(_l("This booking is already marked or was cancelled.")))
@@ -209,10 +324,15 @@ def check_in(actor: User, booking_id: int, mark: str) -> Booking:
 
 
 def _session_in_workspace(actor: User, session_id: int) -> ScheduledSession:
-    session = db.session.get(ScheduledSession, session_id)
-    if session is None:
-        raise NotInScope()
-    require_workspace(actor, session.institution_id)
+    return _in_workspace(actor, ScheduledSession, session_id)
+
+
+def session_for_walk_in(actor: User, session_id: int) -> ScheduledSession:
+    """The session a walk-in is registered at: the institution's own, open, and not in the future."""
+    session = _session_in_workspace(actor, session_id)
+    require_open(session)
+    if session.local_date > local_today(session.institution):
+        raise DomainError(str(_l("Walk-ins are registered on the day of the session.")))
     return session
 
 
@@ -229,12 +349,10 @@ def register_walk_in(
     received_by_name: str = "",
 ) -> Visit:
     """A citizen who came without booking: seconds to record, then questions as for anyone."""
-    session = _session_in_workspace(actor, session_id)
-    if session.status == SessionStatus.cancelled:
-        raise Conflict(str(_l("This session was cancelled.")))
-    if session.local_date > local_today(session.institution):
-        raise DomainError(str(_l("Walk-ins are registered on the day of the session.")))
+    session_for_walk_in(actor, session_id)
     with write_transaction():
+        session = _lock_session(session_id)
+        require_open(session)
         visit = Visit(
             session_id=session.id,
             institution_id=session.institution_id,
@@ -277,11 +395,7 @@ def _add_question(visit: Visit, topic_id: int, summary: str, actor: User) -> Que
 
 
 def visit_in_workspace(actor: User, visit_id: int) -> Visit:
-    visit = db.session.get(Visit, visit_id)
-    if visit is None:
-        raise NotInScope()
-    require_workspace(actor, visit.institution_id)
-    return visit
+    return _in_workspace(actor, Visit, visit_id)
 
 
 def open_visit(actor: User, visit_id: int) -> Visit:
@@ -296,8 +410,10 @@ def open_visit(actor: User, visit_id: int) -> Visit:
 
 def set_received_by(actor: User, visit_id: int, received_by: ReceivedBy, name: str) -> Visit:
     """Who actually received the citizen: the head, or a deputy standing in."""
-    visit_in_workspace(actor, visit_id)
+    visit = visit_in_workspace(actor, visit_id)
+    session_id = visit.session_id
     with write_transaction():
+        require_open(_lock_session(session_id))
         visit = db.session.get(Visit, visit_id)
         assert visit is not None
         visit.received_by = received_by.value
@@ -307,8 +423,11 @@ def set_received_by(actor: User, visit_id: int, received_by: ReceivedBy, name: s
 
 
 def add_question(actor: User, visit_id: int, topic_id: int, summary: str) -> Question:
-    visit_in_workspace(actor, visit_id)
+    """A further question raised at the visit; not once the session is closed."""
+    visit = visit_in_workspace(actor, visit_id)
+    session_id = visit.session_id
     with write_transaction():
+        require_open(_lock_session(session_id))
         visit = db.session.get(Visit, visit_id)
         assert visit is not None
         _check_visit_open(visit)
@@ -322,6 +441,10 @@ def _check_visit_open(visit: Visit) -> None:
         raise Conflict(str(_l("The booking of this visit is not marked as attended.")))
 
 
+def question_in_workspace(actor: User, question_id: int) -> Question:
+    return _in_workspace(actor, Question, question_id)
+
+
 def record_outcome(
     actor: User,
     question_id: int,
@@ -332,12 +455,13 @@ def record_outcome(
     note: str = "",
     expected_version: int | None = None,
 ) -> Question:
-    """Resolved, explained, or pending with a responsible person and a due date."""
-    question = db.session.get(Question, question_id)
-    if question is None:
-        raise NotInScope()
-    institution = require_workspace(actor, question.institution_id)
-    today = local_today(institution)
+    """Resolved, explained, or pending with a responsible person and a due date.
+
+    Outcomes may still be recorded after the session is closed: following up a pending question
+    is the normal flow, and the month's sign-off versions show any later change.
+    """
+    question = question_in_workspace(actor, question_id)
+    today = local_today(question.visit.session.institution)
     if outcome is Outcome.pending:
         due_date = due_date or today + timedelta(days=DEFAULT_DUE_DAYS)
         if not responsible.strip():
@@ -356,6 +480,8 @@ def record_outcome(
             kind = "outcome" if question.outcome is None else "closed"
             if kind == "closed" and outcome is Outcome.pending:
                 raise Conflict(str(_l("This question is already pending.")))
+            if kind == "closed" and not note.strip():
+                raise DomainError(str(_l("Describe what was done to close the question.")))
             question.outcome = outcome.value
             question.outcome_at = clock_now()
             question.responsible = (
@@ -376,13 +502,8 @@ def record_outcome(
                     user_id=actor.id,
                 )
             )
-            booking = question.visit.booking
-            _status_event(
-                booking,
-                outcome.value,
-                due_date=question.due_date if outcome is Outcome.pending else None,
-            )
-            outbox = _notify_outcome(booking)
+            # The citizen's status page reads this question's history from question_event.
+            outbox = _notify_outcome(question.visit.booking)
             audit("question.outcome", "question", question.id, outcome=outcome.value, step=kind)
             db.session.flush()
     except StaleDataError as error:
@@ -413,9 +534,9 @@ def _notify_outcome(booking: Booking | None) -> list[Notification | None]:
 
 
 def follow_up(actor: User, institution_id: int) -> list[Question]:
-    """Pending questions, overdue first (earliest due date first)."""
+    """Pending questions, overdue first (earliest due date first); names are shown, so audited."""
     require_workspace(actor, institution_id)
-    return list(
+    questions = list(
         db.session.scalars(
             select(Question)
             .where(
@@ -427,36 +548,96 @@ def follow_up(actor: User, institution_id: int) -> list[Question]:
             .order_by(Question.due_date, Question.id)
         )
     )
+    with write_transaction():
+        audit(
+            "personal_data.viewed",
+            "institution",
+            institution_id,
+            page="follow_up",
+            questions=len(questions),
+        )
+    return questions
 
 
 # --- close-out -----------------------------------------------------------------------------------
 
 
-def sessions_to_close(actor: User, institution_id: int) -> list[ScheduledSession]:
-    require_workspace(actor, institution_id)
+@dataclass
+class SessionToClose:
+    session: ScheduledSession
+    unmarked: list[Booking]
+
+
+def _unmarked_bookings(session_id: int) -> list[Booking]:
+    """Bookings of the session nobody marked as attended or no-show."""
     return list(
         db.session.scalars(
-            select(ScheduledSession)
-            .where(
-                ScheduledSession.institution_id == institution_id,
-                ScheduledSession.status == SessionStatus.planned.value,
-                ScheduledSession.ends_at <= clock_now(),
-            )
-            .order_by(ScheduledSession.starts_at)
+            select(Booking)
+            .join(Booking.slot)
+            .where(Booking.session_id == session_id, Booking.status == BookingStatus.booked.value)
+            .options(selectinload(Booking.slot))
+            .order_by(Slot.starts_at, Booking.id)
         )
     )
 
 
+def sessions_to_close(actor: User, institution_id: int) -> list[SessionToClose]:
+    """Past sessions still open, each with the bookings nobody marked (names shown: audited)."""
+    require_workspace(actor, institution_id)
+    sessions = db.session.scalars(
+        select(ScheduledSession)
+        .where(
+            ScheduledSession.institution_id == institution_id,
+            ScheduledSession.status == SessionStatus.planned.value,
+            ScheduledSession.ends_at <= clock_now(),
+        )
+        .order_by(ScheduledSession.starts_at)
+    ).all()
+    items = [SessionToClose(s, _unmarked_bookings(s.id)) for s in sessions]
+    shown = sum(len(item.unmarked) for item in items)
+    if shown:
+        with write_transaction():
+            audit(
+                "personal_data.viewed",
+                "institution",
+                institution_id,
+                page="close_out",
+                bookings=shown,
+            )
+    return items
+
+
+def _unmarked_message(unmarked: list[Booking], zone: ZoneInfo) -> str:
+    listed = ", ".join(
+        f"{b.slot.starts_at.astimezone(zone):%H:%M} {b.citizen_name}" for b in unmarked
+    )
+    return _(
+        "Mark every booking as attended or no-show before closing the session, or confirm "
+        "that the remaining %(count)s did not come. Not marked: %(bookings)s.",
+        count=len(unmarked),
+        bookings=listed,
+    )
+
+
 def close_session(
-    actor: User, session_id: int, *, held: bool, reason: str = ""
+    actor: User,
+    session_id: int,
+    *,
+    held: bool,
+    reason: str = "",
+    mark_no_shows: int | None = None,
 ) -> ScheduledSession:
-    """Held (the count of citizens received is taken from the visits) or cancelled with a reason."""
+    """Held (the count of citizens received is taken from the visits) or cancelled with a reason.
+
+    Check-in is never automatic: a session is closed as held only when every booking is marked,
+    or when staff confirm that exactly the `mark_no_shows` remaining bookings did not come; each
+    of those is audited under the confirming user.
+    """
     session = _session_in_workspace(actor, session_id)
     if not held and not reason.strip():
         raise DomainError(str(_l("Give the reason why the session did not take place.")))
     with write_transaction():
-        session = db.session.get(ScheduledSession, session_id, with_for_update=True)
-        assert session is not None
+        session = _lock_session(session_id)
         if session.status != SessionStatus.planned:
             raise Conflict(str(_l("This session is already closed.")))
         if session.ends_at > clock_now():
@@ -467,24 +648,35 @@ def close_session(
             )
             or 0
         )
+        marked_no_show = 0
         if held:
+            unmarked = _unmarked_bookings(session.id)
+            if unmarked and mark_no_shows is None:
+                raise UnmarkedBookings(_unmarked_message(unmarked, tz_of(session.institution)))
+            if mark_no_shows is not None and mark_no_shows != len(unmarked):
+                raise StaleRecord()  # the list changed since the page was shown
+            for booking in unmarked:  # confirmed by the user: they did not come
+                booking.status = BookingStatus.no_show.value
+                booking.checked_in_at = clock_now()
+                _status_event(booking, "no_show")
+                audit("booking.check_in", "booking", booking.id, mark="no_show", close_out=True)
+            marked_no_show = len(unmarked)
             session.status = SessionStatus.held.value
             session.received_count = received
-            pending = db.session.scalars(
-                select(Booking).where(
-                    Booking.session_id == session.id, Booking.status == BookingStatus.booked.value
-                )
-            )
-            for booking in pending:  # nobody checked them in: they did not come
-                booking.status = BookingStatus.no_show.value
-                _status_event(booking, "no_show")
         else:
             if received:
                 raise Conflict(str(_l("Citizens were received at this session: close it as held.")))
             session.status = SessionStatus.cancelled.value
             session.cancel_reason = reason.strip()
         session.closed_at = clock_now()
-        audit("session.closed", "session", session.id, held=held, received=received)
+        audit(
+            "session.closed",
+            "session",
+            session.id,
+            held=held,
+            received=received,
+            marked_no_show=marked_no_show,
+        )
     return session
 
 
@@ -561,9 +753,34 @@ def signoffs(institution_id: int, month: str) -> list[MonthSignoff]:
         db.session.scalars(
             select(MonthSignoff)
             .where(MonthSignoff.institution_id == institution_id, MonthSignoff.month == month)
+            .options(selectinload(MonthSignoff.signed_by))
             .order_by(MonthSignoff.version)
         )
     )
+
+
+@dataclass
+class MonthOverview:
+    month: str
+    live: dict[str, int]
+    versions: list[MonthSignoff]
+    # figure -> (as signed in the latest version, live now), only where the two differ
+    changes: dict[str, tuple[int, int]]
+
+
+def month_overview(actor: User, institution_id: int, month: str) -> MonthOverview:
+    """Every signed version's frozen figures and what changed since the latest was signed."""
+    institution = require_workspace(actor, institution_id)
+    month = parse_month(month, institution)
+    live = month_figures(institution_id, month)
+    versions = signoffs(institution_id, month)
+    changes: dict[str, tuple[int, int]] = {}
+    if versions:
+        signed = versions[-1].figures
+        for key in MONTH_FIGURE_KEYS:
+            if signed.get(key, 0) != live.get(key, 0):
+                changes[key] = (signed.get(key, 0), live.get(key, 0))
+    return MonthOverview(month, live, versions, changes)
 
 
 def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -> MonthSignoff:
@@ -571,8 +788,8 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
     if actor.role_enum is not Role.head:
         raise Forbidden()
     institution = require_workspace(actor, institution_id)
-    zone = tz_of(institution)
-    _start, end = month_bounds(month, zone)
+    month = parse_month(month, institution)
+    _start, end = month_bounds(month, tz_of(institution))
     if end > clock_now():
         raise DomainError(str(_l("A month can be signed off once it is over.")))
     with write_transaction():

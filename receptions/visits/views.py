@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,7 +13,6 @@ from .. import access
 from ..booking import identity
 from ..booking.services import active_topics
 from ..errors import DomainError, form_error_message
-from ..extensions import db
 from ..schedules.models import ScheduledSession
 from . import services
 from .forms import (
@@ -25,40 +24,33 @@ from .forms import (
     SignOffForm,
     WalkInForm,
 )
-from .models import Outcome, Question, ReceivedBy
+from .history import question_history
+from .labels import MONTH_FIGURES, session_status_label
+from .models import Outcome, ReceivedBy
 
 bp = Blueprint("visits", __name__, url_prefix="/staff")
 WORKSPACE = access.role_required(*services.WORKSPACE_ROLES)
-
-
-def _day_arg(institution) -> date:  # type: ignore[no-untyped-def]
-    value = request.args.get("date", "")
-    if not value:
-        return services.local_today(institution)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        abort(400)
+# The booking's public status page shows each question's history through this helper.
+bp.add_app_template_global(question_history, "question_history")
+bp.add_app_template_global(session_status_label, "session_status_label")
 
 
 @bp.route("/institutions/<int:institution_id>/agenda")
 @WORKSPACE
 def agenda(institution_id: int):
     institution = services.require_workspace(current_user, institution_id)
-    day = _day_arg(institution)
+    day = services.parse_day(request.args.get("date", ""), institution)
     week = request.args.get("view") == "week"
-    if week:
-        day = day - timedelta(days=day.weekday())
-    sessions = services.agenda(current_user, institution_id, day, 7 if week else 1)
+    result = services.agenda(current_user, institution_id, day, week=week)
     return render_template(
         "visits/agenda.html",
         institution=institution,
-        day=day,
+        day=result.first_day,
         week=week,
-        sessions=sessions,
+        sessions=result.sessions,
         form=FlaskForm(),
         mask_iin=identity.mask_iin,
-        step=timedelta(days=7 if week else 1),
+        step=timedelta(days=result.days),
         today=services.local_today(institution),
     )
 
@@ -67,13 +59,13 @@ def agenda(institution_id: int):
 @WORKSPACE
 def register(institution_id: int):
     institution = services.require_workspace(current_user, institution_id)
-    day = _day_arg(institution)
-    sessions = services.agenda(current_user, institution_id, day)
+    day = services.parse_day(request.args.get("date", ""), institution)
+    result = services.agenda(current_user, institution_id, day, page="register")
     return render_template(
         "visits/register.html",
         institution=institution,
         day=day,
-        sessions=sessions,
+        sessions=result.sessions,
         mask_iin=identity.mask_iin,
     )
 
@@ -100,7 +92,7 @@ def check_in(booking_id: int):
 @bp.route("/sessions/<int:session_id>/walk-in", methods=["GET", "POST"])
 @WORKSPACE
 def walk_in(session_id: int):
-    session = services._session_in_workspace(current_user, session_id)
+    session = services.session_for_walk_in(current_user, session_id)
     form = WalkInForm()
     form.topic_id.choices = [(t.id, t.name) for t in active_topics()]
     if form.validate_on_submit():
@@ -135,7 +127,8 @@ def visit(visit_id: int):
         return redirect(url_for("visits.visit", visit_id=visit_id), 303)
     status = 422 if form.is_submitted() else 200
     outcome_forms = {
-        q.id: OutcomeForm(prefix=f"q{q.id}", version=q.version) for q in visit.questions
+        q.id: _outcome_form_class(q.outcome)(prefix=f"q{q.id}", version=q.version)
+        for q in visit.questions
     }
     received_form = ReceivedByForm(
         received_by=visit.received_by, received_by_name=visit.received_by_name
@@ -164,21 +157,25 @@ def received_by(visit_id: int):
     return redirect(url_for("visits.visit", visit_id=visit_id), 303)
 
 
+def _outcome_form_class(current_outcome: str | None) -> type[OutcomeForm | CloseQuestionForm]:
+    """A question without an outcome gets one; a pending one is closed with a note of what was done."""
+    return CloseQuestionForm if current_outcome == Outcome.pending else OutcomeForm
+
+
 @bp.route("/questions/<int:question_id>/outcome", methods=["POST"])
 @WORKSPACE
 def outcome(question_id: int):
-    question = db.session.get(Question, question_id)
-    if question is None:
-        abort(404)
-    form = OutcomeForm(prefix=f"q{question_id}")
+    question = services.question_in_workspace(current_user, question_id)
+    form = _outcome_form_class(question.outcome)(prefix=f"q{question_id}")
     if not form.validate_on_submit():
         raise DomainError(form_error_message(form))
+    pending = isinstance(form, OutcomeForm)
     services.record_outcome(
         current_user,
         question_id,
         outcome=Outcome(form.outcome.data),
-        responsible=form.responsible.data or "",
-        due_date=form.due_date.data,
+        responsible=(form.responsible.data or "") if pending else "",
+        due_date=form.due_date.data if pending else None,
         note=form.note.data or "",
         expected_version=int(form.version.data) if str(form.version.data).isdigit() else None,
     )
@@ -211,7 +208,7 @@ def close_out(institution_id: int):
     return render_template(
         "visits/close_out.html",
         institution=institution,
-        sessions=services.sessions_to_close(current_user, institution_id),
+        items=services.sessions_to_close(current_user, institution_id),
         form=CloseSessionForm(),
     )
 
@@ -221,9 +218,13 @@ def close_out(institution_id: int):
 def close_session(session_id: int):
     form = CloseSessionForm()
     if not form.validate_on_submit():
-        abort(400)
+        raise DomainError(form_error_message(form))
     session: ScheduledSession = services.close_session(
-        current_user, session_id, held=form.held.data == "yes", reason=form.reason.data or ""
+        current_user,
+        session_id,
+        held=form.held.data == "yes",
+        reason=form.reason.data or "",
+        mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
     )
     flash(_("The session has been closed."), "success")
     return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
@@ -233,10 +234,7 @@ def close_session(session_id: int):
 @WORKSPACE
 def month(institution_id: int, month: str):
     institution = services.require_workspace(current_user, institution_id)
-    try:
-        services.month_bounds(month, services.tz_of(institution))
-    except ValueError:
-        abort(404)
+    month = services.parse_month(month, institution)
     form = SignOffForm()
     if form.validate_on_submit():
         services.sign_month(current_user, institution_id, month, form.reason.data or "")
@@ -247,6 +245,6 @@ def month(institution_id: int, month: str):
         institution=institution,
         month=month,
         form=form,
-        figures=services.month_figures(institution_id, month),
-        signoffs=services.signoffs(institution_id, month),
+        overview=services.month_overview(current_user, institution_id, month),
+        figure_labels=MONTH_FIGURES,
     )

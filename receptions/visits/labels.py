@@ -1,0 +1,31 @@
+"""Words for session states and the month's figures, in the reader's language."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+SESSION_STATUS_LABELS = {
+    "planned": _l("Planned"),
+    "held": _l("Held"),
+    "cancelled": _l("Did not take place"),
+}
+
+# The figures a head signs off, in the order the month page shows them.
+MONTH_FIGURES = (
+    ("sessions_planned", _l("Sessions planned")),
+    ("sessions_held", _l("Sessions held")),
+    ("sessions_cancelled", _l("Sessions cancelled")),
+    ("sessions_not_closed", _l("Sessions not closed")),
+    ("citizens_received", _l("Citizens received")),
+    ("walk_ins", _l("of them walk-ins")),
+    ("no_shows", _l("No-shows")),
+    ("questions", _l("Questions")),
+    ("resolved", _l("Resolved positively")),
+    ("explained", _l("Explained")),
+    ("pending", _l("Being resolved")),
+)
+MONTH_FIGURE_KEYS = tuple(key for key, _label in MONTH_FIGURES)
+
+
+def session_status_label(status: str) -> str:
+    return str(SESSION_STATUS_LABELS.get(status, status))
