@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .. import access
-from ..audit.models import AuditEvent
 from ..auth import services as auth_services
 from ..auth.forms import UserEditForm
 from ..auth.models import Role, User
@@ -18,6 +17,8 @@ from ..extensions import db
 from ..institutions.services import paginate
 from ..staff.views import fill_scope_choices
 from ..urls import int_arg
+from . import audit_log as audit_trail
+from .forms import AuditFilterForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -72,15 +73,13 @@ def reissue_link(user_id: int):
 @bp.route("/audit")
 @access.role_required(Role.admin)
 def audit_log():
-    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-    action = request.args.get("action", "").strip()[:60]
-    if action:
-        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
-    page = paginate(query, int_arg(request.args, "page", 1) or 1, 100)
-    users_by_id = {
-        u.id: u
-        for u in db.session.scalars(
-            select(User).where(User.id.in_({e.user_id for e in page.items if e.user_id}))
-        )
-    }
-    return render_template("admin/audit.html", page=page, action=action, users=users_by_id)
+    form = AuditFilterForm(request.args)
+    form.record_type.choices = [("", _("Any"))] + [(t, t) for t in audit_trail.record_types()]
+    if not form.validate():
+        return render_template("admin/audit.html", form=form, page=None, users={}), 400
+    page = paginate(
+        audit_trail.audit_query(form.filters()), int_arg(request.args, "page", 1) or 1, 100
+    )
+    return render_template(
+        "admin/audit.html", form=form, page=page, users=audit_trail.users_of(page.items)
+    )
