@@ -22,7 +22,11 @@ def purge_command(older_than_days: int | None) -> None:
 
     days = older_than_days or int(current_app.config.get("RETENTION_DAYS", 3 * 365))
     counts = purge_personal_data(older_than_days=days)
-    click.echo(f"anonymised bookings: {counts['bookings']}, visits: {counts['visits']}")
+    click.echo(
+        f"anonymised bookings: {counts['bookings']}, visits: {counts['visits']}, "
+        f"feedback comments: {counts['feedback_comments']}, "
+        f"question notes: {counts['question_notes']}, notifications: {counts['notifications']}"
+    )
 
 
 backup_cli = AppGroup("backup", help="Back up and restore the database.")

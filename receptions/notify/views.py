@@ -8,9 +8,8 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from .. import access
+from ..admin.outbox import retry_notification
 from ..auth.models import Role
-from ..clock import now as clock_now
-from ..database import write_transaction
 from ..extensions import db
 from ..institutions.services import paginate
 from ..urls import int_arg
@@ -46,12 +45,6 @@ def outbox():
 def retry(notification_id: int):
     if not FlaskForm().validate_on_submit():
         abort(400)
-    with write_transaction():
-        notification = db.session.get(Notification, notification_id)
-        if notification is None:
-            abort(404)
-        notification.status = DeliveryStatus.pending.value
-        notification.attempts = 0
-        notification.next_attempt_at = clock_now()
+    retry_notification(notification_id)
     flash(_("The message will be sent again."), "success")
     return redirect(url_for("notify.outbox"), 303)
