@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from receptions.auth.models import Role, User
 from receptions.auth.services import hash_password
@@ -87,7 +89,7 @@ def make_user(
         region = make_region()
     user = User(
         email=values.pop("email", f"user{n}@example.kz"),
-        full_name=f"Тест Пайдаланушы {n}",
+        full_name=values.pop("full_name", f"Тест Пайдаланушы {n}"),
         role=role.value,
         password_hash=hash_password(password) if password else None,
         institution_id=institution.id if institution else None,
@@ -135,25 +137,42 @@ def make_topic(**values: Any):
     return topic
 
 
+def started_earlier_today(zone: ZoneInfo, *, at_most_minutes_ago: int = 60) -> datetime:
+    """A start time on today's local date that is already past, whatever the hour: up to an hour
+    ago, or local midnight just after midnight (so the session is never on yesterday's agenda)."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.astimezone(zone).date(), time(), tzinfo=zone).astimezone(UTC)
+    start = max(midnight, now - timedelta(minutes=at_most_minutes_ago))
+    return start.replace(minute=start.minute - start.minute % 15, second=0, microsecond=0)
+
+
 def make_open_session(
     institution: Institution | None = None,
     *,
     slots: int = 3,
     capacity: int = 1,
     starts_in_hours: float = 72,
+    earlier_today: bool = False,
     slot_minutes: int = 15,
     kind: str = "reception",
     **schedule_values: Any,
 ):
-    """A schedule with one planned session of `slots` slots, bookable now (no rule expansion)."""
-    from datetime import UTC, datetime, time, timedelta
-    from zoneinfo import ZoneInfo
+    """A schedule with one planned session of `slots` slots, bookable now (no rule expansion).
 
+    `earlier_today` puts the start on today's local date, already past (see started_earlier_today),
+    instead of `starts_in_hours` from now.
+    """
     from receptions.schedules.models import Schedule, ScheduledSession, Slot
 
     institution = institution or make_institution()
-    start = (datetime.now(UTC) + timedelta(hours=starts_in_hours)).replace(second=0, microsecond=0)
-    start = start.replace(minute=start.minute - start.minute % 15)
+    zone = ZoneInfo(institution.district.region.timezone)
+    if earlier_today:
+        start = started_earlier_today(zone)
+    else:
+        start = (datetime.now(UTC) + timedelta(hours=starts_in_hours)).replace(
+            second=0, microsecond=0
+        )
+        start = start.replace(minute=start.minute - start.minute % 15)
     end = start + timedelta(minutes=slot_minutes * slots)
     defaults = dict(
         institution_id=institution.id,
@@ -177,7 +196,7 @@ def make_open_session(
         schedule=schedule,
         institution_id=institution.id,
         kind=kind,
-        local_date=start.astimezone(ZoneInfo(institution.district.region.timezone)).date(),
+        local_date=start.astimezone(zone).date(),
         starts_at=start,
         ends_at=end,
         status="planned",
@@ -207,8 +226,6 @@ def make_booking(
     **values: Any,
 ):
     """A booking stored directly (the public form is tested on its own), seat counter included."""
-    from datetime import UTC, datetime
-
     from receptions.booking import identity
     from receptions.booking.models import Booking
 
@@ -242,3 +259,15 @@ def make_booking(
     db.session.add(booking)
     db.session.commit()
     return booking
+
+
+def make_notification(recipient: str, *, status: str = "pending", **values: Any):
+    """An outbox message stored directly, as the notify service would have queued it."""
+    from receptions.notify.models import Notification
+
+    channel = "email" if "@" in recipient else "sms"
+    defaults = dict(channel=channel, template="reminder", locale="ru", payload={}, attempts=0)
+    notification = Notification(recipient=recipient, status=status, **{**defaults, **values})
+    db.session.add(notification)
+    db.session.commit()
+    return notification

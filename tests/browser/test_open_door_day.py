@@ -3,6 +3,7 @@ with all three outcomes, the session closed, and the citizen's status page shows
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from receptions.booking.models import Booking
 from receptions.extensions import db
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question
-from tests.browser.conftest import axe_violations
+from tests.browser.conftest import axe_violations, one_database
 from tests.factories import PASSWORD, make_booking, make_open_session, make_topic, make_user
 
 
@@ -40,7 +41,7 @@ def _add_question_and_outcome(page, summary, outcome, *, responsible="", due="")
 
 
 def test_a_full_open_door_day(page, app):
-    session = make_open_session(slots=3, capacity=2, starts_in_hours=-0.1, kind="open_door")
+    session = make_open_session(slots=3, capacity=2, earlier_today=True, kind="open_door")
     topic = make_topic(name_kk="Білім беру", name_ru="Образование")
     bookings = [
         make_booking(slot, topic=topic, name=name)
@@ -63,9 +64,18 @@ def test_a_full_open_door_day(page, app):
     page.wait_for_load_state()
 
     page.get_by_role("link", name="Жазылусыз келген азаматты тіркеу").click()
-    page.fill("#name", "Серік Жаяу")
-    page.fill("#summary", "Мектеп алаңын жарықтандыру")
-    page.locator("main form button[type=submit]").click()
+    page.wait_for_url("**/walk-in")
+    # Keyboard only: the cursor is already in the name; Tab to the topic and the question, Tab
+    # again into the IIN line, where Enter registers the visitor.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'name'")
+    page.keyboard.type("Серік Жаяу")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "topic_id"
+    page.keyboard.press("Tab")
+    page.keyboard.type("Мектеп алаңын жарықтандыру")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "iin"
+    page.keyboard.press("Enter")
     page.wait_for_url("**/staff/visits/*")
     walk_in_card = page.locator("section.question-card").first
     walk_in_card.locator("input[type=radio][value=resolved]").check()
@@ -90,9 +100,7 @@ def test_a_full_open_door_day(page, app):
     assert outcomes == ["explained", "pending", "resolved", "resolved"]
 
     # The session is over: close it out.
-    db.session.get(ScheduledSession, session.id).ends_at = datetime.now(
-        ZoneInfo("UTC")
-    ) - timedelta(minutes=1)
+    db.session.get(ScheduledSession, session.id).ends_at = datetime.now(ZoneInfo("UTC"))
     db.session.commit()
     page.goto(page.base_url + f"/staff/institutions/{session.institution_id}/close-out")
     page.locator(f"#held-yes-{session.id}").check()
@@ -109,3 +117,18 @@ def test_a_full_open_door_day(page, app):
     assert "Айгерім" not in status
     db.session.rollback()
     assert db.session.get(Booking, bookings[2].id).status == "no_show"
+
+
+@one_database
+def test_the_printed_register_has_one_page_per_session(page, app):
+    session = make_open_session(slots=2, earlier_today=True, kind="open_door")
+    other = make_open_session(session.institution, slots=2, earlier_today=True)
+    for slot in session.slots + other.slots:
+        make_booking(slot)
+    head = make_user(Role.head, institution=session.institution)
+    _sign_in(page, head)
+    page.goto(page.base_url + f"/staff/institutions/{session.institution_id}/register")
+    assert page.locator("section.register-page").count() == 2
+    pdf = page.pdf(format="A4", landscape=True, prefer_css_page_size=True)
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 2

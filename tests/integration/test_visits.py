@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -10,14 +11,17 @@ from sqlalchemy import func, select
 from receptions.audit.models import AuditEvent
 from receptions.auth.models import Role
 from receptions.booking.models import Booking, StatusEvent
+from receptions.errors import DomainError
 from receptions.extensions import db
 from receptions.schedules.models import ScheduledSession
-from receptions.visits.models import MonthSignoff, Question, QuestionEvent, Visit
+from receptions.visits import services
+from receptions.visits.models import MonthSignoff, Outcome, Question, QuestionEvent, Visit
 from tests.conftest import csrf_from, sign_in, submit
 from tests.factories import (
     PASSWORD,
     make_booking,
     make_institution,
+    make_notification,
     make_open_session,
     make_topic,
     make_user,
@@ -31,14 +35,20 @@ def almaty_today() -> date:
     return datetime.now(ZoneInfo("Asia/Almaty")).date()
 
 
+def utc_now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
 def count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 @pytest.fixture
 def day(app):
-    """A session that started a few minutes ago, with three bookings."""
-    session = make_open_session(slots=3, starts_in_hours=-0.1)
+    """A session that started earlier today (local time, whatever the hour), with three bookings."""
+    session = make_open_session(slots=3, earlier_today=True)
     topic = make_topic(name_ru="ЖКХ")
     bookings = [
         make_booking(
@@ -130,6 +140,21 @@ def _visit_of(booking):
     return db.session.scalars(select(Visit).where(Visit.booking_id == booking.id)).one()
 
 
+def _questions_at_visit(client, session, booking, topic, *summaries):
+    """Check the booking in and raise these questions at its visit, as staff do on the page."""
+    _check_in(client, session, booking, "attended")
+    visit = _visit_of(booking)
+    for summary in summaries:
+        response = submit(
+            client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": summary}
+        )
+        assert response.status_code == 303
+    questions = db.session.scalars(
+        select(Question).where(Question.visit_id == visit.id).order_by(Question.id)
+    ).all()
+    return visit, questions
+
+
 def _outcome(client, question, **data):
     page = client.get(f"/staff/visits/{question.visit_id}").get_data(as_text=True)
     prefix = f"q{question.id}-"
@@ -186,10 +211,7 @@ def test_questions_get_each_outcome_and_the_citizen_sees_it(client, day):
 def test_bad_outcomes_are_refused_and_nothing_is_saved(client, day, data, status):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
-    _check_in(client, session, bookings[0], "attended")
-    visit = _visit_of(bookings[0])
-    submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": "Вопрос"})
-    question = db.session.scalars(select(Question)).one()
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
     assert _outcome(client, question, **data).status_code == status
     db.session.expire_all()
     assert db.session.get(Question, question.id).outcome is None
@@ -199,10 +221,7 @@ def test_bad_outcomes_are_refused_and_nothing_is_saved(client, day, data, status
 def test_stale_outcome_form_is_a_409(client, day):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
-    _check_in(client, session, bookings[0], "attended")
-    visit = _visit_of(bookings[0])
-    submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": "Вопрос"})
-    question = db.session.scalars(select(Question)).one()
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
     response = _outcome(client, question, outcome="explained", version="99")
     assert response.status_code == 409
 
@@ -251,11 +270,9 @@ def test_walk_in_is_registered_with_its_question(client, day):
 def test_follow_up_lists_overdue_first_and_closing_records_a_note(client, day):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
-    _check_in(client, session, bookings[0], "attended")
-    visit = _visit_of(bookings[0])
-    for summary in ("Первый", "Второй"):
-        submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": summary})
-    first, second = db.session.scalars(select(Question).order_by(Question.id)).all()
+    _visit, (first, second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
     _outcome(
         client,
         first,
@@ -282,34 +299,191 @@ def test_follow_up_lists_overdue_first_and_closing_records_a_note(client, day):
     assert _outcome(client, closed, outcome="explained").status_code == 409  # closed already
 
 
+def _close(client, session, **data):
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    return submit(
+        client,
+        f"/staff/sessions/{session.id}/close",
+        data,
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+
+
 def test_session_close_out_is_exact_and_happens_once(client, app):
     session = make_open_session(slots=2, starts_in_hours=-3)
     bookings = [make_booking(slot) for slot in session.slots]
     head = make_user(Role.head, institution=session.institution)
     sign_in(client, head.email, PASSWORD)
     _check_in(client, session, bookings[0], "attended")
+    _check_in(client, session, bookings[1], "no_show")
     url = f"/staff/institutions/{session.institution_id}/close-out"
     assert str(session.id) in client.get(url).get_data(as_text=True)
-    refused = submit(
-        client, f"/staff/sessions/{session.id}/close", {"held": "no", "reason": "x"}, form_url=url
-    )
+    refused = _close(client, session, held="no", reason="x")
     assert refused.status_code == 409  # someone was received: it was held
-    assert (
-        submit(
-            client, f"/staff/sessions/{session.id}/close", {"held": "yes"}, form_url=url
-        ).status_code
-        == 303
-    )
+    assert _close(client, session, held="yes").status_code == 303
     db.session.expire_all()
     closed = db.session.get(ScheduledSession, session.id)
     assert closed.status == "held" and closed.received_count == 1
-    assert db.session.get(Booking, bookings[1].id).status == "no_show"
+    assert _close(client, session, held="yes").status_code == 409
+
+
+def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
+    session = make_open_session(slots=3, starts_in_hours=-3)
+    bookings = [
+        make_booking(slot, name=name)
+        for slot, name in zip(
+            session.slots, ("Келді Бірінші", "Белгісіз Екінші", "Белгісіз Үшінші"), strict=True
+        )
+    ]
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    page = client.get(
+        f"/staff/institutions/{session.institution_id}/close-out",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert "Белгісіз Екінші" in page and "Белгісіз Үшінші" in page
+    assert "remaining bookings did not come (2) and mark them as no-show" in page
+
+    refused = _close(client, session, held="yes")
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 409
+    assert "Белгісіз Екінші" in text and "Белгісіз Үшінші" in text and "Келді" not in text
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert [db.session.get(Booking, b.id).status for b in bookings[1:]] == ["booked", "booked"]
+
+    # A confirmation for a different number of bookings than are left is stale.
+    assert _close(client, session, held="yes", mark_no_shows="y", unmarked="1").status_code == 409
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+
+    done = _close(client, session, held="yes", mark_no_shows="y", unmarked="2")
+    assert done.status_code == 303
+    db.session.expire_all()
+    closed = db.session.get(ScheduledSession, session.id)
+    assert closed.status == "held" and closed.received_count == 1
+    assert [db.session.get(Booking, b.id).status for b in bookings[1:]] == ["no_show", "no_show"]
+    marked = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "booking.check_in",
+            AuditEvent.record_id.in_([b.id for b in bookings[1:]]),
+        )
+    ).all()
+    assert len(marked) == 2 and {e.user_id for e in marked} == {head.id}
+    assert all(e.details == {"mark": "no_show", "close_out": True} for e in marked)
+    closing = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "session.closed")
+    ).one()
+    assert closing.user_id == head.id and closing.details["marked_no_show"] == 2
+
+
+def test_a_closed_session_refuses_check_ins_walk_ins_and_new_questions(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Первый")
+    _check_in(client, session, bookings[1], "no_show")
+    due = (almaty_today() + timedelta(days=10)).isoformat()
     assert (
-        submit(
-            client, f"/staff/sessions/{session.id}/close", {"held": "yes"}, form_url=url
-        ).status_code
-        == 409
+        _outcome(client, question, outcome="pending", responsible="Б", due_date=due).status_code
+        == 303
     )
+    walk_in_form = client.get(f"/staff/sessions/{session.id}/walk-in").get_data(as_text=True)
+    closed = db.session.get(ScheduledSession, session.id)
+    closed.status, closed.received_count = "held", 1  # closed as held (by another user, say)
+    db.session.commit()
+    writes = AuditEvent.action != "personal_data.viewed"
+    before = (count(Visit), count(Question), count(StatusEvent), count(AuditEvent, writes))
+
+    assert _check_in(client, session, bookings[2], "attended").status_code == 409
+    assert _check_in(client, session, bookings[1], "undo").status_code == 409
+    response = client.post(
+        f"/staff/sessions/{session.id}/walk-in",
+        data={
+            "csrf_token": csrf_from(walk_in_form),
+            "name": "Кешіккен Азамат",
+            "topic_id": str(topic.id),
+            "summary": "Сұрақ",
+            "received_by": "head",
+        },
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 409 and "This session is closed" in response.get_data(
+        as_text=True
+    )
+    assert client.get(f"/staff/sessions/{session.id}/walk-in").status_code == 409
+    visit_page = client.get(f"/staff/visits/{visit.id}", headers={"Accept-Language": "en"})
+    assert "This session is closed" in visit_page.get_data(as_text=True)
+    late = client.post(
+        f"/staff/visits/{visit.id}",
+        data={
+            "csrf_token": csrf_from(visit_page.get_data(as_text=True)),
+            "topic_id": str(topic.id),
+            "summary": "Ещё",
+        },
+    )
+    assert late.status_code == 409
+    received = client.post(
+        f"/staff/visits/{visit.id}/received-by",
+        data={
+            "csrf_token": csrf_from(visit_page.get_data(as_text=True)),
+            "received_by": "deputy",
+            "received_by_name": "Орынбасар",
+        },
+    )
+    assert received.status_code == 409
+    db.session.expire_all()
+    assert db.session.get(Booking, bookings[2].id).status == "booked"
+    assert db.session.get(Booking, bookings[1].id).status == "no_show"
+    assert (count(Visit), count(Question), count(StatusEvent), count(AuditEvent, writes)) == before
+
+    # Following up the pending question is the normal flow and still works after close.
+    question = db.session.get(Question, question.id)
+    done = _outcome(client, question, outcome="resolved", note="Жөнделді")
+    assert done.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).closed_at is not None
+    agenda = client.get(_agenda_url(session), headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert '<span class="tag">Held</span>' in agenda and ">held<" not in agenda
+    assert "Register a walk-in" not in agenda and 'value="attended"' not in agenda
+
+
+def test_closing_a_pending_question_needs_a_note_and_saves_nothing_without_one(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    due = (almaty_today() + timedelta(days=5)).isoformat()
+    _outcome(client, question, outcome="pending", responsible="Иванов", due_date=due)
+    db.session.expire_all()
+    question = db.session.get(Question, question.id)
+    events = count(QuestionEvent)
+    follow_up = client.get(f"/staff/institutions/{session.institution_id}/follow-up").get_data(
+        as_text=True
+    )
+    for note in ("", "   "):
+        response = client.post(
+            f"/staff/questions/{question.id}/outcome",
+            data={
+                "csrf_token": csrf_from(follow_up),
+                f"q{question.id}-outcome": "resolved",
+                f"q{question.id}-note": note,
+                f"q{question.id}-version": str(question.version),
+                "back": "follow-up",
+            },
+            headers={"Accept-Language": "en"},
+        )
+        assert response.status_code == 400
+    db.session.expire_all()
+    unchanged = db.session.get(Question, question.id)
+    assert unchanged.outcome == "pending" and unchanged.closed_at is None
+    assert unchanged.resolution_note == "" and count(QuestionEvent) == events
+    # The service holds the same rule for any caller.
+    with pytest.raises(DomainError):
+        services.record_outcome(head, question.id, outcome=Outcome.resolved, note=" ")
+    assert count(QuestionEvent) == events
 
 
 def test_month_sign_off_freezes_figures_and_corrections_are_versions(client, app):
@@ -367,10 +541,7 @@ def test_citizen_rates_the_meeting_and_is_asked_30_days_later_if_it_was_resolved
     booking.manage_token_hash = booking_services.token_hash(token)
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
-    _check_in(client, session, bookings[0], "attended")
-    visit = _visit_of(bookings[0])
-    submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": "Крыша"})
-    question = db.session.scalars(select(Question)).one()
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Крыша")
     _outcome(client, question, outcome="resolved", note="Готово")
 
     manage = client.get(f"/m/{token}", headers={"Accept-Language": "en"})
@@ -458,3 +629,353 @@ def test_staff_record_that_a_deputy_received_the_citizen(client, day):
         form_url=f"/staff/visits/{visit.id}",
     )
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "agenda?date=9999-12-31",
+        "agenda?date=0001-01-01",
+        "agenda?date=0001-01-01&view=week",
+        "agenda?date=9999-12-31&view=week",
+        "agenda?date=1999-12-31",
+        "register?date=9999-12-31",
+        "register?date=0001-01-01",
+        "months/0001-01",
+        "months/9999-12",
+        "months/1999-12",
+    ],
+)
+def test_dates_outside_the_sane_range_are_a_400_with_a_message(client, day, path):
+    session, _, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    response = client.get(
+        f"/staff/institutions/{session.institution_id}/{path}", headers={"Accept-Language": "en"}
+    )
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "Choose a date between 1 January 2000 and" in text or (
+        "Choose a month between 2000-01 and" in text
+    )
+
+
+def test_dates_inside_the_range_and_malformed_ones(client, day):
+    session, _, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    base = f"/staff/institutions/{session.institution_id}"
+    in_two_years = almaty_today().replace(year=almaty_today().year + 2, day=1)
+    assert client.get(f"{base}/agenda?date=2000-01-01&view=week").status_code == 200
+    assert client.get(f"{base}/agenda?date={in_two_years.isoformat()}").status_code == 200
+    assert client.get(f"{base}/months/2000-01").status_code == 200
+    for bad in ("agenda?date=yesterday", "months/2026-13", "months/26-1"):
+        assert client.get(f"{base}/{bad}").status_code == 400
+
+
+def test_month_page_shows_each_signed_version_and_what_changed_since(client, app):
+    from zoneinfo import ZoneInfo
+
+    session = make_open_session(slots=1, starts_in_hours=-24 * 40)
+    institution = session.institution
+    head = make_user(Role.head, institution=institution, full_name="Сәуле Директорова")
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    session.status, session.received_count = "held", 0
+    db.session.commit()
+    sign_in(client, head.email, PASSWORD)
+    url = f"/staff/institutions/{institution.id}/months/{month}"
+    assert submit(client, url, {}).status_code == 303
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Version 1 signed on" in page and "by Сәуле Директорова" in page
+    assert "The figures have not changed since they were signed." in page
+
+    # A session of that month is recorded later: the page shows it against the frozen figures.
+    late = make_open_session(institution, slots=1, starts_in_hours=-24 * 40 + 1)
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Changes since version 1 was signed" in page
+    assert "Sessions planned: 1 signed, 2 now" in page and "Sessions held: 1 signed, 2 now" in page
+    assert submit(client, url, {"reason": "Забытый приём"}).status_code == 303
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Version 1" in page and "Version 2 signed on" in page and "Reason: Забытый приём" in page
+    assert "The figures have not changed since they were signed." in page
+    versions = db.session.scalars(select(MonthSignoff).order_by(MonthSignoff.version)).all()
+    assert [v.figures["sessions_planned"] for v in versions] == [1, 2]
+    assert {v.signed_by_id for v in versions} == {head.id}
+
+
+def test_follow_up_and_register_views_are_audited_under_their_own_page(client, day):
+    session, _, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    base = f"/staff/institutions/{session.institution_id}"
+    assert client.get(f"{base}/register").status_code == 200
+    assert client.get(f"{base}/follow-up").status_code == 200
+    views = db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "personal_data.viewed")
+        .order_by(AuditEvent.id)
+    ).all()
+    assert [e.details["page"] for e in views] == ["register", "follow_up"]
+    assert all(e.user_id == head.id and e.record_id == session.institution_id for e in views)
+
+
+def test_register_shows_outcomes_and_prints_one_page_per_session(client, day):
+    from pathlib import Path
+
+    session, bookings, head, topic = day
+    second = make_open_session(session.institution, slots=1, earlier_today=True, kind="open_door")
+    make_booking(second.slots[0], topic=topic, name="Екінші Сеанс")
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    _check_in(client, session, bookings[1], "no_show")
+    visit = _visit_of(bookings[0])
+    for summary in ("Бірінші", "Екінші"):
+        submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": summary})
+    first, other = db.session.scalars(select(Question).order_by(Question.id)).all()
+    _outcome(client, first, outcome="resolved", note="Шешілді")
+    due = almaty_today() + timedelta(days=7)
+    _outcome(client, other, outcome="pending", responsible="Б", due_date=due.isoformat())
+    page = client.get(
+        f"/staff/institutions/{session.institution_id}/register", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    cells = re.findall(r'<td class="outcome">(.*?)</td>', page)
+    assert cells[0] == f"Resolved positively; Being resolved (due by {due.day}.{due:%m.%Y})"
+    assert cells[1] == "Did not come"
+    assert page.count('<section class="register-page">') == 2 and "Екінші Сеанс" in page
+    css = (Path(__file__).resolve().parents[2] / "static/css/app.css").read_text()
+    print_rules = re.search(r"@media print \{(.*?)\n\}", css[css.index(".register {") :], re.S)
+    assert print_rules, "the register has its own print rules"
+    rules = print_rules.group(1)
+    assert re.search(r"\.register-page \{ page-break-after: always; \}", rules)
+    assert re.search(r"\.register-page:last-child \{ page-break-after: auto; \}", rules)
+
+
+def test_status_page_shows_each_questions_history_from_question_events(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (roof, water) = _questions_at_visit(
+        client, session, bookings[0], topic, "Протекает крыша", "Нет горячей воды"
+    )
+    due = almaty_today() + timedelta(days=10)
+    _outcome(client, roof, outcome="explained", note="Объяснили порядок")
+    _outcome(client, water, outcome="pending", responsible="Завхоз", due_date=due.isoformat())
+
+    def status_text():
+        return client.get(
+            f"/status/{bookings[0].reference}", headers={"Accept-Language": "en"}
+        ).get_data(as_text=True)
+
+    text = status_text()
+    assert "Question 1: Explained" in text and "Question 2: Being resolved" in text
+    assert text.count("Question recorded") == 2
+    assert f"due by {due:%-d %B %Y}" in text
+    assert "крыша" not in text.lower() and "Объяснили" not in text and "Завхоз" not in text
+    kinds = {e.kind for e in db.session.scalars(select(StatusEvent))}
+    assert kinds == {"attended"}  # the question steps come from question_event alone
+
+    db.session.expire_all()
+    water = db.session.get(Question, water.id)
+    _outcome(client, water, outcome="resolved", note="Трубу заменили")
+    text = status_text()
+    assert "Question 2: Resolved positively" in text and "Closed: Resolved positively" in text
+    assert "Трубу" not in text
+    # A second visitor's page shows nothing of this one.
+    other = client.get(f"/status/{bookings[1].reference}", headers={"Accept-Language": "en"})
+    assert "Question 1" not in other.get_data(as_text=True)
+
+
+def test_retention_purge_blanks_comments_notes_and_messages_and_keeps_every_figure(
+    app, client, day
+):
+    from zoneinfo import ZoneInfo
+
+    from receptions.booking.models import Feedback
+    from receptions.notify.models import Notification
+    from receptions.reports.scope import Scope
+    from receptions.reports.services import rollup
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Крыша")
+    _check_in(client, session, bookings[1], "no_show")
+    due = (almaty_today() + timedelta(days=3)).isoformat()
+    _outcome(client, question, outcome="pending", responsible="Б", due_date=due, note="Позвонить")
+    db.session.expire_all()
+    question = db.session.get(Question, question.id)
+    _outcome(client, question, outcome="resolved", note="Гражданке Ивановой сообщили по телефону")
+    db.session.add(Feedback(booking_id=bookings[0].id, rating=4, comment="Мой номер 87015550101"))
+    for notification in db.session.scalars(select(Notification)):
+        notification.status = "sent"
+    make_notification("+77015550199", payload={"reference": "X"}, booking_id=bookings[2].id)
+    db.session.commit()
+    assert count(Notification, Notification.recipient != "") >= 2
+    # Everything happened long ago.
+    for booking in db.session.scalars(select(Booking)):
+        booking.created_at -= timedelta(days=2000)
+    for old in db.session.scalars(select(Visit)):
+        old.at -= timedelta(days=2000)
+    for notification in db.session.scalars(select(Notification)):
+        notification.created_at -= timedelta(days=2000)
+    db.session.commit()
+
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    scopes = [Scope("institution", session.institution_id), Scope("nation")]
+
+    def figures():
+        db.session.expire_all()
+        result = []
+        for scope in scopes:
+            for live in (True, False):
+                report = rollup(scope, month, grouping="institution", live=live)
+                result.append(
+                    (
+                        dict(report.total.counts),
+                        [dict(r.counts) for r in report.rows],
+                        report.top_topics,
+                    )
+                )
+        return result
+
+    before = figures()
+    assert before[0][0]["resolved"] == 1 and before[0][0]["ratings"] == 1
+    result = app.test_cli_runner().invoke(args=["retention", "purge"])
+    assert "anonymised bookings: 3, visits: 1" in result.output
+    assert "feedback comments: 1, question notes: 2" in result.output
+    assert figures() == before
+
+    feedback = db.session.scalars(select(Feedback)).one()
+    assert feedback.comment == "" and feedback.rating == 4
+    assert {e.note for e in db.session.scalars(select(QuestionEvent))} == {""}
+    assert [
+        e.outcome for e in db.session.scalars(select(QuestionEvent).order_by(QuestionEvent.id))
+    ] == [None, "pending", "resolved"]
+    for notification in db.session.scalars(select(Notification)):
+        if notification.status == "pending":  # still to be sent: keeps its address for now
+            assert notification.recipient == "+77015550199"
+        else:
+            assert notification.recipient == "" and notification.payload == {}
+    again = app.test_cli_runner().invoke(args=["retention", "purge"])
+    assert (
+        "anonymised bookings: 0, visits: 0, feedback comments: 0, question notes: 0" in again.output
+    )
+
+
+def test_sending_a_failed_message_again_is_audited(client, app):
+    failed = make_notification("citizen@example.kz", status="failed", attempts=5)
+    sent = make_notification("+77015550101", status="sent", attempts=1)
+    admin = make_user(Role.admin)
+    sign_in(client, admin.email, PASSWORD)
+    outbox = "/admin/notifications/?status=failed"
+    assert (
+        submit(client, f"/admin/notifications/{failed.id}/retry", {}, form_url=outbox).status_code
+        == 303
+    )
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "notification.retried")
+    ).one()
+    assert (event.user_id, event.record_type, event.record_id) == (
+        admin.id,
+        "notification",
+        failed.id,
+    )
+    assert event.details == {"channel": "email", "template": "reminder", "attempts": 5}
+    assert "citizen@" not in str(event.details)
+    # Only an undelivered message can be sent again; a missing one is a 404.
+    assert (
+        submit(client, f"/admin/notifications/{sent.id}/retry", {}, form_url=outbox).status_code
+        == 409
+    )
+    assert (
+        submit(client, "/admin/notifications/999999/retry", {}, form_url=outbox).status_code == 404
+    )
+    assert count(AuditEvent, AuditEvent.action == "notification.retried") == 1
+
+
+def _audit_event(user, action, record_type, record_id, at, **details):
+    event = AuditEvent(
+        user_id=user.id if user else None,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
+        at=at,
+        details=details,
+    )
+    db.session.add(event)
+    return event
+
+
+def test_admin_filters_the_audit_log_by_user_record_and_dates(client, app):
+    from datetime import UTC, datetime
+
+    admin = make_user(Role.admin)
+    head = make_user(Role.head, email="head.audit@example.kz")
+    staff = make_user(Role.staff, institution=head.institution)
+    base = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)  # 11:00 in Kazakhstan
+    _audit_event(head, "booking.check_in", "booking", 7, base, mark="attended")
+    _audit_event(
+        head, "question.outcome", "question", 3, base + timedelta(days=1), outcome="pending"
+    )
+    _audit_event(staff, "booking.check_in", "booking", 8, base + timedelta(days=2), mark="no_show")
+    # 23:30 on 12 March in Kazakhstan, though still 12 March 18:30 in UTC: belongs to 12 March.
+    _audit_event(staff, "visit.walk_in", "visit", 9, datetime(2026, 3, 12, 18, 30, tzinfo=UTC))
+    db.session.commit()
+    sign_in(client, admin.email, PASSWORD)
+
+    def shown(query):
+        response = client.get(f"/admin/audit?{query}", headers={"Accept-Language": "en"})
+        assert response.status_code == 200, query
+        text = response.get_data(as_text=True)
+        return text, sorted(
+            int(n) for n in re.findall(r"(?:booking|question|visit) #(\d+)</a>", text)
+        )
+
+    text, ids = shown("user=HEAD.audit@example.kz")
+    assert ids == [3, 7] and "mark=attended" in text and "outcome=pending" in text
+    assert shown("record_type=booking")[1] == [7, 8]
+    assert shown("record_type=booking&record_id=8")[1] == [8]
+    assert shown("date_from=2026-03-11&date_to=2026-03-12")[1] == [3, 8, 9]
+    assert shown("date_from=2026-03-13")[1] == []
+    assert shown("action=booking.&user=head.audit@example.kz")[1] == [7]
+    assert "Details" in shown("")[0]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "user=nobody@example.kz",
+        "record_type=no-such-kind",
+        "record_id=abc",
+        "record_id=0",
+        "record_id=99999999999999999999",
+        "date_from=2026-02-30",
+        "date_from=0001-01-01",
+        "date_to=9999-12-31",
+        "date_from=2026-03-12&date_to=2026-03-11",
+        "action=" + "x" * 61,
+    ],
+)
+def test_bad_audit_filters_are_a_400_with_the_reason(client, app, query):
+    admin = make_user(Role.admin)
+    _audit_event(admin, "booking.check_in", "booking", 1, utc_now())
+    db.session.commit()
+    sign_in(client, admin.email, PASSWORD)
+    response = client.get(f"/admin/audit?{query}", headers={"Accept-Language": "en"})
+    assert response.status_code == 400
+    assert "Please correct the following" in response.get_data(as_text=True)
+
+
+def test_audit_log_is_paginated_and_pages_keep_the_filters(client, app):
+    from datetime import UTC, datetime
+
+    admin = make_user(Role.admin)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for n in range(150):
+        _audit_event(admin, "booking.check_in", "booking", n + 1, start + timedelta(minutes=n))
+    _audit_event(admin, "visit.walk_in", "visit", 1, start)
+    db.session.commit()
+    sign_in(client, admin.email, PASSWORD)
+    first = client.get("/admin/audit?record_type=booking", headers={"Accept-Language": "en"})
+    text = first.get_data(as_text=True)
+    assert "Events found: 150" in text and "Page 1 of 2" in text
+    assert "record_type=booking" in re.search(r'href="([^"]+)" rel="next"', text).group(1)
+    second = client.get("/admin/audit?record_type=booking&page=2").get_data(as_text=True)
+    assert len(re.findall(r"booking #\d+</a>", second)) == 50 and "visit #" not in second
