@@ -47,7 +47,18 @@ HOST = "127.0.0.1"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _postgres_bin() -> Path:
+    """PostgreSQL's server programs: $POSTGRES_BIN, else Debian's newest /usr/lib/postgresql/N/bin."""
+    if os.environ.get("POSTGRES_BIN"):
+        return Path(os.environ["POSTGRES_BIN"])
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    found.sort(key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0)
+    return found[-1] if found else Path("/usr/lib/postgresql/15/bin")
+
+
+POSTGRES_BIN = _postgres_bin()
 CAPACITY = 2
 SLOTS_PER_SESSION = 25
 REQUEST_TIMEOUT_S = 60.0
@@ -684,6 +695,8 @@ class Stats:
     acknowledged: list[Acknowledgement] = field(default_factory=list)
     cancelled: set[str] = field(default_factory=set)  # idempotency keys of cancelled bookings
     abandoned: int = 0  # submissions given up without an answer (outcome unknown to the client)
+    resubmitted: int = 0  # acknowledged forms sent once more, as after a lost answer
+    resubmit_mismatch: int = 0  # ... and not answered with the same manage link
     accepted: int = 0
     elapsed: float = 0.0
     last_accept: float = 0.0  # seconds from the start to the last 303
@@ -725,6 +738,7 @@ async def booking_load(
     *,
     retry: bool = False,
     churn: bool = False,
+    resubmit: float = 0.0,
     seed: int = 20261,
 ) -> Stats:
     """`clients` citizens book until every slot answers 409 or `cap` seconds have passed.
@@ -734,7 +748,8 @@ async def booking_load(
     several instances a form drawn by one is posted to another. With `retry`, a transport error or
     a 503 sends the same request again (the same form, so the same idempotency key) after a short
     pause. With `churn`, each booking is cancelled through its manage link, so seats come back and
-    the load can run for as long as wanted.
+    the load can run for as long as wanted. `resubmit` is the share of acknowledged forms sent
+    once more, which must be answered with the same manage link and create nothing.
     """
     stats = Stats()
     open_slots = set(slot_ids)
@@ -850,6 +865,11 @@ async def booking_load(
                         form["idempotency_key"], location.group(1), retried, sent_at
                     )
                     stats.acknowledged.append(ack)
+                    if resubmit and rng.random() < resubmit:
+                        again, _, _ = await send("POST", path, jar, form)
+                        link = MANAGE_RE.search(again.header("location") or "") if again else None
+                        stats.resubmitted += 1
+                        stats.resubmit_mismatch += link is None or link.group(1) != ack.token
                     if churn:
                         await cancel(ack.token, ack.key, jar)
                 number, iin = citizens.next()
