@@ -55,8 +55,10 @@ i18n: $(STAMP) ## Extract messages, update the catalogues, fill English, compile
 	$(VENV)/bin/pybabel compile -d receptions/translations
 	$(PY) -m receptions.i18n.catalogues check
 
-bench: $(STAMP) ## Run the benchmarks and print their figures
-	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+BENCHMARKS := $(shell grep -l '^if __name__ == "__main__"' benchmarks/*.py)
+
+bench: $(STAMP) ## Run every benchmark script with its defaults and print their figures
+	@for script in $(BENCHMARKS); do echo "== $$script"; $(PY) $$script || exit 1; done
 
 backup: $(STAMP) ## Back up the database (DATABASE_URL or the local SQLite) into backups/
 	$(FLASK) backup create
