@@ -768,3 +768,12 @@ def test_with_redis_an_rq_worker_prepares_the_export(
     assert rows[0][0] == "Область"  # the officer's language, though a worker wrote it
     nation = services.rollup(Scope("nation"), MONTH, grouping="region")
     assert rows[-2][11] == str(nation.total["citizens_received"])
+
+
+def test_the_institution_page_links_its_public_results(client, app):
+    institution = make_institution()
+    page = client.get(f"/institutions/{institution.id}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    link = f'href="/results/institutions/{institution.id}"'
+    assert link in page.get_data(as_text=True)
+    assert client.get(f"/results/institutions/{institution.id}").status_code == 200
