@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 QUEUE = "notifications"
 
 
-def enqueue_delivery(redis_url: str, ids: list[int]) -> None:
+@cache
+def _redis(redis_url: str) -> Any:
+    """One client (and connection pool) per process: a new one per booking meant a new TCP
+    connection per booking. redis-py's pool notices a fork and starts afresh in the child."""
     from redis import Redis
+
+    return Redis.from_url(redis_url)
+
+
+def enqueue_delivery(redis_url: str, ids: list[int]) -> None:
     from rq import Queue
 
-    Queue(QUEUE, connection=Redis.from_url(redis_url)).enqueue(
+    Queue(QUEUE, connection=_redis(redis_url)).enqueue(
         "receptions.notify.worker.deliver", ids, retry=None, job_timeout=120
     )
 
