@@ -3,7 +3,9 @@ another institution, district or region; a new route with an id nobody maps here
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -13,6 +15,7 @@ from receptions.auth.models import Role
 from receptions.extensions import db
 from receptions.geography.models import District, Region
 from receptions.institutions.models import Institution
+from receptions.reports.models import ReportExport
 from receptions.visits import services as visits
 from tests.conftest import csrf_from, sign_in
 from tests.factories import (
@@ -83,6 +86,7 @@ class Unit:
     booking_id: int
     visit_id: int
     question_id: int
+    token: str  # of a report export the region's officer asked for
 
 
 def _unit(district) -> Unit:
@@ -95,6 +99,18 @@ def _unit(district) -> Unit:
         head, session.id, name="Ерлан Тестов", topic_id=topic.id, summary="Жылу беру"
     )
     question = visit.questions[0]
+    export = ReportExport(
+        token=secrets.token_urlsafe(32),
+        user_id=make_user(Role.region_officer, region=district.region).id,
+        scope_key=f"region:{district.region_id}",
+        first_month="2026-11",
+        grouping="district",
+        kind="xlsx",
+        locale="kk",
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    db.session.add(export)
+    db.session.flush()
     return Unit(
         region_id=district.region_id,
         district_id=district.id,
@@ -104,6 +120,7 @@ def _unit(district) -> Unit:
         booking_id=booking.id,
         visit_id=visit.id,
         question_id=question.id,
+        token=export.token,
     )
 
 
