@@ -153,20 +153,19 @@ def slot_for_booking(slot_id: int, at: datetime | None = None) -> Slot:
     return slot
 
 
+# What the form, the checks and the messages read from a slot, in one query (lazy loading took
+# five more: session, institution, schedule, district, region). Built once: options are immutable.
+_SLOT_CONTEXT = (
+    joinedload(Slot.session).joinedload(ScheduledSession.schedule),
+    joinedload(Slot.session)
+    .joinedload(ScheduledSession.institution)
+    .joinedload(Institution.district)
+    .joinedload(District.region),
+)
+
+
 def get_slot(slot_id: int) -> Slot:
-    """The slot with everything the form, the checks and the messages read from it, in one query
-    (lazy loading took five: session, institution, schedule, district, region)."""
-    session = joinedload(Slot.session)
-    slot = db.session.get(
-        Slot,
-        slot_id,
-        options=[
-            session.joinedload(ScheduledSession.schedule),
-            session.joinedload(ScheduledSession.institution)
-            .joinedload(Institution.district)
-            .joinedload(District.region),
-        ],
-    )
+    slot = db.session.get(Slot, slot_id, options=_SLOT_CONTEXT)
     if slot is None:
         raise SlotNotFound()
     return slot
