@@ -26,7 +26,7 @@ def visited(places):
     past = make_open_session(school, slots=1, starts_in_hours=-24 * 40)
     attended, attended_token = booking_with_token(past.slots[0], topic=topic)
     outcome_long_ago(attended)
-    today = make_open_session(school, slots=2, starts_in_hours=-0.1)
+    today = make_open_session(school, slots=2, earlier_today=True)
     booking_with_token(today.slots[0], topic=topic, accessibility=["wheelchair"])
     head = make_user(Role.head, institution=school)
     invite = issue_password_token(make_user(Role.staff, institution=school, password=None))

@@ -421,7 +421,7 @@ def written_everywhere(app):
     assert response.status_code in (302, 303), response.status_code
     topic = make_topic(name_kk=xss("topic"), name_ru=xss("topic"), name_en=xss("topic"))
     schedule_text = {"host_name": xss("host_name"), "location": xss("location")}
-    today = make_open_session(institution, slots=3, starts_in_hours=-0.1, **schedule_text)
+    today = make_open_session(institution, slots=3, earlier_today=True, **schedule_text)
     future = make_open_session(institution, slots=3, starts_in_hours=72, **schedule_text)
     doomed = make_open_session(institution, slots=1, starts_in_hours=96, **schedule_text)
 

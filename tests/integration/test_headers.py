@@ -46,7 +46,7 @@ def site(app):
     region = make_region(code="KZ-HD")
     district = make_district(region, slug="headers-city")
     institution = make_institution(district)
-    session = make_open_session(institution, slots=2, starts_in_hours=-0.1)
+    session = make_open_session(institution, slots=2, earlier_today=True)
     _booking, token = booking_with_token(session.slots[0])
     head, _ = signed_in_client(app, Role.head, institution=institution)
     officer, _ = signed_in_client(app, Role.district_officer, district=district)
