@@ -114,6 +114,12 @@ class CloseSessionForm(FlaskForm):
     unmarked = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)])
 
 
+class ReopenSessionForm(FlaskForm):
+    reason = StringField(
+        _l("Reason for reopening"), validators=[DataRequired(), Length(max=500)]
+    )
+
+
 class SignOffForm(FlaskForm):
     reason = TextAreaField(
         _l("Reason for the correction"), validators=[Optional(), Length(max=1000)]

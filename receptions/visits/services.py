@@ -680,6 +680,40 @@ def close_session(
     return session
 
 
+def reopen_session(actor: User, session_id: int, reason: str) -> ScheduledSession:
+    """Undo a close-out made by mistake: the head only, with a reason, audited.
+
+    Visits, questions and check-ins stay as they are; the session is open again for corrections
+    and counts as not closed out until it is closed anew. A session the institution cancelled
+    in advance (its citizens were told) is not reopened here: publish a new session instead.
+    """
+    if actor.role_enum is not Role.head:
+        raise Forbidden(str(_l("Only the head of the institution can reopen a closed session.")))
+    reason = reason.strip()
+    if not reason:
+        raise DomainError(str(_l("Give the reason for reopening the session.")))
+    _session_in_workspace(actor, session_id)
+    with write_transaction():
+        session = _lock_session(session_id)
+        if session.status == SessionStatus.planned or session.closed_at is None:
+            raise Conflict(str(_l("This session is not closed.")))
+        previous, received = session.status, session.received_count
+        session.status = SessionStatus.planned.value
+        session.closed_at = None
+        session.received_count = None
+        if previous == SessionStatus.cancelled:
+            session.cancel_reason = None
+        audit(
+            "session.reopened",
+            "session",
+            session.id,
+            previous=previous,
+            received=received,
+            reason=reason,
+        )
+    return session
+
+
 def queue_closeout_reminders(at: datetime | None = None) -> int:
     """Remind the head and the district officers of sessions left open 1 and 3 days after."""
     at = at or clock_now()

@@ -21,6 +21,7 @@ from .forms import (
     OutcomeForm,
     QuestionForm,
     ReceivedByForm,
+    ReopenSessionForm,
     SignOffForm,
     WalkInForm,
 )
@@ -49,6 +50,7 @@ def agenda(institution_id: int):
         week=week,
         sessions=result.sessions,
         form=FlaskForm(),
+        reopen_form=ReopenSessionForm(),
         mask_iin=identity.mask_iin,
         step=timedelta(days=result.days),
         today=services.local_today(institution),
@@ -228,6 +230,22 @@ def close_session(session_id: int):
     )
     flash(_("The session has been closed."), "success")
     return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
+
+
+@bp.route("/sessions/<int:session_id>/reopen", methods=["POST"])
+@WORKSPACE
+def reopen_session(session_id: int):
+    form = ReopenSessionForm()
+    if not form.validate_on_submit():
+        raise DomainError(form_error_message(form))
+    session: ScheduledSession = services.reopen_session(
+        current_user, session_id, form.reason.data or ""
+    )
+    flash(_("The session is open again. Close it once the corrections are made."), "success")
+    day = session.local_date.isoformat()
+    return redirect(
+        url_for("visits.agenda", institution_id=session.institution_id, date=day), 303
+    )
 
 
 @bp.route("/institutions/<int:institution_id>/months/<month>", methods=["GET", "POST"])

@@ -328,6 +328,68 @@ def test_session_close_out_is_exact_and_happens_once(client, app):
     assert _close(client, session, held="yes").status_code == 409
 
 
+def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app):
+    session = make_open_session(slots=2, starts_in_hours=-3)
+    bookings = [make_booking(slot) for slot in session.slots]
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    _check_in(client, session, bookings[1], "attended")
+    assert _close(client, session, held="yes").status_code == 303
+    agenda = client.get(
+        f"{_agenda_url(session)}?date={session.local_date.isoformat()}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert "Reopen the session" in agenda
+    url = f"/staff/sessions/{session.id}/reopen"
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+
+    def reopen(reason):
+        return submit(client, url, {"reason": reason}, form_url=agenda_url)
+
+    assert reopen("  ").status_code == 400
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "held"
+
+    assert reopen("Бір азамат тіркелмей қалды").status_code == 303
+    db.session.expire_all()
+    reopened = db.session.get(ScheduledSession, session.id)
+    assert reopened.status == "planned" and reopened.closed_at is None
+    assert reopened.received_count is None
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "session.reopened")
+    ).one()
+    assert event.user_id == head.id and event.details["previous"] == "held"
+    assert event.details["reason"] == "Бір азамат тіркелмей қалды"
+    assert count(Visit, Visit.session_id == session.id) == 2  # nothing received is lost
+    assert reopen("again").status_code == 409  # not closed any more
+    # Closed again, it counts its citizens afresh.
+    assert _close(client, session, held="yes").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).received_count == 2
+
+
+def test_only_the_head_reopens_and_never_a_session_cancelled_in_advance(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    staff = make_user(Role.staff, institution=session.institution)
+    sign_in(client, staff.email, PASSWORD)
+    assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
+    url = f"/staff/sessions/{session.id}/reopen"
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+    assert submit(client, url, {"reason": "қате"}, form_url=agenda_url).status_code == 403
+    cancelled = make_open_session(session.institution, slots=1, starts_in_hours=48)
+    head = make_user(Role.head, institution=session.institution)
+    with app.test_request_context():
+        from receptions.schedules import services as schedules
+
+        schedules.cancel_session(head, cancelled.id, "Карантин")
+    db.session.expire_all()
+    with pytest.raises(DomainError) as refused:
+        services.reopen_session(head, cancelled.id, "қате")
+    assert refused.value.status_code == 409
+    assert db.session.get(ScheduledSession, cancelled.id).status == "cancelled"
+
+
 def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
     session = make_open_session(slots=3, starts_in_hours=-3)
     bookings = [
