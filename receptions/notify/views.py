@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from .. import access
 from ..admin.outbox import retry_notification
 from ..auth.models import Role
 from ..extensions import db
+from ..forms import Form
 from ..institutions.services import paginate
 from ..urls import int_arg
 from .models import DeliveryStatus, Notification
@@ -36,14 +36,14 @@ def outbox():
     )
     page = paginate(query, int_arg(request.args, "page", 1) or 1, 50)
     return render_template(
-        "notify/outbox.html", page=page, status=status, counts=counts, form=FlaskForm()
+        "notify/outbox.html", page=page, status=status, counts=counts, form=Form()
     )
 
 
 @bp.route("/<int:notification_id>/retry", methods=["POST"])
 @access.role_required(Role.admin)
 def retry(notification_id: int):
-    if not FlaskForm().validate_on_submit():
+    if not Form().validate_on_submit():
         abort(400)
     retry_notification(notification_id)
     flash(_("The message will be sent again."), "success")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -25,6 +24,7 @@ from wtforms.validators import (
 from wtforms.widgets import HiddenInput
 
 from ..booking import identity
+from ..forms import Form
 
 OUTCOME_CHOICES = [
     ("resolved", _l("Resolved positively")),
@@ -34,7 +34,7 @@ OUTCOME_CHOICES = [
 RECEIVED_BY_CHOICES = [("head", _l("The head")), ("deputy", _l("A deputy"))]
 
 
-class WalkInForm(FlaskForm):
+class WalkInForm(Form):
     normalised_phone = ""  # set by validate_phone when a number is given
     # Keyboard-first: the cursor waits in the name, Tab moves on, Enter in any line registers.
     name = StringField(
@@ -66,12 +66,12 @@ class WalkInForm(FlaskForm):
                 ) from error
 
 
-class QuestionForm(FlaskForm):
+class QuestionForm(Form):
     topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
     summary = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
 
 
-class OutcomeForm(FlaskForm):
+class OutcomeForm(Form):
     outcome = RadioField(
         _l("Outcome"),
         choices=OUTCOME_CHOICES,
@@ -89,7 +89,7 @@ class OutcomeForm(FlaskForm):
     version = HiddenField()
 
 
-class CloseQuestionForm(FlaskForm):
+class CloseQuestionForm(Form):
     outcome = RadioField(
         _l("Result"),
         choices=OUTCOME_CHOICES[:2],
@@ -99,7 +99,7 @@ class CloseQuestionForm(FlaskForm):
     version = HiddenField()
 
 
-class CloseSessionForm(FlaskForm):
+class CloseSessionForm(Form):
     held = RadioField(
         _l("Did the session take place?"),
         choices=[("yes", _l("Yes, it was held")), ("no", _l("No, it did not take place"))],
@@ -114,19 +114,19 @@ class CloseSessionForm(FlaskForm):
     unmarked = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)])
 
 
-class ReopenSessionForm(FlaskForm):
+class ReopenSessionForm(Form):
     reason = StringField(
         _l("Reason for reopening"), validators=[DataRequired(), Length(max=500)]
     )
 
 
-class SignOffForm(FlaskForm):
+class SignOffForm(Form):
     reason = TextAreaField(
         _l("Reason for the correction"), validators=[Optional(), Length(max=1000)]
     )
 
 
-class ReceivedByForm(FlaskForm):
+class ReceivedByForm(Form):
     received_by = SelectField(_l("Received by"), choices=RECEIVED_BY_CHOICES)
     received_by_name = StringField(
         _l("Name of the person who received"), validators=[DataRequired(), Length(max=200)]

@@ -7,12 +7,12 @@ from datetime import timedelta
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf import FlaskForm
 
 from .. import access
 from ..booking import identity
 from ..booking.services import active_topics
 from ..errors import DomainError, form_error_message
+from ..forms import Form
 from ..schedules.models import ScheduledSession
 from . import services
 from .forms import (
@@ -49,7 +49,7 @@ def agenda(institution_id: int):
         day=result.first_day,
         week=week,
         sessions=result.sessions,
-        form=FlaskForm(),
+        form=Form(),
         reopen_form=ReopenSessionForm(),
         mask_iin=identity.mask_iin,
         step=timedelta(days=result.days),
@@ -75,7 +75,7 @@ def register(institution_id: int):
 @bp.route("/bookings/<int:booking_id>/check-in", methods=["POST"])
 @WORKSPACE
 def check_in(booking_id: int):
-    if not FlaskForm().validate_on_submit():
+    if not Form().validate_on_submit():
         abort(400)
     mark = request.form.get("mark", "")
     if mark not in ("attended", "no_show", "undo"):

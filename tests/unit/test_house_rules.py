@@ -39,3 +39,14 @@ def test_only_services_commit():
 def test_templates_declare_the_page_language():
     base = (ROOT / "templates" / "base.html").read_text()
     assert '<html lang="{{ current_language }}">' in base
+
+
+def test_every_form_builds_on_the_one_base_form():
+    """receptions.forms.Form reads WTForms' messages once; FlaskForm itself re-reads them."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "receptions").rglob("*.py")
+        if path.name != "forms.py" or path.parent.name != "receptions"
+        if "FlaskForm" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
