@@ -154,7 +154,7 @@ def write_xlsx(
         for index in range(2, len(COLUMNS) + 2):
             sheet.column_dimensions[get_column_letter(index)].width = 14
         sheet.row_dimensions[2].height = 48
-        heading = WriteOnlyCell(sheet, value=title)
+        heading = WriteOnlyCell(sheet, value=_neutralise(title))
         heading.font = Font(bold=True, size=13)
         sheet.append([heading])
         header_cells = []

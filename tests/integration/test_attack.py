@@ -631,11 +631,6 @@ def test_xlsx_download_neutralises_every_formula_prefix(formula_names):
     assert len([text for text in texts if text.startswith("'")]) == len(FORMULAS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the XLSX title row (A1) is the scope's name without _neutralise "
-    "(receptions/reports/exports.py write_xlsx): an institution named '=...' becomes a formula",
-)
 def test_xlsx_title_of_an_institution_report_is_not_a_formula(formula_names):
     client, _, institutions, month = formula_names
     response = client.get(
