@@ -64,9 +64,24 @@ def run_migrations_online():
     conf_args["render_as_batch"] = True
 
     with db.engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=db.metadata, **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        # A batch migration on SQLite rebuilds a table: copy, DROP, rename. With foreign keys on,
+        # the DROP cascades into every referencing table (a booking's status events, feedback,
+        # messages), so they are off for the migration, as Alembic's batch documentation advises;
+        # the pragma works only outside a transaction, hence on the driver's connection here.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(connection=connection, target_metadata=db.metadata, **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():
