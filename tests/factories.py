@@ -240,7 +240,7 @@ def make_booking(
         institution_id=session.institution_id,
         reference=f"TST-{n:06d}"[:10],
         manage_token_hash=f"{n:064d}",
-        idempotency_key=f"key-{n}",
+        idempotency_hash=f"key-{n}",
         citizen_name=name,
         iin_hash=identity.iin_hash(iin, "test-iin-hash-key-not-for-production"),
         iin_last4=iin[-4:],

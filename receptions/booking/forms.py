@@ -64,8 +64,9 @@ class BookingForm(Form):
         choices=ACCESSIBILITY_NEEDS,
         validators=[Optional()],
     )
+    # No Optional(): it would stop the chain before validate_accessibility_note on an empty note.
     accessibility_note = StringField(
-        _l("Anything else we should know"), validators=[Optional(), Length(max=300)]
+        _l("Anything else we should know"), validators=[Length(max=300)]
     )
     consent = BooleanField(
         _l("I agree to the processing of my personal data as described above."),
@@ -78,6 +79,10 @@ class BookingForm(Form):
     def validate_iin(self, field: StringField) -> None:
         if not identity.is_valid_iin(field.data or ""):
             raise ValidationError(str(_l("This IIN is not valid: check the 12 digits.")))
+
+    def validate_accessibility_note(self, field: StringField) -> None:
+        if "other" in (self.accessibility.data or []) and not (field.data or "").strip():
+            raise ValidationError(str(_l("You ticked “Other”: please describe what you need.")))
 
     def validate_phone(self, field: TelField) -> None:
         try:
@@ -92,9 +97,20 @@ class CancelBookingForm(Form):
     confirm = HiddenField(default="yes", validators=[DataRequired()])
 
 
+def _slot_number(value: object) -> int:
+    """A slot id as the page sends it; anything else (a word, a number too long for the column)
+    is 0, a slot that does not exist, which the service refuses with its reason."""
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+
+
 class RescheduleForm(Form):
+    # The times on the page are an offer, not the rule: services.reschedule judges the choice.
     slot_id = RadioField(
-        _l("New time"), coerce=int, validators=[InputRequired(message=_l("Choose a new time."))]
+        _l("New time"),
+        coerce=_slot_number,
+        validate_choice=False,
+        validators=[InputRequired(message=_l("Choose a new time."))],
     )
 
 

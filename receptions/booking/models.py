@@ -56,7 +56,9 @@ class Booking(db.Model):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
     reference: Mapped[str] = mapped_column(String(12), unique=True)
     manage_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC of the form's one-time key (services.idempotency_hash): recognises a second submission
+    # of the same form; neither the key nor the manage token can be rebuilt from it.
+    idempotency_hash: Mapped[str] = mapped_column(String(64), unique=True)
     citizen_name: Mapped[str] = mapped_column(String(200))
     iin_hash: Mapped[str] = mapped_column(String(64), index=True)
     iin_last4: Mapped[str] = mapped_column(String(4))
@@ -80,6 +82,8 @@ class Booking(db.Model):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the citizen chose the current time (booked it, or last moved the booking to it).
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

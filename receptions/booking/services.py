@@ -82,6 +82,21 @@ class InvalidManageLink(DomainError):
     message = _l("This booking link is not valid. Check that you copied the whole link.")
 
 
+class NotAnOption(DomainError):
+    """A chosen time that this booking cannot move to (gone, or of another schedule)."""
+
+    status_code = 422
+    message = _l("You can only move to another time of the same schedule.")
+
+
+class WaitlistUsedUp(DomainError):
+    status_code = 409
+    message = _l(
+        "We have already told you three times about earlier times for this schedule, "
+        "so we will not send more."
+    )
+
+
 class ManageClosed(DomainError):
     status_code = 409
     message = _l("This booking can no longer be changed online: the deadline has passed.")
@@ -112,12 +127,22 @@ class BookingResult:
 # --- secrets -------------------------------------------------------------------------------------
 
 
+def _keyed(purpose: bytes, idempotency_key: str) -> bytes:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, purpose + idempotency_key.encode(), hashlib.sha256).digest()
+
+
 def manage_token_for(idempotency_key: str) -> str:
     """The manage token is derived from the form's one-time key, so a double submission of the
-    same form leads to the same booking and the same link without storing the token."""
-    key = current_app.config["SECRET_KEY"].encode()
-    digest = hmac.new(key, b"manage:" + idempotency_key.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    same form leads to the same booking and the same link. Neither the key nor the token is
+    stored (only `idempotency_hash` and `token_hash`, one-way), so no database dump, with or
+    without SECRET_KEY, rebuilds a link: the raw key lives only in the citizen's form."""
+    return base64.urlsafe_b64encode(_keyed(b"manage:", idempotency_key)).rstrip(b"=").decode()
+
+
+def idempotency_hash(idempotency_key: str) -> str:
+    """What is stored to recognise a second submission of the same form."""
+    return _keyed(b"idempotency:", idempotency_key).hex()
 
 
 def token_hash(token: str) -> str:
@@ -363,9 +388,9 @@ def _event(booking: Booking, kind: str, **details: Any) -> None:
     db.session.add(StatusEvent(booking=booking, kind=kind, at=clock_now(), details=details))
 
 
-def _find_repeat(idempotency_key: str, iin_hash: str) -> Booking | None:
+def _find_repeat(key_hash: str, iin_hash: str) -> Booking | None:
     repeated = db.session.scalars(
-        select(Booking).where(Booking.idempotency_key == idempotency_key)
+        select(Booking).where(Booking.idempotency_hash == key_hash)
     ).first()
     if repeated is not None and repeated.iin_hash != iin_hash:
         raise Conflict()
@@ -381,7 +406,8 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     at = at or clock_now()
     iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
-    repeated = _find_repeat(request.idempotency_key, iin_hash)
+    key_hash = idempotency_hash(request.idempotency_key)
+    repeated = _find_repeat(key_hash, iin_hash)
     if repeated is not None:
         return BookingResult(repeated, token, repeated=True)
     slot = slot_for_booking(request.slot_id, at)
@@ -403,7 +429,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
     try:
         with write_transaction():
-            repeated = _find_repeat(request.idempotency_key, iin_hash)
+            repeated = _find_repeat(key_hash, iin_hash)
             if repeated is not None:
                 return BookingResult(repeated, token, repeated=True)
             _citizen_lock(facts["institution_id"], iin_hash)
@@ -432,7 +458,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                 **facts,
                 reference=_new_reference(prefix),
                 manage_token_hash=token_hash(token),
-                idempotency_key=request.idempotency_key,
+                idempotency_hash=key_hash,
                 citizen_name=request.citizen_name.strip(),
                 iin_hash=iin_hash,
                 iin_last4=identity.iin_last4(request.iin),
@@ -446,6 +472,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                 consent_version=CONSENT_VERSION,
                 status=BookingStatus.booked.value,
                 created_at=at,
+                booked_at=at,
             )
             db.session.add(booking)
             db.session.flush()
@@ -459,7 +486,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     except IntegrityError as error:
         # Two submissions of one form raced past the check above: the first one won.
         db.session.rollback()
-        repeated = _find_repeat(request.idempotency_key, iin_hash)
+        repeated = _find_repeat(key_hash, iin_hash)
         if repeated is not None:
             return BookingResult(repeated, token, repeated=True)
         raise Conflict() from error
@@ -496,7 +523,11 @@ def cancel_by_citizen(token: str, at: datetime | None = None) -> Booking:
 
 
 def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Booking:
-    """Move the booking to another free slot of the same schedule, all or nothing."""
+    """Move the booking to another free slot of the same schedule, all or nothing.
+
+    The one judge of a move: it either moves the booking or raises with the reason (NotAnOption
+    422, SlotUnavailable or BookingLimitReached 409, ManageClosed) before anything is written.
+    """
     at = at or clock_now()
     with write_transaction():
         booking = _lock_booking(token)
@@ -505,15 +536,16 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
         if not can_change(booking, at):
             raise ManageClosed()
         if new_slot_id == booking.slot_id:
-            raise DomainError(str(_l("Choose a different time.")))
-        slot = slot_for_booking(new_slot_id, at)
-        if slot.session.schedule_id != booking.schedule_id:
-            raise DomainError(str(_l("You can only move to another time of the same schedule.")))
-        if (
-            local_month(slot.starts_at, booking.institution.district.region.timezone)
-            != booking.month
-        ):
-            _check_month_limit(booking, slot)
+            raise NotAnOption(str(_l("Choose a different time.")))
+        slot = db.session.get(Slot, new_slot_id, options=_SLOT_CONTEXT)
+        if slot is None or slot.session.schedule_id != booking.schedule_id:
+            raise NotAnOption()
+        _check_bookable(slot, at)
+        month = local_month(slot.starts_at, booking.institution.district.region.timezone)
+        if month != booking.month:
+            # The same lock as book_slot's: a booking made meanwhile in that month is counted.
+            _citizen_lock(booking.institution_id, booking.iin_hash)
+            _check_month_limit(booking, month)
         if not _take_seat(slot.id):
             raise SlotUnavailable(
                 slot_id=slot.id,
@@ -523,7 +555,8 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
         old_slot_id = booking.slot_id
         _release_seat(old_slot_id)
         booking.slot_id, booking.session_id = slot.id, slot.session_id
-        booking.month = local_month(slot.starts_at, booking.institution.district.region.timezone)
+        booking.month = month
+        booking.booked_at = at
         booking.reminder_sent_at = None
         db.session.flush()
         db.session.refresh(booking)
@@ -535,8 +568,7 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
     return booking
 
 
-def _check_month_limit(booking: Booking, slot: Slot) -> None:
-    month = local_month(slot.starts_at, booking.institution.district.region.timezone)
+def _check_month_limit(booking: Booking, month: str) -> None:
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
     held = db.session.scalar(
         select(func.count())
@@ -605,18 +637,40 @@ def _offer_to_waitlist(
 
 
 def join_waitlist(token: str) -> WaitlistEntry:
+    """Join (or rejoin) the waitlist of the booking's schedule.
+
+    The count of notices belongs to the citizen and the schedule, not to one booking: rejoining,
+    or cancelling and booking again, keeps it, and after three notices joining is refused.
+    """
     with write_transaction():
         booking = _lock_booking(token)
         if not booking.is_active:
             raise Conflict(str(_l("This booking is already cancelled or closed.")))
-        entry = db.session.scalars(
-            select(WaitlistEntry).where(WaitlistEntry.booking_id == booking.id)
-        ).first()
-        if entry is None:
+        _citizen_lock(booking.institution_id, booking.iin_hash)
+        entries = db.session.scalars(
+            select(WaitlistEntry)
+            .join(WaitlistEntry.booking)
+            .where(
+                WaitlistEntry.schedule_id == booking.schedule_id,
+                Booking.iin_hash == booking.iin_hash,
+            )
+            .order_by(WaitlistEntry.booking_id != booking.id, WaitlistEntry.id)
+        ).all()
+        sent = sum(entry.notices_sent for entry in entries)
+        if sent >= WAITLIST_MAX_NOTICES:
+            raise WaitlistUsedUp()
+        if entries:
+            # One entry per citizen and schedule: this booking's own first, else the citizen's
+            # earlier one moves to it; any older duplicates are merged into it.
+            entry, *merged = entries
+            for duplicate in merged:
+                db.session.delete(duplicate)
+            db.session.flush()
+            entry.booking_id, entry.notices_sent = booking.id, sent
+        else:
             entry = WaitlistEntry(schedule_id=booking.schedule_id, booking_id=booking.id)
             db.session.add(entry)
         entry.active = True
-        entry.notices_sent = 0
     return entry
 
 
@@ -669,8 +723,8 @@ def queue_reminders(at: datetime | None = None) -> int:
                 Slot.starts_at <= at + day,
             )
         ).all()
-        # Someone who booked within the last day already has the details fresh: no reminder.
-        due = [b for b in candidates if b.created_at <= b.slot.starts_at - day]
+        # Someone who booked or moved the meeting within the last day has the details fresh.
+        due = [b for b in candidates if b.booked_at <= b.slot.starts_at - day]
         for booking in due:
             _notify(booking, "reminder")
             booking.reminder_sent_at = at

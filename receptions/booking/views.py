@@ -24,7 +24,6 @@ from ..clock import now as clock_now
 from ..errors import error_response, form_error_message
 from ..extensions import limiter
 from ..i18n import current_language
-from ..urls import int_arg
 from . import identity, services
 from .forms import (
     BookingForm,
@@ -157,23 +156,19 @@ def reschedule(token: str):
     booking = services.booking_by_token(token)
     if not services.can_change(booking):
         raise services.ManageClosed()
+    form = RescheduleForm()
+    if form.validate_on_submit():
+        # One call decides: moved, or refused with the reason (4xx) and nothing changed.
+        services.reschedule(token, form.slot_id.data)
+        flash(_("Your meeting has been moved."), "success")
+        return redirect(url_for("booking.manage", token=token), 303)
     options = services.nearest_free_slots(
         institution_id=booking.institution_id,
         schedule_id=booking.schedule_id,
         exclude_slot_id=booking.slot_id,
         limit=30,
     )
-    form = RescheduleForm()
     form.slot_id.choices = [(slot.id, slot.starts_at.isoformat()) for slot in options]
-    if request.method == "POST" and not form.validate():
-        # A slot taken since the page was drawn is no longer among the choices.
-        chosen = int_arg(request.form, "slot_id")
-        if chosen is not None and form.csrf_token.data and not form.csrf_token.errors:
-            services.reschedule(token, chosen)  # raises the precise reason
-    if form.validate_on_submit():
-        services.reschedule(token, form.slot_id.data)
-        flash(_("Your meeting has been moved."), "success")
-        return redirect(url_for("booking.manage", token=token), 303)
     status = 422 if form.is_submitted() else 200
     return render_template(
         "booking/reschedule.html", booking=booking, token=token, form=form, options=options

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import vobject
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text
 
+from receptions.booking import services
 from receptions.booking.models import Booking, StatusEvent
 from receptions.extensions import db
 from receptions.notify.models import Notification
-from receptions.schedules.models import Slot
+from receptions.schedules.models import ScheduledSession, Slot
 from tests.conftest import csrf_from
 from tests.factories import make_iin, make_institution, make_open_session, make_topic
+from tests.integration.test_migrations import empty_database  # noqa: F401 (a fixture)
 
 IIN = make_iin(1)
 
@@ -30,6 +34,34 @@ def session(app):
 
 def count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def add_session(first: ScheduledSession, *, hours_later: float, slots: int = 3):
+    """Another session of the same schedule, `hours_later` after `first` (negative: before)."""
+    start = first.starts_at + timedelta(hours=hours_later)
+    minutes = first.schedule.slot_minutes
+    session = ScheduledSession(
+        schedule_id=first.schedule_id,
+        institution_id=first.institution_id,
+        kind=first.kind,
+        local_date=start.astimezone(ZoneInfo(first.institution.district.region.timezone)).date(),
+        starts_at=start,
+        ends_at=start + timedelta(minutes=minutes * slots),
+        status="planned",
+        walk_in_places=0,
+    )
+    session.slots = [
+        Slot(
+            starts_at=start + timedelta(minutes=minutes * i),
+            ends_at=start + timedelta(minutes=minutes * (i + 1)),
+            capacity=first.slots[0].capacity,
+            booked=0,
+        )
+        for i in range(slots)
+    ]
+    db.session.add(session)
+    db.session.commit()
+    return session
 
 
 def book_form(client, slot_id, lang="ru"):
@@ -158,6 +190,11 @@ def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
         ({"full_name": ""}, "full_name"),
         ({"email": "not-an-email"}, "email"),
         ({"topic_id": "99999"}, "topic_id"),
+        ({"accessibility": ["other"]}, "accessibility_note"),
+        (
+            {"accessibility": ["wheelchair", "other"], "accessibility_note": "   "},
+            "accessibility_note",
+        ),
     ],
 )
 def test_bad_input_gets_a_field_message_and_stores_nothing(
@@ -355,3 +392,173 @@ def test_staff_cancelling_a_session_cancels_its_bookings(app, client, session, t
     assert db.session.get(Slot, session.slots[0].id).booked == 0
     templates = {n.template for n in db.session.scalars(select(Notification))}
     assert "session_cancelled" in templates
+
+
+def test_other_accessibility_need_must_be_described(client, session, topic):
+    response, _ = book(client, session.slots[0].id, topic, lang="en", accessibility=["other"])
+    assert response.status_code == 422
+    assert "You ticked “Other”: please describe what you need." in response.get_data(as_text=True)
+    assert count(Booking) == 0 and count(Notification) == 0
+    described, _ = book(
+        client,
+        session.slots[0].id,
+        topic,
+        accessibility=["other"],
+        accessibility_note="Нужен пандус у входа",
+    )
+    assert described.status_code == 303
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.accessibility == ["other"]
+    assert booking.accessibility_note == "Нужен пандус у входа"
+
+
+def _reschedule(client, url, slot_id, lang="en"):
+    page = client.get(url + "/reschedule", headers={"Accept-Language": lang})
+    return client.post(
+        url + "/reschedule",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True)), "slot_id": str(slot_id)},
+        headers={"Accept-Language": lang},
+    )
+
+
+def _moved_messages() -> int:
+    return count(Notification, Notification.template == "booking_rescheduled")
+
+
+def test_reschedule_to_a_free_time_beyond_the_listed_ones_moves_once(client, topic):
+    # The page lists the 30 nearest times; a later free one is still a valid choice.
+    session = make_open_session(slots=40)
+    url = _manage(client, session, topic)
+    target = session.slots[35]
+    assert f'value="{target.id}"' not in client.get(url + "/reschedule").get_data(as_text=True)
+    response = _reschedule(client, url, target.id)
+    assert response.status_code == 303
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.slot_id == target.id
+    assert [e.kind for e in booking.events] == ["booked", "rescheduled"]
+    assert _moved_messages() == 2  # one SMS and one e-mail, not twice
+    booked = {s.id: db.session.get(Slot, s.id).booked for s in session.slots}
+    assert booked[target.id] == 1 and sum(booked.values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("choice", "status", "reason"),
+    [
+        ("full", 409, "just been taken"),
+        ("foreign", 422, "same schedule"),
+        ("missing", 422, "same schedule"),
+        ("current", 422, "Choose a different time."),
+        ("huge", 422, "same schedule"),
+        ("word", 422, "same schedule"),
+    ],
+)
+def test_refused_reschedule_gives_the_reason_and_changes_nothing(
+    client, topic, choice, status, reason
+):
+    session = make_open_session(slots=40)
+    url = _manage(client, session, topic)
+    full = session.slots[35]
+    db.session.execute(Slot.__table__.update().where(Slot.id == full.id).values(booked=1))
+    db.session.commit()
+    slot_id = {
+        "full": full.id,
+        "foreign": make_open_session(session.institution).slots[0].id,
+        "missing": 987654,
+        "current": session.slots[0].id,
+        "huge": "9" * 30,
+        "word": "abc",
+    }[choice]
+    response = _reschedule(client, url, slot_id)
+    assert response.status_code == status
+    assert reason in response.get_data(as_text=True)
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.slot_id == session.slots[0].id
+    assert [e.kind for e in booking.events] == ["booked"]
+    assert _moved_messages() == 0
+    assert db.session.get(Slot, session.slots[0].id).booked == 1
+    assert db.session.get(Slot, full.id).booked == 1
+
+
+def test_reschedule_into_a_month_where_the_citizen_has_a_booking_is_refused(client, topic):
+    first = make_open_session(booking_opens_days=40)
+    next_month = add_session(first, hours_later=31 * 24)  # 31 days on is always another month
+    url = _manage(client, first, topic)
+    assert book(client, next_month.slots[0].id, topic)[0].status_code == 303
+    response = _reschedule(client, url, next_month.slots[1].id)
+    assert response.status_code == 409
+    assert "already have a booking" in response.get_data(as_text=True)
+    db.session.expire_all()
+    moved = db.session.scalars(select(Booking).where(Booking.slot_id == first.slots[0].id)).one()
+    assert [e.kind for e in moved.events] == ["booked"]
+    assert db.session.get(Slot, next_month.slots[1].id).booked == 0
+
+
+def _stored_values() -> list[str]:
+    """Every text value in every table, as a dump of the database would show it."""
+    values = []
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(table.select()):
+            values += [str(value) for value in row if value is not None]
+    return values
+
+
+def test_no_stored_value_rebuilds_the_manage_link(app, client, session, topic):
+    from receptions.notify.services import send_due
+
+    response, data = book(client, session.slots[0].id, topic)
+    token = response.headers["Location"].split("/m/")[1].split("?")[0]
+    key = data["idempotency_key"]
+    assert token == services.manage_token_for(key)
+    send_due()  # the outbox holds the link only until the message is out
+    booking = db.session.scalars(select(Booking)).one()
+    row = db.session.execute(select(Booking.__table__).where(Booking.id == booking.id)).one()
+    assert "idempotency_key" not in row._mapping
+    assert booking.idempotency_hash == services.idempotency_hash(key) != key
+    stored = _stored_values()
+    assert not [value for value in stored if token in value or key in value]
+    # Not even with SECRET_KEY: no stored value is the form's key the token is derived from.
+    assert not [value for value in stored if services.manage_token_for(value) == token]
+    again = client.post(f"/book/{session.slots[0].id}", data=data)
+    assert again.headers["Location"] == response.headers["Location"]
+
+
+def test_migration_replaces_stored_keys_with_their_hash(empty_database):  # noqa: F811
+    from flask_migrate import downgrade, upgrade
+
+    from receptions import create_app
+    from tests.conftest import app_settings
+    from tests.factories import make_booking
+
+    app = create_app(app_settings(empty_database))
+    with app.app_context():
+        upgrade()
+        moved, kept = (make_booking(slot) for slot in make_open_session(slots=2).slots)
+        db.session.add(
+            StatusEvent(booking=moved, kind="rescheduled", at=moved.created_at + timedelta(hours=5))
+        )
+        db.session.commit()
+        ids = (moved.id, kept.id)
+        db.session.remove()
+        downgrade(revision="0006")
+        for booking_id in ids:
+            db.session.execute(
+                text("UPDATE booking SET idempotency_key = :key WHERE id = :id"),
+                {"key": f"form-key-{booking_id}-0123456789", "id": booking_id},
+            )
+        db.session.commit()
+        upgrade()
+        assert "idempotency_key" not in {
+            c["name"] for c in inspect(db.engine).get_columns("booking")
+        }
+        for booking_id in ids:
+            booking = db.session.get(Booking, booking_id)
+            assert booking.idempotency_hash == services.idempotency_hash(
+                f"form-key-{booking_id}-0123456789"
+            )
+        moved, kept = (db.session.get(Booking, booking_id) for booking_id in ids)
+        assert moved.booked_at == moved.created_at + timedelta(hours=5)
+        assert kept.booked_at == kept.created_at
+        db.session.remove()
+        db.engine.dispose()

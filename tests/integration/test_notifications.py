@@ -128,13 +128,93 @@ def test_reminder_goes_only_to_bookings_made_more_than_a_day_before(app, client)
     book(client, session.slots[0].id, make_topic())
     booking = db.session.scalars(select(Booking)).one()
     assert booking_services.queue_reminders() == 0  # booked less than 24 h before
-    booking.created_at = booking.created_at - timedelta(days=3)
+    booking.created_at = booking.booked_at = booking.booked_at - timedelta(days=3)
     db.session.commit()
     with app.test_request_context():
         assert booking_services.queue_reminders() == 1
         assert booking_services.queue_reminders() == 0  # once only
     reminders = db.session.scalars(select(Notification).where(Notification.template == "reminder"))
     assert len(reminders.all()) == 2
+
+
+def test_no_reminder_after_moving_the_meeting_into_the_next_day(app, client):
+    from tests.integration.test_booking import add_session
+
+    first = make_open_session(starts_in_hours=72)
+    soon = add_session(first, hours_later=-52)  # 20 hours from now, the same schedule
+    response, _ = book(client, first.slots[0].id, make_topic())
+    token = response.headers["Location"].split("/m/")[1].split("?")[0]
+    booking = db.session.scalars(select(Booking)).one()
+    booking.created_at = booking.booked_at = booking.booked_at - timedelta(days=3)
+    db.session.commit()
+    with app.test_request_context():
+        booking_services.reschedule(token, soon.slots[0].id)
+        assert booking_services.queue_reminders() == 0  # moved minutes ago: details are fresh
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.slot_id == soon.slots[0].id and booking.reminder_sent_at is None
+    assert booking.booked_at > booking.created_at + timedelta(days=2)
+    booking.booked_at -= timedelta(hours=1)  # moved an hour ago: still within the day
+    db.session.commit()
+    with app.test_request_context():
+        assert booking_services.queue_reminders() == 0
+    reminders = select(Notification).where(Notification.template == "reminder")
+    assert db.session.scalars(reminders).all() == []
+
+
+def _token(response) -> str:
+    return response.headers["Location"].split("/m/")[1].split("?")[0]
+
+
+def _join_waitlist(client, token):
+    from tests.conftest import submit
+
+    return submit(
+        client,
+        f"/m/{token}/waitlist",
+        {"confirm": "yes"},
+        form_url=f"/m/{token}",
+        headers={"Accept-Language": "en"},
+    )
+
+
+def test_waitlist_counts_notices_per_citizen_and_schedule_not_per_joining(app, client):
+    from tests.factories import make_iin
+
+    topic = make_topic()
+    session = make_open_session(slots=8)
+    waiting, _ = book(client, session.slots[7].id, topic)
+    assert _join_waitlist(client, _token(waiting)).status_code == 303
+    for n in range(2):
+        freed, _ = book(
+            client, session.slots[n].id, topic, iin=make_iin(200 + n), phone=f"+7701555001{n}"
+        )
+        with app.test_request_context():
+            booking_services.cancel_by_citizen(_token(freed))
+    assert _join_waitlist(client, _token(waiting)).status_code == 303  # rejoining keeps the count
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.notices_sent == 2 and entry.active is True
+    # Cancelling and booking again is the same citizen at the same schedule: the count stays.
+    with app.test_request_context():
+        booking_services.cancel_by_citizen(_token(waiting))
+    again, _ = book(client, session.slots[6].id, topic)
+    assert _join_waitlist(client, _token(again)).status_code == 303
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    rebooked = db.session.scalars(select(Booking).where(Booking.slot_id == session.slots[6].id))
+    assert entry.booking_id == rebooked.one().id and entry.notices_sent == 2
+    freed, _ = book(client, session.slots[2].id, topic, iin=make_iin(210), phone="+77015550020")
+    with app.test_request_context():
+        booking_services.cancel_by_citizen(_token(freed))
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.notices_sent == 3 and entry.active is False
+    refused = _join_waitlist(client, _token(again))
+    assert refused.status_code == 409
+    assert "already told you three times" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.notices_sent == 3 and entry.active is False
 
 
 def test_waitlist_tells_later_bookings_at_most_three_times(app, client):
