@@ -81,9 +81,13 @@ def _rows(spec: ExportSpec, grouping: str, progress: Progress | None) -> Any:
     )
 
 
-def _previous(spec: ExportSpec) -> services.Figures:
-    before = services.previous_period(spec.period.first, spec.period.months)
-    return services.period_total(spec.scope, before, spec.period.months)
+def _rows_and_previous(
+    spec: ExportSpec, grouping: str, progress: Progress | None
+) -> tuple[Any, services.Figures]:
+    """A sheet's rows and the period before's total, complete once the rows are written."""
+    return services.figures_and_previous(
+        spec.scope, grouping, spec.period.first, spec.period.months, progress=progress
+    )
 
 
 def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None = None) -> None:
@@ -92,11 +96,18 @@ def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None 
         for chunk in iter_csv(spec, progress):
             handle.write(chunk.encode("utf-8"))
     elif spec.kind == "xlsx":
+        levels = spec.levels()
+        first, previous = _rows_and_previous(spec, levels[0], progress)
         sheets = (
-            (FIRST_HEADERS[level](), FIRST_HEADERS[level](), _rows(spec, level, progress))
-            for level in spec.levels()
+            (
+                FIRST_HEADERS[level](),
+                FIRST_HEADERS[level](),
+                first if index == 0 else _rows(spec, level, progress),
+            )
+            for index, level in enumerate(levels)
         )
-        exports.write_xlsx(sheets, _previous(spec), handle, spec.title)
+        # The first sheet's rows bring the previous period's total, written under each sheet.
+        exports.write_xlsx(sheets, previous, handle, spec.title)
     else:
         html = pdf_html(spec)
         if progress is not None:
@@ -105,9 +116,8 @@ def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None 
 
 
 def iter_csv(spec: ExportSpec, progress: Progress | None = None) -> Any:
-    return exports.iter_csv(
-        _rows(spec, spec.grouping, progress), FIRST_HEADERS[spec.grouping](), _previous(spec)
-    )
+    rows, previous = _rows_and_previous(spec, spec.grouping, progress)
+    return exports.iter_csv(rows, FIRST_HEADERS[spec.grouping](), previous)
 
 
 def trend_svg(scope: Scope, period: Period, series: list[tuple[Any, str, str]]) -> str:
