@@ -157,11 +157,19 @@ def reschedule(token: str):
     if not services.can_change(booking):
         raise services.ManageClosed()
     form = RescheduleForm()
+    refusal, status = None, 200
     if form.validate_on_submit():
         # One call decides: moved, or refused with the reason (4xx) and nothing changed.
-        services.reschedule(token, form.slot_id.data)
-        flash(_("Your meeting has been moved."), "success")
-        return redirect(url_for("booking.manage", token=token), 303)
+        try:
+            services.reschedule(token, form.slot_id.data)
+        except services.SlotUnavailable as taken:
+            # Taken meanwhile: the citizen chooses again here, not from the page for new bookings.
+            refusal, status = taken.user_message, taken.status_code
+        else:
+            flash(_("Your meeting has been moved."), "success")
+            return redirect(url_for("booking.manage", token=token), 303)
+    elif form.is_submitted():
+        status = 422
     options = services.nearest_free_slots(
         institution_id=booking.institution_id,
         schedule_id=booking.schedule_id,
@@ -169,9 +177,13 @@ def reschedule(token: str):
         limit=30,
     )
     form.slot_id.choices = [(slot.id, slot.starts_at.isoformat()) for slot in options]
-    status = 422 if form.is_submitted() else 200
     return render_template(
-        "booking/reschedule.html", booking=booking, token=token, form=form, options=options
+        "booking/reschedule.html",
+        booking=booking,
+        token=token,
+        form=form,
+        options=options,
+        refusal=refusal,
     ), status
 
 

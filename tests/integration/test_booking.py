@@ -345,6 +345,10 @@ def test_reschedule_to_a_taken_or_foreign_slot_is_refused(client, session, topic
         data={"csrf_token": csrf_from(page), "slot_id": str(session.slots[1].id)},
     )
     assert taken.status_code == 409
+    # The citizen chooses again on the same page: it offers moves, not new bookings.
+    text = taken.get_data(as_text=True)
+    assert 'role="alert"' in text and 'name="slot_id"' in text
+    assert f'value="{session.slots[2].id}"' in text and "/book/" not in text
     foreign = make_open_session(session.institution)
     other = client.post(
         url + "/reschedule",
