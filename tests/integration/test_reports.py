@@ -121,10 +121,11 @@ def _visit(session, booking, rng, topics):
     db.session.commit()
 
 
-def expected(group_of) -> dict:
+def expected(group_of, month: str = MONTH) -> dict:
     """Counts by walking the raw rows in Python: an independent check of the SQL."""
-    start = datetime(2026, 9, 1, tzinfo=ZONE)
-    end = datetime(2026, 10, 1, tzinfo=ZONE)
+    year, number = (int(part) for part in month.split("-"))
+    start = datetime(year, number, 1, tzinfo=ZONE)
+    end = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=ZONE)
     today = datetime.now(ZONE).date()
     counts: dict = defaultdict(lambda: defaultdict(int))
     in_month = {}
@@ -199,6 +200,30 @@ def test_every_figure_equals_an_independent_count(dataset, grouping):
             assert got[key][name] == counts.get(name, 0), (grouping, key, name)
     for name in services.COUNTS:
         assert rollup.total.counts[name] == sum(r.counts[name] for r in rollup.rows)
+
+
+@pytest.mark.parametrize("grouping", list(GROUPERS))
+def test_the_period_before_equals_an_independent_count(dataset, grouping):
+    """The change on the period before is read by the rows' own statement: October's is
+    September, counted again from the raw rows."""
+    rollup = services.rollup(Scope("nation"), "2026-10", grouping=grouping)
+    want = expected(lambda i: "nation")["nation"]
+    for name in services.COUNTS:
+        assert rollup.previous_total.counts[name] == want.get(name, 0), (grouping, name)
+    assert rollup.previous_total.counts == services.period_total(Scope("nation"), MONTH).counts
+
+
+def test_top_topics_equal_an_independent_count(dataset):
+    start, end = datetime(2026, 9, 1, tzinfo=ZONE), datetime(2026, 10, 1, tzinfo=ZONE)
+    counts: dict = defaultdict(int)
+    for visit in db.session.scalars(select(Visit)):
+        if start <= visit.session.starts_at < end:
+            for question in visit.questions:
+                counts[question.topic_id] += 1
+    topics = {t.id: t for t in db.session.scalars(select(Topic))}
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:10]
+    want = [(topics[topic_id].name, n) for topic_id, n in ranked]
+    assert services.rollup(Scope("nation"), MONTH, grouping="region").top_topics == want
 
 
 def test_region_scope_only_counts_its_own_institutions(dataset):
