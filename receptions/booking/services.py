@@ -149,8 +149,25 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _key_signature(nonce: str) -> str:
+    return base64.urlsafe_b64encode(_keyed(b"form-key:", nonce)[:12]).decode()
+
+
 def new_idempotency_key() -> str:
-    return secrets.token_urlsafe(24)
+    """A one-time key for one booking form, signed: only keys this service issued are taken, so
+    no client can choose a key (a constant one would let the next sender with the same key and
+    IIN be handed the first booking's link)."""
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{_key_signature(nonce)}"
+
+
+def is_issued_key(key: str) -> bool:
+    nonce, dot, signature = key.rpartition(".")
+    return bool(dot and nonce) and hmac.compare_digest(signature, _key_signature(nonce))
+
+
+class ForeignFormKey(DomainError):
+    message = _l("The form has expired or was sent from another page. Please reload and try again.")
 
 
 def _new_reference(prefix: str) -> str:
@@ -404,6 +421,8 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     advisory lock) is held only for the checks that must be atomic and the inserts.
     """
     at = at or clock_now()
+    if not is_issued_key(request.idempotency_key):
+        raise ForeignFormKey()
     iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
     key_hash = idempotency_hash(request.idempotency_key)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from receptions.auth.models import Role
+from receptions.booking import services as booking_services
 from receptions.booking.models import Booking, Feedback
 from receptions.extensions import db
 from receptions.geography.models import District, Region
@@ -145,7 +146,10 @@ def _book():
         "accessibility_note": texts,
         "consent": choice("y"),
         "website": st.sampled_from(["", "http://spam.example"]),
-        "idempotency_key": choice(secrets.token_urlsafe(24)),
+        # Issued keys (the form's) and forged ones alike.
+        "idempotency_key": st.one_of(
+            st.builds(booking_services.new_idempotency_key), choice(secrets.token_urlsafe(24))
+        ),
     }
 
 

@@ -139,6 +139,24 @@ def test_double_submission_of_the_same_form_creates_one_booking(client, session,
     assert db.session.get(Slot, session.slots[0].id).booked == 1
 
 
+@pytest.mark.parametrize(
+    "key", ["a" * 20, "x" * 40 + ".AAAAAAAAAAAAAAAA", "issued-elsewhere"], ids=str.__len__
+)
+def test_a_form_key_the_service_did_not_issue_is_refused(app, client, session, topic, key):
+    """A client cannot choose the key: a shared constant would hand out another's booking."""
+    if key == "issued-elsewhere":  # by an installation with another secret
+        ours = app.config["SECRET_KEY"]
+        app.config["SECRET_KEY"] = "another-installation-secret"
+        key = services.new_idempotency_key()
+        app.config["SECRET_KEY"] = ours
+    response, _ = book(client, session.slots[0].id, topic, lang="en", idempotency_key=key)
+    assert response.status_code == 400
+    assert "reload" in response.get_data(as_text=True)
+    assert count(Booking) == 0
+    db.session.expire_all()
+    assert db.session.get(Slot, session.slots[0].id).booked == 0
+
+
 def test_one_active_booking_per_institution_per_month(client, session, topic):
     assert book(client, session.slots[0].id, topic)[0].status_code == 303
     again, _ = book(client, session.slots[1].id, topic)

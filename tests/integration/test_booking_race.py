@@ -66,8 +66,7 @@ def _racer(database_url, slot_ids, topic_id, naive, worker, barrier, queue):  # 
                     outcome, "booked", _naive_book, slot_id, iin, topic_id, f"{worker}-{attempt}"
                 )
             else:
-                key = f"race-{worker}-{attempt}-{'x' * 12}"
-                request = _request(slot_id, key, iin, topic_id)
+                request = _request(slot_id, iin, topic_id)
                 _tally(outcome, "booked", services.book_slot, request)
     queue.put(dict(outcome))
 
@@ -88,12 +87,13 @@ def _tally(outcome, name, act, *args) -> None:  # type: ignore[no-untyped-def]
     db.session.remove()
 
 
-def _request(slot_id, key, iin, topic_id):  # type: ignore[no-untyped-def]
+def _request(slot_id, iin, topic_id):  # type: ignore[no-untyped-def]
+    """A submission of a fresh booking form (with a key the service issued)."""
     from receptions.booking import services
 
     return services.BookingRequest(
         slot_id=slot_id,
-        idempotency_key=key,
+        idempotency_key=services.new_idempotency_key(),
         citizen_name="Тест Жарыс",
         iin=iin,
         phone="+77015550000",
@@ -206,14 +206,13 @@ def _citizen_racer(database_url, rounds, unlocked, worker, barrier, queue):  # t
         services._citizen_lock = lambda institution_id, iin_hash: None
     outcome: Counter[str] = Counter()
     with app.test_request_context():
-        for number, actions in enumerate(rounds):
+        for actions in rounds:
             action = actions[worker]
             barrier.wait(timeout=60)
             if action[0] == "move":
                 _tally(outcome, "move", services.reschedule, action[1], action[2])
             else:
-                key = f"citizen-{number}-{worker}-{'x' * 12}"
-                request = _request(action[1], key, action[2], action[3])
+                request = _request(action[1], action[2], action[3])
                 _tally(outcome, "book", services.book_slot, request)
     queue.put(dict(outcome))
 
@@ -294,7 +293,7 @@ def test_moving_into_a_month_while_booking_there_leaves_one_booking_in_it(app, d
         iin = make_iin(800 + number)
         with app.test_request_context():
             token = services.book_slot(
-                _request(here[number % len(here)], f"before-{number}-{'x' * 12}", iin, topic.id)
+                _request(here[number % len(here)], iin, topic.id)
             ).token
         slot_ids = [there[(number + worker) % len(there)] for worker in range(PROCESSES)]
         rounds.append(
