@@ -144,9 +144,8 @@ def _month_of(starts_at: Any, months: list[str]) -> Any:
     )
 
 
-def _group_column(grouping: str, months: list[str]) -> Any:
-    if grouping == "month":
-        return _month_of(ScheduledSession.starts_at, months)
+def _group_column(grouping: str) -> Any:
+    """The institution's column a group is keyed by (months are keyed by the session's month)."""
     return {
         "region": District.region_id,
         "district": Institution.district_id,
@@ -207,15 +206,16 @@ def _window_sessions(window: _Window) -> Any:
     return query.cte("window_session")
 
 
+_MONTH_KEY = ("institution_id", "month")
+
+
 def _per_institution_month(
     name: str, institution_id: Any, month: Any, columns: list[Any], source: Select[Any]
 ) -> Any:
     """One aggregate per institution-month, the grain at which signed snapshots replace rows;
     a CTE, so that the database computes it once for the list of keys and for the figures."""
     return (
-        source.add_columns(
-            institution_id.label("institution_id"), month.label("month"), *columns
-        )
+        source.add_columns(institution_id.label("institution_id"), month.label("month"), *columns)
         .group_by(institution_id, month)
         .cte(name)
     )
@@ -388,7 +388,7 @@ def _figures_by_group(window: _Window) -> Any:
     sources = [*parts, *([signed] if signed is not None else [])]
     months = union(*(select(p.c.institution_id, p.c.month) for p in sources)).subquery()
     part_of = {c.name: part for part in parts for c in part.c if c.name not in _MONTH_KEY}
-    key = months.c.month if window.grouping == "month" else _group_column(window.grouping, [])
+    key = months.c.month if window.grouping == "month" else _group_column(window.grouping)
     is_signed = signed.c.institution_id.isnot(None) if signed is not None else None
     current = months.c.month >= window.current if window.current else None
 
@@ -433,14 +433,11 @@ def _figures_by_group(window: _Window) -> Any:
     return _scoped(query, window.scope).group_by(key).subquery()
 
 
-_MONTH_KEY = ("institution_id", "month")
-
-
 def _keys(window: _Window) -> Any:
     """Every group the scope has, whether or not anything happened in it."""
     if window.grouping == "month":
         return union_all(*(select(literal(m).label("key")) for m in window.months)).subquery()
-    key = _group_column(window.grouping, window.months)
+    key = _group_column(window.grouping)
     return (
         _scoped(select(key.label("key")).select_from(Institution), window.scope)
         .group_by(key)
@@ -579,9 +576,7 @@ def count_groups(scope: Scope, grouping: str) -> int:
     return int(db.session.scalar(select(func.count()).select_from(_keys(window))) or 0)
 
 
-def top_topics(
-    scope: Scope, month: str, months: int = 1, limit: int = 10
-) -> list[tuple[str, int]]:
+def top_topics(scope: Scope, month: str, months: int = 1, limit: int = 10) -> list[tuple[str, int]]:
     """The most raised topics, reached like the roll-up: the window's sessions, their visits,
     their questions."""
     window = _Window(scope, "institution", month_list(month, months), clock_now(), False)
