@@ -16,7 +16,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
-from ..geography.models import District, Region
+from ..geography.models import Region
+from ..geography.queries import district_or_404
 from ..i18n import COOKIE
 from ..institutions.forms import type_choices
 from ..institutions.services import regions_with_counts, search_institutions
@@ -48,12 +49,8 @@ def region(code: str):
 
 @bp.route("/regions/<code>/<slug>")
 def district(code: str, slug: str):
-    region = _region_or_404(code)
-    district = db.session.scalars(
-        select(District).where(District.region_id == region.id, District.slug == slug)
-    ).first()
-    if district is None:
-        abort(404)
+    district = district_or_404(code, slug)
+    region = district.region
     page = search_institutions(district_id=district.id, page=int_arg(request.args, "page", 1) or 1)
     return render_template(
         "public/district.html",

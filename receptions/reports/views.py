@@ -17,12 +17,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from .. import CONTENT_SECURITY_POLICY, access
 from ..clock import now as clock_now
 from ..extensions import db
-from ..geography.models import District, Region
+from ..geography.queries import district_or_404
 from ..i18n import current_language
 from ..institutions.models import Institution
 from . import charts, downloads, exports, jobs, services
@@ -315,13 +314,7 @@ def export_file(token: str):
 
 @bp.route("/results/<code>/<slug>")
 def public_district(code: str, slug: str):
-    district = db.session.scalars(
-        select(District)
-        .join(District.region)
-        .where(Region.code == code.upper(), District.slug == slug)
-    ).first()
-    if district is None:
-        abort(404)
+    district = district_or_404(code, slug)
     month = parse_month(request.args.get("month"), today=_today())
     scope = Scope("district", district.id)
     rollup = services.rollup(scope, month, grouping="institution")

@@ -25,7 +25,8 @@ from sqlalchemy import select
 from .. import access
 from ..auth.models import Role
 from ..extensions import db
-from ..geography.models import District, Region
+from ..geography.models import District
+from ..geography.queries import district_or_404
 from ..institutions.models import Institution
 from . import queries, services
 from .forms import (
@@ -356,13 +357,7 @@ def institution_feed(institution_id: int):
 
 @bp.route("/regions/<code>/<slug>/calendar.ics")
 def district_feed(code: str, slug: str):
-    district = db.session.scalars(
-        select(District)
-        .join(District.region)
-        .where(Region.code == code.upper(), District.slug == slug)
-    ).first()
-    if district is None:
-        abort(404)
+    district = district_or_404(code, slug)
     body = queries.feed_for(
         queries.district_feed_sessions(district.id),
         tz=district.region.timezone,
