@@ -34,6 +34,23 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
+def empty_rq_queue(name: str, database: int) -> tuple[str, Any]:
+    """The local Redis's URL (on a database of the test's own) and the RQ queue `name`, emptied;
+    skipped outside CI when Redis is not reachable."""
+    import redis
+    from rq import Queue
+
+    url = f"redis://127.0.0.1:6379/{database}"
+    try:
+        connection = redis.Redis.from_url(url)
+        connection.ping()
+    except redis.RedisError:
+        skip_unless_ci("Redis is not reachable at 127.0.0.1:6379")
+    queue = Queue(name, connection=connection)
+    queue.empty()
+    return url, queue
+
+
 def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
     return {
         "ENV_NAME": "testing",

@@ -21,6 +21,7 @@ from receptions.extensions import db
 from receptions.logging_filters import RedactSecrets, redact
 from receptions.notify.models import Notification
 from receptions.notify.services import MAX_ATTEMPTS, send_due
+from tests.conftest import empty_rq_queue
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
 
@@ -309,21 +310,11 @@ def test_admin_manages_the_topic_list(app, client):
 
 
 def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_path, monkeypatch):
-    import redis
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
 
     from receptions.notify.worker import QUEUE
 
-    redis_url = "redis://127.0.0.1:6379/15"
-    try:
-        connection = redis.Redis.from_url(redis_url)
-        connection.ping()
-    except redis.RedisError:
-        from tests.conftest import skip_unless_ci
-
-        skip_unless_ci("Redis is not reachable at 127.0.0.1:6379")
-    queue = Queue(QUEUE, connection=connection)
-    queue.empty()
+    redis_url, queue = empty_rq_queue(QUEUE, 15)
     app.config["REDIS_URL"] = redis_url
     app.config["NOTIFY_SYNC"] = True
     # The worker builds its own app from the environment, as `rq worker` would.
@@ -336,7 +327,7 @@ def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_pa
     book(client, session.slots[0].id, make_topic())
     assert queue.count == 1
     assert db.session.scalars(select(Notification.status)).all() == ["pending", "pending"]
-    SimpleWorker([queue], connection=connection).work(burst=True)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
     db.session.rollback()
     assert sorted(db.session.scalars(select(Notification.status))) == ["sent", "sent"]
     assert "+7 701 ••• •• 67" in (tmp_path / "sms-rq.log").read_text()

@@ -22,7 +22,7 @@ from receptions.reports.exports import COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question, Visit
-from tests.conftest import csrf_from, sign_in
+from tests.conftest import csrf_from, empty_rq_queue, sign_in
 from tests.factories import (
     PASSWORD,
     make_booking,
@@ -759,22 +759,12 @@ def test_an_expired_export_link_is_gone_and_its_file_removed(app, client, datase
 def test_with_redis_an_rq_worker_prepares_the_export(
     app, client, dataset, db_url, tmp_path, monkeypatch
 ):
-    import redis
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
 
     from receptions.reports.jobs import QUEUE
     from receptions.reports.models import ReportExport
 
-    redis_url = "redis://127.0.0.1:6379/14"
-    try:
-        connection = redis.Redis.from_url(redis_url)
-        connection.ping()
-    except redis.RedisError:
-        from tests.conftest import skip_unless_ci
-
-        skip_unless_ci("Redis is not reachable at 127.0.0.1:6379")
-    queue = Queue(QUEUE, connection=connection)
-    queue.empty()
+    redis_url, queue = empty_rq_queue(QUEUE, 14)
     app.config["REDIS_URL"] = redis_url
     app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
     monkeypatch.setenv("ASHYQ_ENV", "testing")
@@ -785,7 +775,7 @@ def test_with_redis_an_rq_worker_prepares_the_export(
         headers={"Accept-Language": "ru"},
     )
     assert response.status_code == 303 and queue.count == 1
-    SimpleWorker([queue], connection=connection).work(burst=True)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
     db.session.rollback()
     job = db.session.scalars(select(ReportExport)).one()
     assert job.status == "done"
