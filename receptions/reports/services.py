@@ -511,13 +511,22 @@ def figures_and_previous(
     month: str,
     months: int = 1,
     *,
+    at: datetime | None = None,
+    live: bool = False,
+    compare: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Iterator[Figures], Figures]:
     """The rows of `iter_figures` and the period before's total, read by the same statement:
     the total is complete once the rows have all been read (a download writes it last)."""
     before = previous_period(month, months)
     window = _Window(
-        scope, grouping, month_list(before, 2 * months), clock_now(), True, current=month
+        scope,
+        grouping,
+        month_list(before, 2 * months),
+        at or clock_now(),
+        snapshots=not live,
+        compare=compare,
+        current=month,
     )
     previous = Figures("previous", "")
 
@@ -674,26 +683,17 @@ def rollup(
     """
     if grouping not in GROUPINGS:
         raise ValueError(grouping)
-    at = at or clock_now()
     # One statement for the period and the one before it: the change needs only their totals.
-    before = previous_period(month, months)
-    window = _Window(
+    figures, previous = figures_and_previous(
         scope,
         grouping,
-        month_list(before, 2 * months),
-        at,
-        snapshots=not live,
+        month,
+        months,
+        at=at,
+        live=live,
         compare=grouping == "institution" and not live,
-        current=month,
     )
-    rows = []
-    previous = Figures("previous", "")
-    for figures, present, earlier in _read(window):
-        for name, value in (earlier or {}).items():
-            previous.counts[name] += value
-        if present:
-            rows.append(figures)
-    rows.sort(key=lambda r: r.label)
+    rows = sorted(figures, key=lambda r: r.label)
     total = Figures("total", "")
     for row in rows:
         total.add(row)
