@@ -461,7 +461,8 @@ def record_outcome(
     is the normal flow, and the month's sign-off versions show any later change.
     """
     question = question_in_workspace(actor, question_id)
-    today = local_today(question.visit.session.institution)
+    # Already loaded by the scope check: the identity map answers, no lazy chain through visits.
+    today = local_today(db.session.get(Institution, question.institution_id))
     if outcome is Outcome.pending:
         due_date = due_date or today + timedelta(days=DEFAULT_DUE_DAYS)
         if not responsible.strip():
