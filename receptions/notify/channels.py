@@ -68,10 +68,9 @@ class LogFileBackend:
     """
 
     path: Path
-    mask: bool = True
 
     def send(self, message: Message) -> None:
-        recipient = mask_contact(message.recipient) if self.mask else message.recipient
+        recipient = mask_contact(message.recipient)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(

@@ -68,9 +68,7 @@ def enqueue(
 def backend_for(channel: str) -> ChannelBackend:
     config = current_app.config
     if channel == Channel.sms:
-        return LogFileBackend(
-            Path(config.get("SMS_LOG_PATH") or INSTANCE_DIR / "sms-outbox.log"), mask=True
-        )
+        return LogFileBackend(Path(config.get("SMS_LOG_PATH") or INSTANCE_DIR / "sms-outbox.log"))
     if config.get("MAIL_BACKEND", "log") == "smtp":
         return SmtpBackend(
             host=config.get("MAIL_SERVER", "localhost"),
