@@ -236,7 +236,8 @@ def _active_per_citizen(month: str | None = None) -> Counter[str]:
 def _one_citizen_books_everywhere(db_url: str, *, unlocked: bool = False):  # type: ignore[no-untyped-def]
     from tests.factories import make_iin
 
-    session = make_open_session(slots=SLOTS, capacity=PROCESSES)  # seats are never the limit
+    # Seats are never the limit: one winner a round, so no slot can hold more than ROUNDS.
+    session = make_open_session(slots=SLOTS, capacity=ROUNDS)
     topic = make_topic()
     slot_ids = _same_month(session.slots, session.institution.district.region.timezone)
     rounds = [
