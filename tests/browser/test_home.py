@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from receptions.auth.models import Role
 from tests.browser.conftest import axe_violations, in_viewport, one_database, tab_to
@@ -24,7 +25,7 @@ def test_home_in_kazakh_with_keyboard_only(page, places, artifacts_dir):
     assert skip.evaluate("el => el === document.activeElement")
     assert in_viewport(skip), "the focused skip link is not on screen"
     page.keyboard.press("Enter")
-    page.wait_for_function("document.activeElement.id === 'main'", timeout=2000)
+    expect(page.locator("#main")).to_be_focused(timeout=2000)
 
     tab_to(page, "#q")
     page.keyboard.type("ЕМХАНА")  # upper case; the name is stored as «№2 қалалық емхана»

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from receptions.auth.models import Role
@@ -67,7 +68,7 @@ def test_a_full_open_door_day(page, app):
     page.wait_for_url("**/walk-in")
     # Keyboard only: the cursor is already in the name; Tab to the topic and the question, Tab
     # again into the IIN line, where Enter registers the visitor.
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'name'")
+    expect(page.locator("#name")).to_be_focused()
     page.keyboard.type("Серік Жаяу")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "topic_id"
