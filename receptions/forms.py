@@ -1,4 +1,5 @@
-"""The base of every form: Flask-WTF, with WTForms' own messages read once per process."""
+"""The base of every form: Flask-WTF, with WTForms' own messages read once per process and its
+standard widgets printed by `receptions.widgets`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from flask import current_app
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from wtforms.i18n import messages_path
+from wtforms.widgets.core import clean_key
+
+from . import widgets
 
 
 @cache
@@ -25,3 +29,11 @@ class Form(FlaskForm):
             if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return super().get_translations(form)
             return wtforms_messages(str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"]))
+
+        def render_field(self, field: Any, render_kw: dict[str, Any]) -> Any:
+            # DefaultMeta.render_field, with the standard widgets built by receptions.widgets.
+            params = {clean_key(key): value for key, value in render_kw.items()}
+            if field.render_kw:
+                params = {clean_key(key): value for key, value in field.render_kw.items()} | params
+            html = widgets.render(field, params)
+            return html if html is not None else field.widget(field, **params)
