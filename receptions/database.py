@@ -81,14 +81,21 @@ def write_transaction() -> Iterator[Session]:
 
     Any read-only transaction the request already opened (loading the signed-in user, say) is
     ended first, so that the write transaction starts fresh and, on SQLite, holds the write lock
-    from its first statement.
+    from its first statement. On PostgreSQL (READ COMMITTED: every statement reads what is
+    committed when it starts) the open transaction simply goes on, with everything read so far
+    expired as a commit would: the same reads, without a COMMIT, a pool check-out (and its ping)
+    and a BEGIN.
     """
     session = db.session()
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("unflushed changes outside a write transaction")
-        session.commit()
-    session.connection(execution_options={_IMMEDIATE: True})
+        if session.get_bind().dialect.name == "sqlite":
+            session.commit()
+        else:
+            session.expire_all()
+    if not session.in_transaction():
+        session.connection(execution_options={_IMMEDIATE: True})
     try:
         yield session
         session.commit()

@@ -426,13 +426,19 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
     key_hash = idempotency_hash(request.idempotency_key)
-    repeated = _find_repeat(key_hash, iin_hash)
-    if repeated is not None:
-        return BookingResult(repeated, token, repeated=True)
-    slot = slot_for_booking(request.slot_id, at)
-    topic = db.session.get(Topic, request.topic_id)
-    if topic is None or not topic.active:
-        raise DomainError(str(_l("Choose a topic from the list.")))
+    # A repeated form is looked for inside the transaction below, and here only when the form
+    # is refused: its own booking may have taken the last seat (or the window or the topic may
+    # have closed since), and it still gets that booking. Looking first cost every booking a query.
+    try:
+        slot = slot_for_booking(request.slot_id, at)
+        topic = db.session.get(Topic, request.topic_id)
+        if topic is None or not topic.active:
+            raise DomainError(str(_l("Choose a topic from the list.")))
+    except DomainError:
+        repeated = _find_repeat(key_hash, iin_hash)
+        if repeated is not None:
+            return BookingResult(repeated, token, repeated=True)
+        raise
     session = slot.session
     region = session.institution.district.region
     facts = {

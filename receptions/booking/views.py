@@ -83,7 +83,10 @@ def book(slot_id: int):
         else services.get_slot(slot_id)
     )
     form = BookingForm()
-    form.topic_id.choices = [(t.id, t.name) for t in services.active_topics()]
+    # Held for the whole request: the session's identity map keeps only weak references, and
+    # book_slot finds the chosen topic there instead of asking the database again.
+    topics = services.active_topics()
+    form.topic_id.choices = [(t.id, t.name) for t in topics]
     if request.method == "GET":
         form.idempotency_key.data = services.new_idempotency_key()
         form.locale.data = current_language()
