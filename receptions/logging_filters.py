@@ -13,17 +13,19 @@ def redact(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Rewrites a record's message and arguments before any handler formats it."""
+    """Formats a record's message once, redacted, before any handler sees it.
+
+    gunicorn's access records carry a dict of every request and response header as arguments;
+    formatting first and redacting the one line is what a handler would print, for a regular
+    expression over one string instead of over every value of that dict.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
+        if record.args:
+            record.msg = redact(record.getMessage())
+            record.args = None
+        elif isinstance(record.msg, str):
             record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {
-                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
         return True
 
 
