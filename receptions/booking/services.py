@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -27,7 +27,12 @@ from ..extensions import db
 from ..geography.models import District
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
-from ..notify.services import deliver_after_commit, enqueue
+from ..notify.services import (
+    add_to_outbox,
+    deliver_after_commit,
+    enqueue_rows,
+    outbox_row,
+)
 from ..schedules.models import Schedule, ScheduledSession, SessionStatus, Slot
 from ..schedules.queries import window_of
 from . import identity
@@ -386,13 +391,20 @@ def _message_payload(booking: Booking, token: str | None = None) -> dict[str, An
     return {**_slot_payload(booking.slot), **_reference_payload(booking.reference, token)}
 
 
+def _outbox_rows(
+    booking: Booking, template: str, payload: dict[str, Any]
+) -> list[dict[str, Any] | None]:
+    """The booking's SMS and e-mail (None where the citizen gave no address)."""
+    return [
+        outbox_row(channel, recipient, template, booking.locale, payload, booking.id)
+        for channel, recipient in ((Channel.sms, booking.phone), (Channel.email, booking.email))
+    ]
+
+
 def _enqueue_both(
     booking: Booking, template: str, payload: dict[str, Any]
 ) -> list[Notification | None]:
-    return [
-        enqueue(Channel.sms, booking.phone, template, booking.locale, payload, booking.id),
-        enqueue(Channel.email, booking.email, template, booking.locale, payload, booking.id),
-    ]
+    return [add_to_outbox(row) for row in _outbox_rows(booking, template, payload)]
 
 
 def _notify(
@@ -501,13 +513,18 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
             )
             db.session.add(booking)
             db.session.flush()
-            _event(booking, "booked")
-            outbox = _enqueue_both(
-                booking,
-                "booking_confirmed",
-                {**payload, **_reference_payload(booking.reference, token)},
+            # The new booking's first event and messages as plain inserts: nothing in this
+            # session holds them, and the unit of work cost more than the rest of the booking.
+            db.session.execute(
+                insert(StatusEvent), [{"booking_id": booking.id, "at": at, "kind": "booked"}]
             )
-            db.session.flush()
+            outbox = enqueue_rows(
+                _outbox_rows(
+                    booking,
+                    "booking_confirmed",
+                    {**payload, **_reference_payload(booking.reference, token)},
+                )
+            )
     except IntegrityError as error:
         # Two submissions of one form raced past the check above: the first one won.
         db.session.rollback()

@@ -10,7 +10,7 @@ from typing import Any
 from flask import after_this_request, current_app, has_request_context, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 
 from ..clock import now as clock_now
 from ..config import INSTANCE_DIR
@@ -39,6 +39,30 @@ SUBJECTS = {
 }
 
 
+def outbox_row(
+    channel: Channel,
+    recipient: str,
+    template: str,
+    locale: str,
+    payload: dict[str, Any],
+    booking_id: int | None = None,
+) -> dict[str, Any] | None:
+    """The outbox row of one message (None without a recipient: there is nothing to send)."""
+    if not recipient:
+        return None
+    if template not in SUBJECTS:
+        raise ValueError(f"unknown notification template {template!r}")
+    return {
+        "channel": channel.value,
+        "recipient": recipient,
+        "template": template,
+        "locale": locale,
+        "payload": payload,
+        "booking_id": booking_id,
+        "next_attempt_at": clock_now(),
+    }
+
+
 def enqueue(
     channel: Channel,
     recipient: str,
@@ -48,21 +72,24 @@ def enqueue(
     booking_id: int | None = None,
 ) -> Notification | None:
     """Add a message to the outbox inside the caller's transaction (no-op without a recipient)."""
-    if not recipient:
+    return add_to_outbox(outbox_row(channel, recipient, template, locale, payload, booking_id))
+
+
+def add_to_outbox(row: dict[str, Any] | None) -> Notification | None:
+    if row is None:
         return None
-    if template not in SUBJECTS:
-        raise ValueError(f"unknown notification template {template!r}")
-    notification = Notification(
-        channel=channel.value,
-        recipient=recipient,
-        template=template,
-        locale=locale,
-        payload=payload,
-        booking_id=booking_id,
-        next_attempt_at=clock_now(),
-    )
+    notification = Notification(**row)
     db.session.add(notification)
     return notification
+
+
+def enqueue_rows(rows: list[dict[str, Any] | None]) -> list[int]:
+    """Insert `outbox_row`s in the caller's transaction with one statement, without the session's
+    unit of work (for a new booking's messages, written on the busiest path); their ids."""
+    present = [row for row in rows if row is not None]
+    if not present:
+        return []
+    return list(db.session.scalars(insert(Notification).returning(Notification.id), present))
 
 
 def backend_for(channel: str) -> ChannelBackend:
@@ -147,11 +174,14 @@ def _scrub(notification: Notification) -> None:
         }
 
 
-def deliver_after_commit(notifications: list[Notification | None]) -> None:
-    """Hand fresh messages to the worker (RQ when Redis is configured) or send them now."""
+def deliver_after_commit(notifications: list[Notification | int | None]) -> None:
+    """Hand fresh messages (rows or their ids) to the worker (RQ when Redis is configured) or
+    send them now."""
     # The identity key, not `n.id`: the commit expired the rows and reading an attribute would
     # reload each one with a query of its own.
-    keys = [inspect(n).identity for n in notifications if n is not None]
+    keys = [
+        (n,) if isinstance(n, int) else inspect(n).identity for n in notifications if n is not None
+    ]
     ids = [key[0] for key in keys if key is not None]
     if not ids:
         return
