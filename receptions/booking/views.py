@@ -15,6 +15,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from scheduling import CalendarEvent, event_uid, render_calendar
 
@@ -71,6 +72,26 @@ def slot_unavailable(error: services.SlotUnavailable):  # type: ignore[no-untype
     return _taken_page(error)
 
 
+# Blank booking forms as rendered, by language and topic list (the topics are read for every
+# request, so an edited list is a new key). A rush opens this form more than any other page.
+_BLANK_FIELDS: dict[tuple[str, tuple[tuple[int, str], ...]], Markup] = {}
+_BLANK_FIELDS_KEPT = 32
+
+
+def _form_fields(form: BookingForm, *, blank: bool) -> Markup:
+    """The form's visible fields; a blank form's come from `_BLANK_FIELDS` once rendered."""
+    if not blank:
+        return Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
+    key = (current_language(), tuple(form.topic_id.choices))
+    html = _BLANK_FIELDS.get(key)
+    if html is None:
+        if len(_BLANK_FIELDS) >= _BLANK_FIELDS_KEPT:
+            _BLANK_FIELDS.clear()
+        html = Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
+        _BLANK_FIELDS[key] = html
+    return html
+
+
 @bp.route("/book/<int:slot_id>", methods=["GET", "POST"])
 @limiter.limit(_limit("BOOKING_RATE_LIMIT"), methods=["POST"])
 @limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), methods=["POST"], key_func=_iin_key)
@@ -113,6 +134,7 @@ def book(slot_id: int):
     return render_template(
         "booking/form.html",
         form=form,
+        fields=_form_fields(form, blank=not form.is_submitted()),
         slot=slot,
         session=slot.session,
         institution=slot.session.institution,

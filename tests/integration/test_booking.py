@@ -584,3 +584,47 @@ def test_migration_replaces_stored_keys_with_their_hash(empty_database):  # noqa
         assert kept.booked_at == kept.created_at
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_kept_blank_form_is_the_fresh_one_and_follows_the_topic_list(client, session, topic):
+    """booking.views keeps blank forms rendered; what it serves is what rendering gives now."""
+    from receptions.booking import views
+
+    slot_id = session.slots[0].id
+    views._BLANK_FIELDS.clear()
+    first = client.get(f"/book/{slot_id}", headers={"Accept-Language": "kk"})
+    kept = client.get(f"/book/{slot_id}", headers={"Accept-Language": "kk"})
+    fresh_keys = set(views._BLANK_FIELDS)
+    views._BLANK_FIELDS.clear()
+    fresh = client.get(f"/book/{slot_id}", headers={"Accept-Language": "kk"})
+
+    def fields(page) -> str:
+        html = page.get_data(as_text=True)
+        return html[html.index("<fieldset>") : html.index("</form>")]
+
+    assert fields(first) == fields(kept) == fields(fresh)
+    assert "ТҮКШ" in fields(kept) and 'lang="kk"' in first.get_data(as_text=True)
+    assert len(fresh_keys) == 1
+    # Another language and an edited topic list are other forms, never a kept one.
+    assert "Housing" in fields(client.get(f"/book/{slot_id}", headers={"Accept-Language": "en"}))
+    make_topic(name_ru="Дороги", name_kk="Жолдар", name_en="Roads")
+    again = fields(client.get(f"/book/{slot_id}", headers={"Accept-Language": "kk"}))
+    assert "Жолдар" in again and "ТҮКШ" in again
+    topic.active = False
+    db.session.commit()
+    assert "ТҮКШ" not in fields(client.get(f"/book/{slot_id}", headers={"Accept-Language": "kk"}))
+
+
+def test_a_refused_form_keeps_what_was_typed_and_its_errors(client, session, topic):
+    csrf, key = book_form(client, session.slots[0].id, "en")
+    page = client.post(
+        f"/book/{session.slots[0].id}",
+        data={"csrf_token": csrf, "idempotency_key": key, "full_name": "Typed Name", "iin": "1"},
+        headers={"Accept-Language": "en"},
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert 'value="Typed Name"' in html and 'aria-invalid="true"' in html
+    # and the blank form served next is blank again
+    blank = client.get(f"/book/{session.slots[0].id}", headers={"Accept-Language": "en"})
+    assert "Typed Name" not in blank.get_data(as_text=True)
