@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -330,23 +330,52 @@ def cancellation_deadline(booking: Booking) -> datetime:
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _take_seat(slot_id: int) -> bool:
-    """The only way a seat is taken: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
-    still_planned = (
+# The statements of every booking, built once with bind parameters (building them took longer
+# than running them): a statement is immutable and SQLAlchemy caches its compiled form.
+_TAKE_SEAT = (
+    update(Slot)
+    .where(
+        Slot.id == bindparam("slot_id"),
+        Slot.booked < Slot.capacity,
         select(ScheduledSession.id)
         .where(
             ScheduledSession.id == Slot.session_id,
             ScheduledSession.status == SessionStatus.planned.value,
         )
-        .exists()
+        .exists(),
     )
-    result = db.session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.booked < Slot.capacity, still_planned)
-        .values(booked=Slot.booked + 1)
-        .execution_options(synchronize_session=False)
+    .values(booked=Slot.booked + 1)
+    .execution_options(synchronize_session=False)
+)
+_HELD = (
+    select(func.count())
+    .select_from(Booking)
+    .where(
+        Booking.institution_id == bindparam("institution_id"),
+        Booking.iin_hash == bindparam("iin_hash"),
+        Booking.month == bindparam("month"),
+        Booking.status.in_(ACTIVE_STATUSES),
+        Booking.id != bindparam("except_id"),
     )
+)
+
+
+def _take_seat(slot_id: int) -> bool:
+    """The only way a seat is taken: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
+    result = db.session.execute(_TAKE_SEAT, {"slot_id": slot_id})
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _held(institution_id: int, iin_hash: str, month: str, *, except_id: int = 0) -> int:
+    """The citizen's active bookings at one institution in one month (ids start at 1: the
+    default leaves none out)."""
+    params = {
+        "institution_id": institution_id,
+        "iin_hash": iin_hash,
+        "month": month,
+        "except_id": except_id,
+    }
+    return db.session.scalar(_HELD, params) or 0
 
 
 def _release_seat(slot_id: int) -> None:
@@ -470,20 +499,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
             if repeated is not None:
                 return BookingResult(repeated, token, repeated=True)
             _citizen_lock(facts["institution_id"], iin_hash)
-            held = (
-                db.session.scalar(
-                    select(func.count())
-                    .select_from(Booking)
-                    .where(
-                        Booking.institution_id == facts["institution_id"],
-                        Booking.iin_hash == iin_hash,
-                        Booking.month == facts["month"],
-                        Booking.status.in_(ACTIVE_STATUSES),
-                    )
-                )
-                or 0
-            )
-            if held >= limit:
+            if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
                 raise BookingLimitReached()
             if not _take_seat(facts["slot_id"]):
                 raise SlotUnavailable(
@@ -612,18 +628,7 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
 
 def _check_month_limit(booking: Booking, month: str) -> None:
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
-    held = db.session.scalar(
-        select(func.count())
-        .select_from(Booking)
-        .where(
-            Booking.institution_id == booking.institution_id,
-            Booking.iin_hash == booking.iin_hash,
-            Booking.month == month,
-            Booking.status.in_(ACTIVE_STATUSES),
-            Booking.id != booking.id,
-        )
-    )
-    if (held or 0) >= limit:
+    if _held(booking.institution_id, booking.iin_hash, month, except_id=booking.id) >= limit:
         raise BookingLimitReached()
 
 
