@@ -236,6 +236,30 @@ def _check_bookable(slot: Slot, at: datetime) -> None:
         raise SlotUnavailable(**context)
 
 
+# Free slots of an institution from the earliest on; the exclusion and the bounds are bind
+# parameters (slot ids start at 1: excluding 0 leaves none out), so it is built once.
+_FREE_SLOTS = (
+    select(Slot)
+    .join(Slot.session)
+    .where(
+        ScheduledSession.institution_id == bindparam("institution_id"),
+        ScheduledSession.status == SessionStatus.planned.value,
+        Slot.booked < Slot.capacity,
+        Slot.starts_at > bindparam("after"),
+        Slot.id != bindparam("exclude_id"),
+    )
+    .order_by(Slot.starts_at)
+    .limit(bindparam("rows"))
+)
+_FREE_SLOTS_ANY_SCHEDULE = _FREE_SLOTS.options(
+    joinedload(Slot.session).joinedload(ScheduledSession.schedule)
+)
+_FREE_SLOTS_IN_SCHEDULE = _FREE_SLOTS.where(
+    ScheduledSession.schedule_id == bindparam("schedule_id"),
+    Slot.starts_at <= bindparam("until"),
+)
+
+
 def nearest_free_slots(
     *,
     institution_id: int,
@@ -245,25 +269,15 @@ def nearest_free_slots(
     exclude_slot_id: int | None = None,
 ) -> list[Slot]:
     at = at or clock_now()
-    query = (
-        select(Slot)
-        .join(Slot.session)
-        .where(
-            ScheduledSession.institution_id == institution_id,
-            ScheduledSession.status == SessionStatus.planned.value,
-            Slot.booked < Slot.capacity,
-            Slot.starts_at > at,
-        )
-        .order_by(Slot.starts_at)
-    )
-    if exclude_slot_id is not None:
-        query = query.where(Slot.id != exclude_slot_id)
+    params: dict[str, Any] = {
+        "institution_id": institution_id,
+        "after": at,
+        "exclude_id": exclude_slot_id or 0,
+        "rows": limit * 4,
+    }
     window: BookingWindow | None = None
-    if schedule_id is None:
-        query = query.options(joinedload(Slot.session).joinedload(ScheduledSession.schedule)).limit(
-            limit * 4
-        )
-    else:
+    query = _FREE_SLOTS_ANY_SCHEDULE
+    if schedule_id is not None:
         schedule = db.session.get(Schedule, schedule_id)
         if schedule is None:
             return []
@@ -271,13 +285,15 @@ def nearest_free_slots(
         # `limit` rows are read (the 409 page of a rush read four times as many, with their
         # sessions and schedules). booking_status below stays the rule.
         window = window_of(schedule)
-        query = query.where(
-            ScheduledSession.schedule_id == schedule_id,
-            Slot.starts_at > at + timedelta(hours=window.closes_hours_before),
-            Slot.starts_at <= at + timedelta(days=window.opens_days_ahead),
-        ).limit(limit)
+        query = _FREE_SLOTS_IN_SCHEDULE
+        params |= {
+            "schedule_id": schedule_id,
+            "after": max(at, at + timedelta(hours=window.closes_hours_before)),
+            "until": at + timedelta(days=window.opens_days_ahead),
+            "rows": limit,
+        }
     found = []
-    for slot in db.session.scalars(query):
+    for slot in db.session.scalars(query, params):
         slot_window = window or window_of(slot.session.schedule)
         if booking_status(slot.starts_at, at, slot_window) is WindowStatus.open:
             found.append(slot)
