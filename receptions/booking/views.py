@@ -8,6 +8,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -93,52 +94,66 @@ def _form_fields(form: BookingForm, *, blank: bool) -> Markup:
 
 
 @bp.route("/book/<int:slot_id>", methods=["GET", "POST"])
-@limiter.limit(_limit("BOOKING_RATE_LIMIT"), methods=["POST"])
-@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), methods=["POST"], key_func=_iin_key)
 def book(slot_id: int):
     # A repeated submission must still reach book_slot (which returns the first booking), so the
     # availability check up front is for people opening the form, not for submissions.
-    slot = (
-        services.slot_for_booking(slot_id)
-        if request.method == "GET"
-        else services.get_slot(slot_id)
-    )
-    form = BookingForm()
-    # Held for the whole request: the session's identity map keeps only weak references, and
-    # book_slot finds the chosen topic there instead of asking the database again.
-    topics = services.active_topics()
-    form.topic_id.choices = [(t.id, t.name) for t in topics]
-    if request.method == "GET":
+    if request.method == "POST":
+        return _submit_booking(slot_id)
+    return _booking_form(services.slot_for_booking(slot_id))
+
+
+def _booking_form(slot: services.Slot, submitted: BookingForm | None = None):  # type: ignore[no-untyped-def]
+    """The form for one slot: blank, or a refused submission with its errors (422)."""
+    form = submitted or _new_booking_form()
+    if submitted is None:
         form.idempotency_key.data = services.new_idempotency_key()
         form.locale.data = current_language()
-    if form.is_submitted() and form.website.data:
-        abort(400)  # the honeypot: people never see this field
-    if form.validate_on_submit():
-        result = services.book_slot(
-            services.BookingRequest(
-                slot_id=slot_id,
-                idempotency_key=form.idempotency_key.data or "",
-                citizen_name=form.full_name.data or "",
-                iin=form.iin.data or "",
-                phone=form.normalised_phone,
-                email=form.email.data or "",
-                locale=form.locale.data or "kk",
-                topic_id=form.topic_id.data,
-                question=form.question.data or "",
-                accessibility=form.accessibility.data or [],
-                accessibility_note=form.accessibility_note.data or "",
-            )
-        )
-        return redirect(url_for("booking.manage", token=result.token, new=1), 303)
-    status = 422 if form.is_submitted() else 200
     return render_template(
         "booking/form.html",
         form=form,
-        fields=_form_fields(form, blank=not form.is_submitted()),
+        fields=_form_fields(form, blank=submitted is None),
         slot=slot,
         session=slot.session,
         institution=slot.session.institution,
-    ), status
+    ), (200 if submitted is None else 422)
+
+
+def _new_booking_form() -> BookingForm:
+    form = BookingForm()
+    # The topics stay referenced by the form's request (g): the session's identity map keeps
+    # only weak references, and book_slot finds the chosen topic there instead of asking again.
+    g.booking_topics = services.active_topics()
+    form.topic_id.choices = [(t.id, t.name) for t in g.booking_topics]
+    return form
+
+
+# The limits apply to submissions only: called from `book` for a POST, they cost opening the form
+# nothing (the decorators of a GET-and-POST view ran the limiter's checks for every GET too).
+@limiter.limit(_limit("BOOKING_RATE_LIMIT"))
+@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
+def _submit_booking(slot_id: int):  # type: ignore[no-untyped-def]
+    slot = services.get_slot(slot_id)
+    form = _new_booking_form()
+    if form.website.data:
+        abort(400)  # the honeypot: people never see this field
+    if not form.validate_on_submit():
+        return _booking_form(slot, submitted=form)
+    result = services.book_slot(
+        services.BookingRequest(
+            slot_id=slot_id,
+            idempotency_key=form.idempotency_key.data or "",
+            citizen_name=form.full_name.data or "",
+            iin=form.iin.data or "",
+            phone=form.normalised_phone,
+            email=form.email.data or "",
+            locale=form.locale.data or "kk",
+            topic_id=form.topic_id.data,
+            question=form.question.data or "",
+            accessibility=form.accessibility.data or [],
+            accessibility_note=form.accessibility_note.data or "",
+        )
+    )
+    return redirect(url_for("booking.manage", token=result.token, new=1), 303)
 
 
 @bp.route("/m/<token>")
