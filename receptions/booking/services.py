@@ -124,7 +124,7 @@ class BookingRequest:
 
 @dataclass(frozen=True)
 class BookingResult:
-    booking: Booking
+    reference: str
     token: str
     repeated: bool = False
 
@@ -178,7 +178,7 @@ class ForeignFormKey(DomainError):
 def _new_reference(prefix: str) -> str:
     while True:
         code = prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
-        if db.session.scalar(select(Booking.id).where(Booking.reference == code)) is None:
+        if db.session.scalar(_REFERENCE_TAKEN, {"reference": code}) is None:
             return code
 
 
@@ -211,8 +211,11 @@ _SLOT_CONTEXT = (
 )
 
 
+_SLOT = select(Slot).options(*_SLOT_CONTEXT).where(Slot.id == bindparam("slot_id"))
+
+
 def get_slot(slot_id: int) -> Slot:
-    slot = db.session.get(Slot, slot_id, options=_SLOT_CONTEXT)
+    slot = db.session.scalars(_SLOT, {"slot_id": slot_id}).unique().one_or_none()
     if slot is None:
         raise SlotNotFound()
     return slot
@@ -320,12 +323,11 @@ def booking_by_reference(reference: str) -> Booking | None:
     return db.session.scalars(select(Booking).where(Booking.reference == reference)).first()
 
 
+_ACTIVE_TOPICS = select(Topic).where(Topic.active.is_(True)).order_by(Topic.position, Topic.slug)
+
+
 def active_topics() -> list[Topic]:
-    return list(
-        db.session.scalars(
-            select(Topic).where(Topic.active.is_(True)).order_by(Topic.position, Topic.slug)
-        )
-    )
+    return list(db.session.scalars(_ACTIVE_TOPICS))
 
 
 def local_month(moment: datetime, tz: str) -> str:
@@ -437,19 +439,25 @@ def _message_payload(booking: Booking, token: str | None = None) -> dict[str, An
 
 
 def _outbox_rows(
-    booking: Booking, template: str, payload: dict[str, Any]
+    booking_id: int,
+    recipients: dict[Channel, str],
+    locale: str,
+    template: str,
+    payload: dict[str, Any],
 ) -> list[dict[str, Any] | None]:
-    """The booking's SMS and e-mail (None where the citizen gave no address)."""
+    """A booking's SMS and e-mail (None where the citizen gave no address)."""
     return [
-        outbox_row(channel, recipient, template, booking.locale, payload, booking.id)
-        for channel, recipient in ((Channel.sms, booking.phone), (Channel.email, booking.email))
+        outbox_row(channel, recipient, template, locale, payload, booking_id)
+        for channel, recipient in recipients.items()
     ]
 
 
 def _enqueue_both(
     booking: Booking, template: str, payload: dict[str, Any]
 ) -> list[Notification | None]:
-    return [add_to_outbox(row) for row in _outbox_rows(booking, template, payload)]
+    recipients = {Channel.sms: booking.phone, Channel.email: booking.email}
+    rows = _outbox_rows(booking.id, recipients, booking.locale, template, payload)
+    return [add_to_outbox(row) for row in rows]
 
 
 def _notify(
@@ -462,10 +470,12 @@ def _event(booking: Booking, kind: str, **details: Any) -> None:
     db.session.add(StatusEvent(booking=booking, kind=kind, at=clock_now(), details=details))
 
 
+_BY_FORM_KEY = select(Booking).where(Booking.idempotency_hash == bindparam("key_hash"))
+_REFERENCE_TAKEN = select(Booking.id).where(Booking.reference == bindparam("reference"))
+
+
 def _find_repeat(key_hash: str, iin_hash: str) -> Booking | None:
-    repeated = db.session.scalars(
-        select(Booking).where(Booking.idempotency_hash == key_hash)
-    ).first()
+    repeated = db.session.scalars(_BY_FORM_KEY, {"key_hash": key_hash}).first()
     if repeated is not None and repeated.iin_hash != iin_hash:
         raise Conflict()
     return repeated
@@ -494,7 +504,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     except DomainError:
         repeated = _find_repeat(key_hash, iin_hash)
         if repeated is not None:
-            return BookingResult(repeated, token, repeated=True)
+            return BookingResult(repeated.reference, token, repeated=True)
         raise
     session = slot.session
     region = session.institution.district.region
@@ -513,7 +523,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
         with write_transaction():
             repeated = _find_repeat(key_hash, iin_hash)
             if repeated is not None:
-                return BookingResult(repeated, token, repeated=True)
+                return BookingResult(repeated.reference, token, repeated=True)
             _citizen_lock(facts["institution_id"], iin_hash)
             if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
                 raise BookingLimitReached()
@@ -523,38 +533,44 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                     schedule_id=facts["schedule_id"],
                     institution_id=facts["institution_id"],
                 )
-            booking = Booking(
-                **facts,
-                reference=_new_reference(prefix),
-                manage_token_hash=token_hash(token),
-                idempotency_hash=key_hash,
-                citizen_name=request.citizen_name.strip(),
-                iin_hash=iin_hash,
-                iin_last4=identity.iin_last4(request.iin),
-                phone=request.phone,
-                email=request.email.strip(),
-                locale=request.locale,
-                question=request.question.strip(),
-                accessibility=sorted(set(request.accessibility)),
-                accessibility_note=request.accessibility_note.strip(),
-                consent_at=at,
-                consent_version=CONSENT_VERSION,
-                status=BookingStatus.booked.value,
-                created_at=at,
-                booked_at=at,
-            )
-            db.session.add(booking)
-            db.session.flush()
-            # The new booking's first event and messages as plain inserts: nothing in this
+            reference = _new_reference(prefix)
+            # The booking, its first event and its messages as plain inserts: nothing in this
             # session holds them, and the unit of work cost more than the rest of the booking.
+            booking_id = db.session.scalars(
+                insert(Booking).returning(Booking.id),
+                [
+                    {
+                        **facts,
+                        "reference": reference,
+                        "manage_token_hash": token_hash(token),
+                        "idempotency_hash": key_hash,
+                        "citizen_name": request.citizen_name.strip(),
+                        "iin_hash": iin_hash,
+                        "iin_last4": identity.iin_last4(request.iin),
+                        "phone": request.phone,
+                        "email": request.email.strip(),
+                        "locale": request.locale,
+                        "question": request.question.strip(),
+                        "accessibility": sorted(set(request.accessibility)),
+                        "accessibility_note": request.accessibility_note.strip(),
+                        "consent_at": at,
+                        "consent_version": CONSENT_VERSION,
+                        "status": BookingStatus.booked.value,
+                        "created_at": at,
+                        "booked_at": at,
+                    }
+                ],
+            ).one()
             db.session.execute(
-                insert(StatusEvent), [{"booking_id": booking.id, "at": at, "kind": "booked"}]
+                insert(StatusEvent), [{"booking_id": booking_id, "at": at, "kind": "booked"}]
             )
             outbox = enqueue_rows(
                 _outbox_rows(
-                    booking,
+                    booking_id,
+                    {Channel.sms: request.phone, Channel.email: request.email.strip()},
+                    request.locale,
                     "booking_confirmed",
-                    {**payload, **_reference_payload(booking.reference, token)},
+                    {**payload, **_reference_payload(reference, token)},
                 )
             )
     except IntegrityError as error:
@@ -562,10 +578,10 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
         db.session.rollback()
         repeated = _find_repeat(key_hash, iin_hash)
         if repeated is not None:
-            return BookingResult(repeated, token, repeated=True)
+            return BookingResult(repeated.reference, token, repeated=True)
         raise Conflict() from error
     deliver_after_commit(outbox)
-    return BookingResult(booking, token)
+    return BookingResult(reference, token)
 
 
 def _lock_booking(token: str) -> Booking:

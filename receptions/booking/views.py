@@ -132,12 +132,12 @@ def _new_booking_form() -> BookingForm:
 @limiter.limit(_limit("BOOKING_RATE_LIMIT"))
 @limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
 def _submit_booking(slot_id: int):  # type: ignore[no-untyped-def]
-    slot = services.get_slot(slot_id)
     form = _new_booking_form()
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
     if not form.validate_on_submit():
-        return _booking_form(slot, submitted=form)
+        return _booking_form(services.get_slot(slot_id), submitted=form)
+    # book_slot reads the slot itself (an unknown one is a 404 there too).
     result = services.book_slot(
         services.BookingRequest(
             slot_id=slot_id,
