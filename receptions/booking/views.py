@@ -79,13 +79,16 @@ _BLANK_FIELDS: dict[tuple[str, tuple[tuple[int, str], ...]], Markup] = {}
 _BLANK_FIELDS_KEPT = 32
 
 
-def _form_fields(form: BookingForm, *, blank: bool) -> Markup:
-    """The form's visible fields; a blank form's come from `_BLANK_FIELDS` once rendered."""
-    if not blank:
-        return Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
-    key = (current_language(), tuple(form.topic_id.choices))
+def _blank_fields() -> Markup:
+    """A blank form's visible fields, from `_BLANK_FIELDS` once rendered (the form itself is
+    built only to render them)."""
+    language = current_language()
+    key = (language, tuple((topic.id, topic.name) for topic in services.active_topics()))
     html = _BLANK_FIELDS.get(key)
     if html is None:
+        form = BookingForm()
+        form.topic_id.choices = list(key[1])
+        form.locale.data = language
         if len(_BLANK_FIELDS) >= _BLANK_FIELDS_KEPT:
             _BLANK_FIELDS.clear()
         html = Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
@@ -103,15 +106,17 @@ def book(slot_id: int):
 
 
 def _booking_form(slot: services.Slot, submitted: BookingForm | None = None):  # type: ignore[no-untyped-def]
-    """The form for one slot: blank, or a refused submission with its errors (422)."""
-    form = submitted or _new_booking_form()
+    """The form for one slot: blank (200), or a refused submission with its errors (422)."""
     if submitted is None:
-        form.idempotency_key.data = services.new_idempotency_key()
-        form.locale.data = current_language()
+        fields, key = _blank_fields(), services.new_idempotency_key()
+    else:
+        fields = Markup(render_template("booking/_fields.html", form=submitted))  # noqa: S704
+        key = submitted.idempotency_key.data or ""
     return render_template(
         "booking/form.html",
-        form=form,
-        fields=_form_fields(form, blank=submitted is None),
+        form=submitted,
+        fields=fields,
+        idempotency_key=key,
         slot=slot,
         session=slot.session,
         institution=slot.session.institution,
