@@ -78,7 +78,7 @@ def _ensure_secrets(app: Flask, name: str) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from .i18n import select_locale
+    from .i18n import install_template_gettext, select_locale
     from .models import User
 
     if str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
@@ -91,6 +91,7 @@ def _init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Almaty")
+    install_template_gettext(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import flask_babel
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
@@ -36,3 +37,29 @@ def localized(obj: Any, field: str, language: str | None = None) -> str:
         if value:
             return str(value)
     return ""
+
+
+_CATALOGUES: dict[Any, Any] = {}
+
+
+def translations() -> Any:
+    """The catalogue of the language in use (forced ones included): flask_babel looks the locale
+    and then its catalogue up again for every string, and a page asks for dozens."""
+    locale = get_locale()
+    catalogue = _CATALOGUES.get(locale)
+    if catalogue is None:
+        catalogue = flask_babel.get_translations()
+        if locale is not None:
+            _CATALOGUES[locale] = catalogue
+    return catalogue
+
+
+def install_template_gettext(app: Any) -> None:
+    """Templates' _() and friends through `translations`."""
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )

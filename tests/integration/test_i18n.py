@@ -41,3 +41,19 @@ def test_pages_are_translated(client):
     assert "Skip to main content" in en
     assert "Skip to main content" not in kk and "Skip to main content" not in ru
     assert kk != ru
+
+
+def test_templates_follow_the_language_in_use_forced_or_not(app):
+    """Templates read catalogues through receptions.i18n.translations, kept per locale: a
+    forced language (messages in the citizen's language) must still win, and end with it."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    template = "{{ _('Book a meeting') }}"
+    with app.test_request_context("/", headers={"Accept-Language": "kk"}):
+        assert render_template_string(template) == "Кездесуге жазылу"
+        with force_locale("ru"):
+            assert render_template_string(template) == "Записаться на встречу"
+            with force_locale("en"):
+                assert render_template_string(template) == "Book a meeting"
+        assert render_template_string(template) == "Кездесуге жазылу"
