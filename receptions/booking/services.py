@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -176,10 +178,8 @@ class ForeignFormKey(DomainError):
 
 
 def _new_reference(prefix: str) -> str:
-    while True:
-        code = prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
-        if db.session.scalar(_REFERENCE_TAKEN, {"reference": code}) is None:
-            return code
+    """A random reference; `_insert_booking` draws again when the database already has it."""
+    return prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
 
 
 def _citizen_lock(institution_id: int, iin_hash: str) -> None:
@@ -471,7 +471,6 @@ def _event(booking: Booking, kind: str, **details: Any) -> None:
 
 
 _BY_FORM_KEY = select(Booking).where(Booking.idempotency_hash == bindparam("key_hash"))
-_REFERENCE_TAKEN = select(Booking.id).where(Booking.reference == bindparam("reference"))
 
 
 def _find_repeat(key_hash: str, iin_hash: str) -> Booking | None:
@@ -479,6 +478,46 @@ def _find_repeat(key_hash: str, iin_hash: str) -> Booking | None:
     if repeated is not None and repeated.iin_hash != iin_hash:
         raise Conflict()
     return repeated
+
+
+_REFERENCE_DRAWS = 20
+_BOOKING_INSERTS: dict[str, Any] = {}
+
+
+def _insert_booking(prefix: str, values: dict[str, Any]) -> tuple[int, str]:
+    """Insert a booking under a fresh reference: its id and the reference.
+
+    A reference already in use (31^6 codes per region) is drawn again. The insert skips that
+    conflict itself (ON CONFLICT (reference) DO NOTHING, on SQLite and PostgreSQL alike), so no
+    query looks first and the transaction is never broken by it; any other unique conflict
+    (the same form sent twice) still raises.
+    """
+    dialect = db.session.get_bind().dialect.name
+    statement = _BOOKING_INSERTS.get(dialect)
+    if statement is None:
+        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = (
+            upsert(Booking)
+            .on_conflict_do_nothing(index_elements=[Booking.reference])
+            .returning(Booking.id)
+        )
+        _BOOKING_INSERTS[dialect] = statement
+    for _ in range(_REFERENCE_DRAWS):
+        reference = _new_reference(prefix)
+        booking_id = db.session.scalars(statement, [{**values, "reference": reference}]).first()
+        if booking_id is not None:
+            return booking_id, reference
+    raise RuntimeError(f"no free booking reference after {_REFERENCE_DRAWS} draws")
+
+
+def _refused(error: DomainError, key_hash: str, iin_hash: str, token: str) -> BookingResult:
+    """A refused form gets its own booking if it is a repeat (that booking may be what took the
+    last seat or the month's booking, or the window or the topic may have closed since);
+    otherwise the refusal stands."""
+    repeated = _find_repeat(key_hash, iin_hash)
+    if repeated is None:
+        raise error
+    return BookingResult(repeated.reference, token, repeated=True)
 
 
 def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingResult:
@@ -493,19 +532,15 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
     key_hash = idempotency_hash(request.idempotency_key)
-    # A repeated form is looked for inside the transaction below, and here only when the form
-    # is refused: its own booking may have taken the last seat (or the window or the topic may
-    # have closed since), and it still gets that booking. Looking first cost every booking a query.
+    # A repeated form is looked for only when the form is refused (here or in the transaction
+    # below) or its insert meets its own first booking: looking first cost every booking a query.
     try:
         slot = slot_for_booking(request.slot_id, at)
         topic = db.session.get(Topic, request.topic_id)
         if topic is None or not topic.active:
             raise DomainError(str(_l("Choose a topic from the list.")))
-    except DomainError:
-        repeated = _find_repeat(key_hash, iin_hash)
-        if repeated is not None:
-            return BookingResult(repeated.reference, token, repeated=True)
-        raise
+    except DomainError as refusal:
+        return _refused(refusal, key_hash, iin_hash, token)
     session = slot.session
     region = session.institution.district.region
     facts = {
@@ -521,9 +556,6 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
     try:
         with write_transaction():
-            repeated = _find_repeat(key_hash, iin_hash)
-            if repeated is not None:
-                return BookingResult(repeated.reference, token, repeated=True)
             _citizen_lock(facts["institution_id"], iin_hash)
             if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
                 raise BookingLimitReached()
@@ -533,34 +565,30 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                     schedule_id=facts["schedule_id"],
                     institution_id=facts["institution_id"],
                 )
-            reference = _new_reference(prefix)
             # The booking, its first event and its messages as plain inserts: nothing in this
             # session holds them, and the unit of work cost more than the rest of the booking.
-            booking_id = db.session.scalars(
-                insert(Booking).returning(Booking.id),
-                [
-                    {
-                        **facts,
-                        "reference": reference,
-                        "manage_token_hash": token_hash(token),
-                        "idempotency_hash": key_hash,
-                        "citizen_name": request.citizen_name.strip(),
-                        "iin_hash": iin_hash,
-                        "iin_last4": identity.iin_last4(request.iin),
-                        "phone": request.phone,
-                        "email": request.email.strip(),
-                        "locale": request.locale,
-                        "question": request.question.strip(),
-                        "accessibility": sorted(set(request.accessibility)),
-                        "accessibility_note": request.accessibility_note.strip(),
-                        "consent_at": at,
-                        "consent_version": CONSENT_VERSION,
-                        "status": BookingStatus.booked.value,
-                        "created_at": at,
-                        "booked_at": at,
-                    }
-                ],
-            ).one()
+            booking_id, reference = _insert_booking(
+                prefix,
+                {
+                    **facts,
+                    "manage_token_hash": token_hash(token),
+                    "idempotency_hash": key_hash,
+                    "citizen_name": request.citizen_name.strip(),
+                    "iin_hash": iin_hash,
+                    "iin_last4": identity.iin_last4(request.iin),
+                    "phone": request.phone,
+                    "email": request.email.strip(),
+                    "locale": request.locale,
+                    "question": request.question.strip(),
+                    "accessibility": sorted(set(request.accessibility)),
+                    "accessibility_note": request.accessibility_note.strip(),
+                    "consent_at": at,
+                    "consent_version": CONSENT_VERSION,
+                    "status": BookingStatus.booked.value,
+                    "created_at": at,
+                    "booked_at": at,
+                },
+            )
             db.session.execute(
                 insert(StatusEvent), [{"booking_id": booking_id, "at": at, "kind": "booked"}]
             )
@@ -573,13 +601,12 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                     {**payload, **_reference_payload(reference, token)},
                 )
             )
-    except IntegrityError as error:
-        # Two submissions of one form raced past the check above: the first one won.
+    except (BookingLimitReached, SlotUnavailable) as refusal:
+        return _refused(refusal, key_hash, iin_hash, token)
+    except IntegrityError:
+        # The same form again (its key is unique): the first submission's booking is the answer.
         db.session.rollback()
-        repeated = _find_repeat(key_hash, iin_hash)
-        if repeated is not None:
-            return BookingResult(repeated.reference, token, repeated=True)
-        raise Conflict() from error
+        return _refused(Conflict(), key_hash, iin_hash, token)
     deliver_after_commit(outbox)
     return BookingResult(reference, token)
 

@@ -628,3 +628,20 @@ def test_a_refused_form_keeps_what_was_typed_and_its_errors(client, session, top
     # and the blank form served next is blank again
     blank = client.get(f"/book/{session.slots[0].id}", headers={"Accept-Language": "en"})
     assert "Typed Name" not in blank.get_data(as_text=True)
+
+
+def test_a_reference_already_in_use_is_drawn_again_in_the_same_transaction(
+    client, session, topic, monkeypatch
+):
+    """The insert skips a taken reference itself (ON CONFLICT DO NOTHING) and draws again."""
+    first, _ = book(client, session.slots[0].id, topic)
+    assert first.status_code == 303
+    taken = db.session.scalars(select(Booking.reference)).one()
+    draws = iter([taken, taken, taken.split("-")[0] + "-ABCDEF"])
+    monkeypatch.setattr(services, "_new_reference", lambda prefix: next(draws))
+    second, _ = book(client, session.slots[1].id, topic, iin=make_iin(2), phone="+77019876543")
+    assert second.status_code == 303
+    references = sorted(db.session.scalars(select(Booking.reference)))
+    assert references == sorted([taken, taken.split("-")[0] + "-ABCDEF"])
+    assert count(StatusEvent) == 2 and count(Notification) == 4
+    assert db.session.scalar(select(Slot.booked).where(Slot.id == session.slots[1].id)) == 1
