@@ -380,8 +380,8 @@ _HELD = (
 
 def _take_seat(slot_id: int) -> bool:
     """The only way a seat is taken: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
-    result = db.session.execute(_TAKE_SEAT, {"slot_id": slot_id})
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    # On the session's connection, past the ORM: a seat is never a pending change of the session.
+    return db.session.connection().execute(_TAKE_SEAT, {"slot_id": slot_id}).rowcount == 1
 
 
 def _held(institution_id: int, iin_hash: str, month: str, *, except_id: int = 0) -> int:
@@ -393,7 +393,7 @@ def _held(institution_id: int, iin_hash: str, month: str, *, except_id: int = 0)
         "month": month,
         "except_id": except_id,
     }
-    return db.session.scalar(_HELD, params) or 0
+    return db.session.connection().execute(_HELD, params).scalar() or 0
 
 
 def _release_seat(slot_id: int) -> None:
@@ -485,7 +485,8 @@ _BOOKING_INSERTS: dict[str, Any] = {}
 
 
 def _insert_booking(prefix: str, values: dict[str, Any]) -> tuple[int, str]:
-    """Insert a booking under a fresh reference: its id and the reference.
+    """Insert a booking under a fresh reference (Core, on the session's connection): its id and
+    the reference.
 
     A reference already in use (31^6 codes per region) is drawn again. The insert skips that
     conflict itself (ON CONFLICT (reference) DO NOTHING, on SQLite and PostgreSQL alike), so no
@@ -496,15 +497,15 @@ def _insert_booking(prefix: str, values: dict[str, Any]) -> tuple[int, str]:
     statement = _BOOKING_INSERTS.get(dialect)
     if statement is None:
         upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        table = Booking.__table__
         statement = (
-            upsert(Booking)
-            .on_conflict_do_nothing(index_elements=[Booking.reference])
-            .returning(Booking.id)
+            upsert(table).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
         )
         _BOOKING_INSERTS[dialect] = statement
     for _ in range(_REFERENCE_DRAWS):
         reference = _new_reference(prefix)
-        booking_id = db.session.scalars(statement, [{**values, "reference": reference}]).first()
+        row = db.session.connection().execute(statement, {**values, "reference": reference})
+        booking_id = row.scalar()
         if booking_id is not None:
             return booking_id, reference
     raise RuntimeError(f"no free booking reference after {_REFERENCE_DRAWS} draws")
@@ -589,8 +590,9 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                     "booked_at": at,
                 },
             )
-            db.session.execute(
-                insert(StatusEvent), [{"booking_id": booking_id, "at": at, "kind": "booked"}]
+            db.session.connection().execute(
+                insert(StatusEvent.__table__),
+                {"booking_id": booking_id, "at": at, "kind": "booked"},
             )
             outbox = enqueue_rows(
                 _outbox_rows(
