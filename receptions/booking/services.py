@@ -27,6 +27,7 @@ from ..database import write_transaction
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..geography.models import District
+from ..i18n import localized
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import (
@@ -323,11 +324,23 @@ def booking_by_reference(reference: str) -> Booking | None:
     return db.session.scalars(select(Booking).where(Booking.reference == reference)).first()
 
 
-_ACTIVE_TOPICS = select(Topic).where(Topic.active.is_(True)).order_by(Topic.position, Topic.slug)
+_ACTIVE_TOPICS = (
+    select(Topic.id, Topic.name_kk, Topic.name_ru, Topic.name_en)
+    .where(Topic.active.is_(True))
+    .order_by(Topic.position, Topic.slug)
+)
+_TOPIC_ACTIVE = select(Topic.active).where(Topic.id == bindparam("topic_id"))
 
 
-def active_topics() -> list[Topic]:
-    return list(db.session.scalars(_ACTIVE_TOPICS))
+def topic_choices() -> list[tuple[int, str]]:
+    """The active topics as a form's choices, in the reader's language (every booking form reads
+    them: plain rows, no objects)."""
+    rows = db.session.connection().execute(_ACTIVE_TOPICS)
+    return [(row.id, localized(row, "name")) for row in rows]
+
+
+def _topic_is_active(topic_id: int) -> bool:
+    return bool(db.session.connection().execute(_TOPIC_ACTIVE, {"topic_id": topic_id}).scalar())
 
 
 def local_month(moment: datetime, tz: str) -> str:
@@ -537,8 +550,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     # below) or its insert meets its own first booking: looking first cost every booking a query.
     try:
         slot = slot_for_booking(request.slot_id, at)
-        topic = db.session.get(Topic, request.topic_id)
-        if topic is None or not topic.active:
+        if not _topic_is_active(request.topic_id):
             raise DomainError(str(_l("Choose a topic from the list.")))
     except DomainError as refusal:
         return _refused(refusal, key_hash, iin_hash, token)
@@ -549,7 +561,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
         "session_id": session.id,
         "schedule_id": session.schedule_id,
         "institution_id": session.institution_id,
-        "topic_id": topic.id,
+        "topic_id": request.topic_id,
         "month": local_month(slot.starts_at, region.timezone),
     }
     prefix = region.short

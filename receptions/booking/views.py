@@ -8,7 +8,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -83,7 +82,7 @@ def _blank_fields() -> Markup:
     """A blank form's visible fields, from `_BLANK_FIELDS` once rendered (the form itself is
     built only to render them)."""
     language = current_language()
-    key = (language, tuple((topic.id, topic.name) for topic in services.active_topics()))
+    key = (language, tuple(services.topic_choices()))
     html = _BLANK_FIELDS.get(key)
     if html is None:
         form = BookingForm()
@@ -125,10 +124,7 @@ def _booking_form(slot: services.Slot, submitted: BookingForm | None = None):  #
 
 def _new_booking_form() -> BookingForm:
     form = BookingForm()
-    # The topics stay referenced by the form's request (g): the session's identity map keeps
-    # only weak references, and book_slot finds the chosen topic there instead of asking again.
-    g.booking_topics = services.active_topics()
-    form.topic_id.choices = [(t.id, t.name) for t in g.booking_topics]
+    form.topic_id.choices = services.topic_choices()
     return form
 
 

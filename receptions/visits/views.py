@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from .. import access
 from ..booking import identity
-from ..booking.services import active_topics
+from ..booking.services import topic_choices
 from ..errors import DomainError, form_error_message
 from ..forms import Form
 from ..schedules.models import ScheduledSession
@@ -96,7 +96,7 @@ def check_in(booking_id: int):
 def walk_in(session_id: int):
     session = services.session_for_walk_in(current_user, session_id)
     form = WalkInForm()
-    form.topic_id.choices = [(t.id, t.name) for t in active_topics()]
+    form.topic_id.choices = topic_choices()
     if form.validate_on_submit():
         visit = services.register_walk_in(
             current_user,
@@ -120,7 +120,7 @@ def walk_in(session_id: int):
 def visit(visit_id: int):
     visit = services.open_visit(current_user, visit_id)
     form = QuestionForm()
-    form.topic_id.choices = [(t.id, t.name) for t in active_topics()]
+    form.topic_id.choices = topic_choices()
     if request.method == "GET" and visit.booking is not None:
         form.topic_id.data = visit.booking.topic_id
     if form.validate_on_submit():
