@@ -104,7 +104,7 @@ def book(slot_id: int):
     return _booking_form(services.slot_for_booking(slot_id))
 
 
-def _booking_form(slot: services.Slot, submitted: BookingForm | None = None):  # type: ignore[no-untyped-def]
+def _booking_form(slot: services.BookableSlot, submitted: BookingForm | None = None):  # type: ignore[no-untyped-def]
     """The form for one slot: blank (200), or a refused submission with its errors (422)."""
     if submitted is None:
         fields, key = _blank_fields(), services.new_idempotency_key()
