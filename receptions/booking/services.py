@@ -67,9 +67,11 @@ class SlotUnavailable(DomainError):
         slot_id: int | None = None,
         schedule_id: int | None = None,
         institution_id: int | None = None,
+        window: BookingWindow | None = None,
     ) -> None:
         super().__init__(message)
         self.slot_id, self.schedule_id, self.institution_id = slot_id, schedule_id, institution_id
+        self.window = window  # the schedule's booking window, when the refusal read it
 
 
 class SlotNotFound(DomainError):
@@ -357,14 +359,16 @@ def get_slot(slot_id: int) -> BookableSlot:
 
 def _check_bookable(slot: Slot | BookableSlot, at: datetime) -> None:
     session = slot.session
+    window = window_of(session.schedule)
     context = {
         "slot_id": slot.id,
         "schedule_id": session.schedule_id,
         "institution_id": session.institution_id,
+        "window": window,
     }
     if session.status != SessionStatus.planned or not session.institution.active:
         raise SlotUnavailable(str(_l("This session has been cancelled.")), **context)
-    status = booking_status(slot.starts_at, at, window_of(session.schedule))
+    status = booking_status(slot.starts_at, at, window)
     if status is WindowStatus.past or status is WindowStatus.closed:
         raise SlotUnavailable(str(_l("Booking for this time has closed.")), **context)
     if status is WindowStatus.not_yet_open:
@@ -409,7 +413,10 @@ def nearest_free_slots(
     at: datetime | None = None,
     limit: int = 6,
     exclude_slot_id: int | None = None,
+    window: BookingWindow | None = None,
 ) -> list[Slot]:
+    """Free slots from the earliest on; with a schedule, within its booking window (`window`,
+    when the caller has read it already)."""
     at = at or clock_now()
     params: dict[str, Any] = {
         "institution_id": institution_id,
@@ -417,16 +424,19 @@ def nearest_free_slots(
         "exclude_id": exclude_slot_id or 0,
         "rows": limit * 4,
     }
-    window: BookingWindow | None = None
     query = _FREE_SLOTS_ANY_SCHEDULE
-    if schedule_id is not None:
-        bounds = db.session.connection().execute(_WINDOW, {"schedule_id": schedule_id}).first()
-        if bounds is None:
-            return []
+    if schedule_id is None:
+        window = None
+    else:
+        if window is None:
+            bounds = db.session.connection().execute(_WINDOW, {"schedule_id": schedule_id})
+            row = bounds.first()
+            if row is None:
+                return []
+            window = window_of(row)
         # One schedule has one booking window: the database keeps to it, so that exactly
         # `limit` rows are read (the 409 page of a rush read four times as many, with their
         # sessions and schedules). booking_status below stays the rule.
-        window = window_of(bounds)
         query = _FREE_SLOTS_IN_SCHEDULE
         params |= {
             "schedule_id": schedule_id,
@@ -719,6 +729,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                     slot_id=facts["slot_id"],
                     schedule_id=facts["schedule_id"],
                     institution_id=facts["institution_id"],
+                    window=window_of(session.schedule),
                 )
             # The booking, its first event and its messages as plain inserts: nothing in this
             # session holds them, and the unit of work cost more than the rest of the booking.

@@ -58,6 +58,7 @@ def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def
             institution_id=error.institution_id,
             schedule_id=error.schedule_id,
             exclude_slot_id=error.slot_id,
+            window=error.window,
         )
     return render_template(
         "booking/taken.html",
