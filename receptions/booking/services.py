@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +28,7 @@ from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..geography.models import District, Region
 from ..i18n import localized
-from ..institutions.models import Institution
+from ..institutions.models import Institution, InstitutionNames
 from ..notify.models import Channel, Notification
 from ..notify.services import (
     add_to_outbox,
@@ -218,6 +218,8 @@ _SLOT_CONTEXT = (
 # plain frozen objects from one Core row. Every request of a booking reads one; the same graph
 # of six ORM objects (slot, session, schedule, institution, district, region) cost more than the
 # rest of opening the form. It is read-only: writes go through statements or the ORM models.
+# Each class's fields that are not nested objects are columns of the same name of its model
+# (`_READ_FROM`): the query and the objects are both made from that one list.
 @dataclass(frozen=True, slots=True)
 class BookableRegion:
     short: str
@@ -230,7 +232,7 @@ class BookableDistrict:
 
 
 @dataclass(frozen=True, slots=True)
-class BookableInstitution:
+class BookableInstitution(InstitutionNames):
     id: int
     active: bool
     name_kk: str
@@ -239,14 +241,6 @@ class BookableInstitution:
     address_kk: str
     address_ru: str
     district: BookableDistrict
-
-    @property
-    def name(self) -> str:
-        return localized(self, "name")
-
-    @property
-    def address(self) -> str:
-        return localized(self, "address")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,31 +274,31 @@ class BookableSlot:
     session: BookableSession
 
 
+_READ_FROM: dict[type, Any] = {
+    BookableRegion: Region,
+    BookableDistrict: District,
+    BookableInstitution: Institution,
+    BookableSchedule: Schedule,
+    BookableSession: ScheduledSession,
+    BookableSlot: Slot,
+}
+
+
+_NESTED = {view.__name__ for view in _READ_FROM}
+
+
+def _columns_of(view: type) -> list[str]:
+    """The view's fields that are columns (the others hold another view)."""
+    return [f.name for f in fields(view) if getattr(f.type, "__name__", f.type) not in _NESTED]
+
+
 _BOOKABLE = (
     select(
-        Slot.id,
-        Slot.starts_at,
-        Slot.ends_at,
-        Slot.capacity,
-        Slot.booked,
-        ScheduledSession.id.label("session_id"),
-        ScheduledSession.status,
-        ScheduledSession.kind,
-        ScheduledSession.schedule_id,
-        ScheduledSession.institution_id,
-        Schedule.host_name,
-        Schedule.host_position,
-        Schedule.location,
-        Schedule.booking_opens_days,
-        Schedule.booking_closes_hours,
-        Institution.active,
-        Institution.name_kk,
-        Institution.name_ru,
-        Institution.name_en,
-        Institution.address_kk,
-        Institution.address_ru,
-        Region.short,
-        Region.timezone,
+        *(
+            getattr(model, name).label(f"{view.__name__}_{name}")
+            for view, model in _READ_FROM.items()
+            for name in _columns_of(view)
+        )
     )
     .join(ScheduledSession, ScheduledSession.id == Slot.session_id)
     .join(Schedule, Schedule.id == ScheduledSession.schedule_id)
@@ -315,46 +309,24 @@ _BOOKABLE = (
 )
 
 
+def _view(view: type, row: Any, **nested: Any) -> Any:
+    columns = {name: row[f"{view.__name__}_{name}"] for name in _columns_of(view)}
+    return view(**columns, **nested)
+
+
 def get_slot(slot_id: int) -> BookableSlot:
-    row = db.session.connection().execute(_BOOKABLE, {"slot_id": slot_id}).first()
+    row = db.session.connection().execute(_BOOKABLE, {"slot_id": slot_id}).mappings().first()
     if row is None:
         raise SlotNotFound()
-    region = BookableRegion(short=row.short, timezone=row.timezone)
-    institution = BookableInstitution(
-        id=row.institution_id,
-        active=row.active,
-        name_kk=row.name_kk,
-        name_ru=row.name_ru,
-        name_en=row.name_en,
-        address_kk=row.address_kk,
-        address_ru=row.address_ru,
-        district=BookableDistrict(region=region),
+    district = _view(BookableDistrict, row, region=_view(BookableRegion, row))
+    session = _view(
+        BookableSession,
+        row,
+        schedule=_view(BookableSchedule, row),
+        institution=_view(BookableInstitution, row, district=district),
     )
-    schedule = BookableSchedule(
-        id=row.schedule_id,
-        host_name=row.host_name,
-        host_position=row.host_position,
-        location=row.location,
-        booking_opens_days=row.booking_opens_days,
-        booking_closes_hours=row.booking_closes_hours,
-    )
-    session = BookableSession(
-        id=row.session_id,
-        status=row.status,
-        kind=row.kind,
-        schedule_id=row.schedule_id,
-        institution_id=row.institution_id,
-        schedule=schedule,
-        institution=institution,
-    )
-    return BookableSlot(
-        id=row.id,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        capacity=row.capacity,
-        booked=row.booked,
-        session=session,
-    )
+    slot: BookableSlot = _view(BookableSlot, row, session=session)
+    return slot
 
 
 def _check_bookable(slot: Slot | BookableSlot, at: datetime) -> None:

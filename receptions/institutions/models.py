@@ -44,7 +44,22 @@ def search_key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-class Institution(db.Model):
+class InstitutionNames:
+    """An institution's name and address in the reader's language, for the model and for the
+    booking pages' read model of it (`booking.services.BookableInstitution`)."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return localized(self, "name")
+
+    @property
+    def address(self) -> str:
+        return localized(self, "address")
+
+
+class Institution(InstitutionNames, db.Model):
     __tablename__ = "institution"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,14 +86,6 @@ class Institution(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     district: Mapped[District] = relationship(back_populates="institutions")
-
-    @property
-    def name(self) -> str:
-        return localized(self, "name")
-
-    @property
-    def address(self) -> str:
-        return localized(self, "address")
 
     @property
     def head_position(self) -> str:
