@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from receptions.audit.models import AuditEvent
 from receptions.auth.models import Role
 from receptions.booking.models import Booking
+from receptions.clock import now as clock_now
 from receptions.errors import DomainError
 from receptions.extensions import db
 from receptions.notify.models import Notification
@@ -252,8 +253,12 @@ def test_pause_withdraws_unbooked_sessions_and_resume_brings_them_back(client, h
 
 def test_cancelling_a_session_needs_a_reason_and_shows_in_the_feed(client, head):
     _new(client, head.institution_id)
+    # The first session still to come: on a Tuesday evening today's has ended already, and a
+    # session in the past cannot be cancelled.
     session = db.session.scalars(
-        select(ScheduledSession).order_by(ScheduledSession.starts_at)
+        select(ScheduledSession)
+        .where(ScheduledSession.ends_at > clock_now())
+        .order_by(ScheduledSession.starts_at)
     ).first()
     booking = make_booking(session.slots[0], email="saule@example.kz")
     url = f"/staff/sessions/{session.id}/cancel"
