@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, request
-from flask_babel import format_date, format_datetime, format_decimal, format_percent, format_time
+from flask_babel import format_decimal, format_percent
 from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -135,7 +135,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from .i18n import LANGUAGE_NAMES, current_language, localized
+    from .i18n import LANGUAGE_NAMES, current_language, localized, moment_filter
 
     @app.context_processor
     def inject() -> dict[str, Any]:
@@ -149,12 +149,13 @@ def _register_template_helpers(app: Flask) -> None:
     from .schedules.queries import describe_schedule
     from .schedules.views import kind_labels
 
+    time_format = moment_filter("time")
     app.jinja_env.filters.update(
-        date=format_date,
-        datetime=format_datetime,
+        date=moment_filter("date"),
+        datetime=moment_filter("datetime"),
         number=format_decimal,
         percent=format_percent,
-        time_short=lambda value: format_time(value, "HH:mm"),
+        time_short=lambda value: time_format(value, "HH:mm"),
         capitalize_first=lambda text: text[:1].upper() + text[1:],
         from_iso=datetime.fromisoformat,
     )

@@ -349,11 +349,26 @@ def _check_bookable(slot: Slot | BookableSlot, at: datetime) -> None:
         raise SlotUnavailable(**context)
 
 
-# Free slots of an institution from the earliest on; the exclusion and the bounds are bind
-# parameters (slot ids start at 1: excluding 0 leaves none out), so it is built once.
-_FREE_SLOTS = (
-    select(Slot)
-    .join(Slot.session)
+@dataclass(frozen=True, slots=True)
+class FreeSlot:
+    """A free time as the 409 page and the reschedule form list it."""
+
+    id: int
+    starts_at: datetime
+
+
+# Free slots of an institution from the earliest on, with their schedule's booking window, as
+# plain rows; the exclusion and the bounds are bind parameters (slot ids start at 1: excluding 0
+# leaves none out), so it is built once.
+_FREE_SLOTS_ANY_SCHEDULE = (
+    select(
+        Slot.id,
+        Slot.starts_at,
+        Schedule.booking_opens_days,
+        Schedule.booking_closes_hours,
+    )
+    .join(ScheduledSession, ScheduledSession.id == Slot.session_id)
+    .join(Schedule, Schedule.id == ScheduledSession.schedule_id)
     .where(
         ScheduledSession.institution_id == bindparam("institution_id"),
         ScheduledSession.status == SessionStatus.planned.value,
@@ -364,10 +379,7 @@ _FREE_SLOTS = (
     .order_by(Slot.starts_at)
     .limit(bindparam("rows"))
 )
-_FREE_SLOTS_ANY_SCHEDULE = _FREE_SLOTS.options(
-    joinedload(Slot.session).joinedload(ScheduledSession.schedule)
-)
-_FREE_SLOTS_IN_SCHEDULE = _FREE_SLOTS.where(
+_FREE_SLOTS_IN_SCHEDULE = _FREE_SLOTS_ANY_SCHEDULE.where(
     ScheduledSession.schedule_id == bindparam("schedule_id"),
     Slot.starts_at <= bindparam("until"),
 )
@@ -386,7 +398,7 @@ def nearest_free_slots(
     limit: int = 6,
     exclude_slot_id: int | None = None,
     window: BookingWindow | None = None,
-) -> list[Slot]:
+) -> list[FreeSlot]:
     """Free slots from the earliest on; with a schedule, within its booking window (`window`,
     when the caller has read it already)."""
     at = at or clock_now()
@@ -417,10 +429,9 @@ def nearest_free_slots(
             "rows": limit,
         }
     found = []
-    for slot in db.session.scalars(query, params):
-        slot_window = window or window_of(slot.session.schedule)
-        if booking_status(slot.starts_at, at, slot_window) is WindowStatus.open:
-            found.append(slot)
+    for row in db.session.connection().execute(query, params):
+        if booking_status(row.starts_at, at, window or window_of(row)) is WindowStatus.open:
+            found.append(FreeSlot(row.id, row.starts_at))
         if len(found) == limit:
             break
     return found

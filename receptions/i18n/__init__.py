@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import flask_babel
@@ -63,3 +66,33 @@ def install_template_gettext(app: Any) -> None:
         npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
         newstyle=True,
     )
+
+
+_MOMENT_FORMATTERS = {
+    "date": flask_babel.format_date,
+    "datetime": flask_babel.format_datetime,
+    "time": flask_babel.format_time,
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_moment(kind: str, value: date, pattern: str, locale: str, timezone: str) -> str:
+    # Only the key's parts change what Babel prints; the request's locale and timezone are
+    # the ones named in the key (the caller read them just now).
+    return str(_MOMENT_FORMATTERS[kind](value, pattern))
+
+
+def moment_filter(kind: str) -> Callable[..., str]:
+    """A template filter that formats dates or times as flask_babel's `format_<kind>` does, once
+    per value, pattern, language and timezone: a page of free times formats the same few dozen
+    moments, and Babel takes longer than the rest of such a page's row."""
+    formatter = _MOMENT_FORMATTERS[kind]
+
+    def format_moment(value: Any, pattern: str | None = None) -> str:
+        if pattern is None or not isinstance(value, date):
+            return str(formatter(value, pattern))
+        return _format_moment(
+            kind, value, pattern, str(get_locale()), str(flask_babel.get_timezone())
+        )
+
+    return format_moment
