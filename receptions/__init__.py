@@ -167,7 +167,9 @@ def _register_template_helpers(app: Flask) -> None:
         accessibility_label=accessibility_label,
         status_label=status_label,
     )
-    app.jinja_env.globals["request_path"] = lambda: request.full_path.rstrip("?")
+    from .layout import site_header
+
+    app.jinja_env.globals["site_header"] = site_header
     app.jinja_env.globals["g"] = g
 
 

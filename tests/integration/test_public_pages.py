@@ -65,3 +65,46 @@ def test_health_and_readiness(client):
 
 
 # Security headers on every kind of response: tests/integration/test_headers.py
+
+
+def test_the_header_kept_for_visitors_is_the_header_rendered_for_them(app, client):
+    """Visitors who are not signed in get the header kept per language with their own page put
+    into the language switcher: byte for byte what rendering it for that page gives."""
+    import re
+
+    from flask import render_template
+
+    from receptions.layout import request_path
+
+    paths = [
+        "/",
+        "/institutions?q=%D0%BC%D0%B5%D0%BA%D1%82%D0%B5%D0%BF&type=school",
+        "/status?x=%3Cscript%3E%22%27&y=1",
+        "/institutions?q=ASHYQNEXTPAGE",
+    ]
+    for language in ("kk", "ru", "en", "kk"):
+        for path in paths:
+            headers = {"Accept-Language": language}
+            page = client.get(path, headers=headers).get_data(as_text=True)
+            with app.test_request_context(path, headers=headers):
+                expected = render_template(
+                    "_header.html", signed_in=False, next_path=request_path()
+                ).strip()
+            assert expected in page, (language, path)
+            switcher = re.findall(r'href="(/language/[a-z]{2}\?next=[^"]*)"', page)
+            assert len(switcher) == 3
+
+
+def test_signed_in_staff_get_their_own_header(client):
+    from tests.conftest import sign_in
+    from tests.factories import PASSWORD, make_user
+
+    user = make_user(full_name="Айгерім Сапарова")
+    assert "Айгерім Сапарова" not in client.get("/").get_data(as_text=True)
+    sign_in(client, user.email, PASSWORD)
+    page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Айгерім Сапарова" in page and "My workspace" in page and "Staff sign-in" not in page
+    client.post("/auth/sign-out", data={})  # without its token: refused, still signed in
+    assert "My workspace" in client.get("/", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
