@@ -50,6 +50,7 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
 
     _init_extensions(app)
     _register_blueprints(app)
+    _limits_only_where_declared(app)
     _register_template_helpers(app)
     _register_cli(app)
     app.before_request(_refuse_nul_bytes)
@@ -132,6 +133,21 @@ def _register_blueprints(app: Flask) -> None:
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+
+
+def _limits_only_where_declared(app: Flask) -> None:
+    """Every rate limit here sits on the function it guards (`@limiter.limit`), and that function's
+    wrapper checks it when called. Flask-Limiter's own before_request hook would look for limits
+    once more on every request (a quarter of a health check's time) and find none: with no
+    default, application, blueprint or meta limits it is taken out. Declaring one of those keeps
+    it, and the limits then work as Flask-Limiter documents."""
+    manager = limiter.limit_manager
+    blueprint_limits = any(manager.blueprint_limits(app, name) for name in app.blueprints)
+    if manager.default_limits or manager.application_limits or blueprint_limits:
+        return
+    if app.config.get("RATELIMIT_META") or getattr(limiter, "_meta_limits", None):
+        return
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -96,13 +96,6 @@ def _blank_fields() -> Markup:
     return html
 
 
-@limiter.request_filter
-def _opening_the_form() -> bool:
-    """Opening the booking form (a GET) has no limit: the limiter need not look for one. The
-    submission's limits are on `_submit_booking`, which only a POST reaches."""
-    return request.method in ("GET", "HEAD") and request.endpoint == "booking.book"
-
-
 @bp.route("/book/<int:slot_id>", methods=["GET", "POST"])
 def book(slot_id: int):
     # A repeated submission must still reach book_slot (which returns the first booking), so the

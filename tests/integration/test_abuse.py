@@ -44,3 +44,32 @@ def test_status_lookup_is_limited(client):
     statuses = [client.get("/status/ATY-ABCDEF").status_code for _ in range(4)]
     assert statuses == [404, 404, 404, 429]
     assert "Retry-After" in client.get("/status/ATY-ABCDEF").headers
+
+
+def test_opening_the_form_and_other_pages_count_against_no_limit(client):
+    # The limits are on the submissions only: opening a form (which the booking tests above do
+    # before each attempt) or any other page never spends the citizen's allowance.
+    session = make_open_session(slots=1)
+    for _ in range(10):
+        assert client.get(f"/book/{session.slots[0].id}").status_code == 200
+        assert client.get("/healthz").status_code == 200
+    assert client.get("/status/ATY-ABCDEF").status_code == 404
+
+
+def test_limits_declared_elsewhere_keep_flask_limiters_own_check():
+    """The app takes Flask-Limiter's before_request check out only while every limit sits on
+    the function it guards; a default limit (here, by configuration) brings the check back,
+    and with it that limit."""
+    from receptions import create_app
+    from receptions.extensions import limiter
+    from tests.conftest import app_settings
+
+    plain = create_app(app_settings("sqlite://"))
+    assert limiter._check_request_limit not in plain.before_request_funcs[None]
+    limited = create_app(app_settings("sqlite://", RATELIMIT_DEFAULT="2 per minute"))
+    try:
+        assert limiter._check_request_limit in limited.before_request_funcs[None]
+        client = limited.test_client()
+        assert [client.get("/healthz").status_code for _ in range(3)] == [200, 200, 429]
+    finally:
+        limiter.limit_manager.set_default_limits([])
