@@ -292,12 +292,19 @@ def _columns_of(view: type) -> list[str]:
     return [f.name for f in fields(view) if getattr(f.type, "__name__", f.type) not in _NESTED]
 
 
+# Each view's columns and where they sit in the query's row, in `_READ_FROM`'s order.
+_SPANS: dict[type, tuple[list[str], int, int]] = {}
+for _view_type in _READ_FROM:
+    _names = _columns_of(_view_type)
+    _start = sum(len(names) for names, _, _ in _SPANS.values())
+    _SPANS[_view_type] = (_names, _start, _start + len(_names))
+
 _BOOKABLE = (
     select(
         *(
             getattr(model, name).label(f"{view.__name__}_{name}")
             for view, model in _READ_FROM.items()
-            for name in _columns_of(view)
+            for name in _SPANS[view][0]
         )
     )
     .join(ScheduledSession, ScheduledSession.id == Slot.session_id)
@@ -310,12 +317,12 @@ _BOOKABLE = (
 
 
 def _view(view: type, row: Any, **nested: Any) -> Any:
-    columns = {name: row[f"{view.__name__}_{name}"] for name in _columns_of(view)}
-    return view(**columns, **nested)
+    names, start, stop = _SPANS[view]
+    return view(**dict(zip(names, row[start:stop], strict=True)), **nested)
 
 
 def get_slot(slot_id: int) -> BookableSlot:
-    row = db.session.connection().execute(_BOOKABLE, {"slot_id": slot_id}).mappings().first()
+    row = db.session.connection().execute(_BOOKABLE, {"slot_id": slot_id}).first()
     if row is None:
         raise SlotNotFound()
     district = _view(BookableDistrict, row, region=_view(BookableRegion, row))

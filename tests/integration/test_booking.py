@@ -645,3 +645,31 @@ def test_a_reference_already_in_use_is_drawn_again_in_the_same_transaction(
     assert references == sorted([taken, taken.split("-")[0] + "-ABCDEF"])
     assert count(StatusEvent) == 2 and count(Notification) == 4
     assert db.session.scalar(select(Slot.booked).where(Slot.id == session.slots[1].id)) == 1
+
+
+def test_the_booking_read_model_holds_what_the_models_hold(session):
+    """The booking pages read a slot as frozen objects from one row; each of their fields must
+    be the model's value of the same name (the row's columns are placed by position)."""
+    from dataclasses import fields, is_dataclass
+
+    from receptions.booking.services import get_slot
+
+    slot = session.slots[1]
+    view = get_slot(slot.id)
+    pairs = [
+        (view, slot),
+        (view.session, slot.session),
+        (view.session.schedule, slot.session.schedule),
+        (view.session.institution, slot.session.institution),
+        (view.session.institution.district, slot.session.institution.district),
+        (view.session.institution.district.region, slot.session.institution.district.region),
+    ]
+    compared = 0
+    for read, model in pairs:
+        for field in fields(read):
+            value = getattr(read, field.name)
+            if not is_dataclass(value):
+                assert value == getattr(model, field.name), (type(read).__name__, field.name)
+                compared += 1
+    assert compared >= 25
+    assert view.session.institution.name == slot.session.institution.name
