@@ -90,7 +90,7 @@ def write_transaction() -> Iterator[Session]:
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("unflushed changes outside a write transaction")
-        if session.get_bind().dialect.name == "sqlite":
+        if session.info.pop(_READ_ONLY, False) or session.get_bind().dialect.name == "sqlite":
             session.commit()
         else:
             session.expire_all()
@@ -121,3 +121,20 @@ def close_request_session(_error: BaseException | None = None) -> None:
         )
         db.session().invalidate()
         db.session.remove()
+
+
+_READ_ONLY = "ashyq_read_only"
+
+
+def read_only_request() -> None:
+    """Run this request's reads without a transaction on PostgreSQL: each statement commits by
+    itself (autocommit), so the pool's connection sends no BEGIN and no ROLLBACK, two of a read
+    page's five round trips. For views that only read; it does nothing once the request has a
+    transaction, or on SQLite (whose BEGIN and ROLLBACK stay in the process). A write
+    transaction later in the same request starts on a transactional connection of its own.
+    """
+    session = db.session()
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[_READ_ONLY] = True

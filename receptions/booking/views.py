@@ -22,6 +22,7 @@ from scheduling import CalendarEvent, event_uid, render_calendar
 from .. import access
 from ..auth.models import Role
 from ..clock import now as clock_now
+from ..database import read_only_request
 from ..errors import error_response, form_error_message
 from ..extensions import limiter
 from ..i18n import current_language
@@ -102,6 +103,7 @@ def book(slot_id: int):
     # availability check up front is for people opening the form, not for submissions.
     if request.method == "POST":
         return _submit_booking(slot_id)
+    read_only_request()
     return _booking_form(services.slot_for_booking(slot_id))
 
 

@@ -673,3 +673,67 @@ def test_the_booking_read_model_holds_what_the_models_hold(session):
                 compared += 1
     assert compared >= 25
     assert view.session.institution.name == slot.session.institution.name
+
+
+def _transactional_statements(app):
+    """(statement, ran inside a transaction) for each statement the app's engine runs."""
+    from sqlalchemy import event
+
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        dbapi = conn.connection.dbapi_connection
+        if conn.dialect.name == "postgresql":
+            seen.append((statement, not dbapi.autocommit))
+        else:
+            seen.append((statement, True))  # SQLite: the request's BEGIN as always
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    return seen, lambda: event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_opening_the_form_reads_without_a_transaction_on_postgresql(app, client, session, topic):
+    full = make_open_session(slots=1, capacity=1)
+    db.session.execute(Slot.__table__.update().values(booked=1).where(Slot.id == full.slots[0].id))
+    db.session.commit()
+    open_id, full_id, topic_id = session.slots[0].id, full.slots[0].id, topic.id
+    # The tests' requests share the test's session: end what reading the ids began.
+    db.session.remove()
+    seen, stop = _transactional_statements(app)
+    try:
+        assert client.get(f"/book/{open_id}").status_code == 200
+        db.session.remove()
+        assert client.get(f"/book/{full_id}").status_code == 409  # with its free times
+        db.session.remove()
+        assert len(seen) >= 4
+        in_transaction = {flag for _, flag in seen}
+        assert in_transaction == ({False} if db.engine.dialect.name == "postgresql" else {True})
+        seen.clear()
+        response, _ = book(client, open_id, db.session.get(type(topic), topic_id))
+        assert response.status_code == 303
+        writes = [flag for statement, flag in seen if statement.startswith(("INSERT", "UPDATE"))]
+        assert len(writes) >= 4 and all(writes)  # the booking itself is one transaction
+    finally:
+        stop()
+
+
+def test_a_write_after_reading_without_a_transaction_is_still_one_transaction(app, session):
+    from receptions.booking.models import Topic
+    from receptions.database import read_only_request, write_transaction
+
+    topics = count(Topic)
+    seen, stop = _transactional_statements(app)
+    try:
+        with app.test_request_context("/"):
+            read_only_request()
+            services.get_slot(session.slots[0].id)
+            with pytest.raises(RuntimeError), write_transaction():
+                db.session.add(Topic(slug="half-way", name_kk="а", name_ru="б", name_en="c"))
+                db.session.flush()
+                raise RuntimeError("fails after its first write")
+            db.session.remove()
+    finally:
+        stop()
+    writes = [flag for statement, flag in seen if statement.startswith("INSERT")]
+    assert writes == [True]
+    assert count(Topic) == topics  # rolled back: nothing stored half-way
