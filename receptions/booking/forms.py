@@ -29,6 +29,14 @@ ACCESSIBILITY_NEEDS = [
 ]
 
 
+
+def row_id(value: object) -> int:
+    """A row's id as a page sends it (a slot, a topic); anything else (a word, a sign, a number
+    too long for the column) is 0, a row that does not exist, which the service refuses with
+    its reason."""
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
@@ -53,7 +61,11 @@ class BookingForm(Form):
         _l("Language for messages"),
         choices=[("kk", "Қазақша"), ("ru", "Русский"), ("en", "English")],
     )
-    topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
+    # The booking checks that the topic is active (a form may come back after its topic was
+    # retired), so submitting reads no list: the list is read to show the form.
+    topic_id = SelectField(
+        _l("Topic"), coerce=row_id, validate_choice=False, validators=[InputRequired()]
+    )
     question = TextAreaField(
         _l("Your question"),
         validators=[DataRequired(), Length(min=5, max=QUESTION_MAX)],
@@ -97,18 +109,11 @@ class CancelBookingForm(Form):
     confirm = HiddenField(default="yes", validators=[DataRequired()])
 
 
-def _slot_number(value: object) -> int:
-    """A slot id as the page sends it; anything else (a word, a number too long for the column)
-    is 0, a slot that does not exist, which the service refuses with its reason."""
-    text = str(value)
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
-
-
 class RescheduleForm(Form):
     # The times on the page are an offer, not the rule: services.reschedule judges the choice.
     slot_id = RadioField(
         _l("New time"),
-        coerce=_slot_number,
+        coerce=row_id,
         validate_choice=False,
         validators=[InputRequired(message=_l("Choose a new time."))],
     )

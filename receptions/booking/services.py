@@ -87,6 +87,14 @@ class BookingLimitReached(DomainError):
     )
 
 
+class TopicUnavailable(DomainError):
+    """The form's topic is not (or no longer) one of the active topics: the form is shown again
+    with this message on its topic field."""
+
+    status_code = 422
+    message = _l("Choose a topic from the list.")
+
+
 class InvalidManageLink(DomainError):
     status_code = 404
     message = _l("This booking link is not valid. Check that you copied the whole link.")
@@ -693,7 +701,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     try:
         slot = slot_for_booking(request.slot_id, at)
         if not _topic_is_active(request.topic_id):
-            raise DomainError(str(_l("Choose a topic from the list.")))
+            raise TopicUnavailable()
     except DomainError as refusal:
         return _refused(refusal, key_hash, iin_hash, token)
     session = slot.session

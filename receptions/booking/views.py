@@ -125,39 +125,48 @@ def _booking_form(slot: services.BookableSlot, submitted: BookingForm | None = N
     ), (200 if submitted is None else 422)
 
 
-def _new_booking_form() -> BookingForm:
-    form = BookingForm()
-    form.topic_id.choices = services.topic_choices()
-    return form
-
-
 # The limits apply to submissions only: called from `book` for a POST, they cost opening the form
 # nothing (the decorators of a GET-and-POST view ran the limiter's checks for every GET too).
 @limiter.limit(_limit("BOOKING_RATE_LIMIT"))
 @limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
 def _submit_booking(slot_id: int):  # type: ignore[no-untyped-def]
-    form = _new_booking_form()
+    form = BookingForm()
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
     if not form.validate_on_submit():
-        return _booking_form(services.get_slot(slot_id), submitted=form)
+        return _refused_form(slot_id, form)
     # book_slot reads the slot itself (an unknown one is a 404 there too).
-    result = services.book_slot(
-        services.BookingRequest(
-            slot_id=slot_id,
-            idempotency_key=form.idempotency_key.data or "",
-            citizen_name=form.full_name.data or "",
-            iin=form.iin.data or "",
-            phone=form.normalised_phone,
-            email=form.email.data or "",
-            locale=form.locale.data or "kk",
-            topic_id=form.topic_id.data,
-            question=form.question.data or "",
-            accessibility=form.accessibility.data or [],
-            accessibility_note=form.accessibility_note.data or "",
+    try:
+        result = services.book_slot(
+            services.BookingRequest(
+                slot_id=slot_id,
+                idempotency_key=form.idempotency_key.data or "",
+                citizen_name=form.full_name.data or "",
+                iin=form.iin.data or "",
+                phone=form.normalised_phone,
+                email=form.email.data or "",
+                locale=form.locale.data or "kk",
+                topic_id=form.topic_id.data,
+                question=form.question.data or "",
+                accessibility=form.accessibility.data or [],
+                accessibility_note=form.accessibility_note.data or "",
+            )
         )
-    )
+    except services.TopicUnavailable as refusal:
+        form.topic_id.errors = [refusal.user_message]
+        return _refused_form(slot_id, form)
     return redirect(url_for("booking.manage", token=result.token, new=1), 303)
+
+
+def _refused_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-def]
+    """The form again with its messages (422), and the topic list as it is now: a topic that is
+    not on it is said at once, with the form's other mistakes."""
+    choices = services.topic_choices()
+    form.topic_id.choices = choices
+    chosen = form.topic_id.data
+    if not form.topic_id.errors and chosen not in {topic_id for topic_id, _ in choices}:
+        form.topic_id.errors = [services.TopicUnavailable().user_message]
+    return _booking_form(services.get_slot(slot_id), submitted=form)
 
 
 @bp.route("/m/<token>")

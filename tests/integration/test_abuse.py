@@ -50,9 +50,13 @@ def test_opening_the_form_and_other_pages_count_against_no_limit(client):
     # The limits are on the submissions only: opening a form (which the booking tests above do
     # before each attempt) or any other page never spends the citizen's allowance.
     session = make_open_session(slots=1)
+    topic = make_topic()
     for _ in range(10):
         assert client.get(f"/book/{session.slots[0].id}").status_code == 200
         assert client.get("/healthz").status_code == 200
+    # The citizen's two attempts an hour are all still there, and then the limit holds.
+    statuses = [book(client, session.slots[0].id, topic, question="")[0].status_code for _ in "abc"]
+    assert statuses == [422, 422, 429]
     assert client.get("/status/ATY-ABCDEF").status_code == 404
 
 

@@ -737,3 +737,71 @@ def test_a_write_after_reading_without_a_transaction_is_still_one_transaction(ap
     writes = [flag for statement, flag in seen if statement.startswith("INSERT")]
     assert writes == [True]
     assert count(Topic) == topics  # rolled back: nothing stored half-way
+
+
+@pytest.mark.parametrize(
+    ("lang", "message", "sent"),
+    [
+        ("kk", "Тізімнен тақырып", None),  # the topic of the form, retired since it was opened
+        ("en", "Choose a topic", None),
+        ("en", "Choose a topic", "2147483648"),  # past PostgreSQL's integer
+        ("ru", "Выберите тему", "9223372036854775808"),  # past SQLite's integer
+        ("kk", "Тізімнен тақырып", "-5"),
+        ("kk", "Тізімнен тақырып", "0"),
+    ],
+)
+def test_a_topic_retired_after_the_form_was_opened_is_refused_on_its_field(
+    client, session, topic, lang, message, sent
+):
+    from receptions.booking.models import Topic
+
+    other = make_topic(name_en="Roads and transport")
+    csrf, key = book_form(client, session.slots[0].id, lang)
+    db.session.execute(Topic.__table__.update().where(Topic.id == topic.id).values(active=False))
+    db.session.commit()
+    data = {
+        "csrf_token": csrf,
+        "idempotency_key": key,
+        "full_name": "Сәуле Ержанқызы",
+        "iin": IIN,
+        "phone": "8 (701) 123-45-67",
+        "locale": lang,
+        "topic_id": sent or str(topic.id),
+        "question": "Когда отремонтируют дорогу?",
+        "consent": "y",
+    }
+    headers = {"Accept-Language": lang}
+    response = client.post(f"/book/{session.slots[0].id}", data=data, headers=headers)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'id="topic_id-error"' in page and message in page
+    # The form comes back with the topics that are active now, and the citizen's answers.
+    assert f'value="{other.id}"' in page and f'<option value="{topic.id}"' not in page
+    assert "Сәуле Ержанқызы" in page
+    assert count(Booking) == 0 and count(Notification) == 0 and count(StatusEvent) == 0
+
+
+def test_a_retired_topic_is_said_with_the_forms_other_mistakes(client, session, topic):
+    from receptions.booking.models import Topic
+
+    csrf, key = book_form(client, session.slots[0].id, "en")
+    db.session.execute(Topic.__table__.update().where(Topic.id == topic.id).values(active=False))
+    db.session.commit()
+    data = {
+        "csrf_token": csrf,
+        "idempotency_key": key,
+        "full_name": "Сәуле Ержанқызы",
+        "iin": "12345",
+        "phone": "8 (701) 123-45-67",
+        "locale": "en",
+        "topic_id": str(topic.id),
+        "question": "Когда отремонтируют дорогу?",
+        "consent": "y",
+    }
+    response = client.post(
+        f"/book/{session.slots[0].id}", data=data, headers={"Accept-Language": "en"}
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'id="iin-error"' in page and 'id="topic_id-error"' in page
+    assert count(Booking) == 0

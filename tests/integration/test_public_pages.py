@@ -108,3 +108,7 @@ def test_signed_in_staff_get_their_own_header(client):
     assert "My workspace" in client.get("/", headers={"Accept-Language": "en"}).get_data(
         as_text=True
     )
+    # Meanwhile another visitor gets the header kept for visitors, without that name.
+    with client.application.test_client() as visitor:
+        page = visitor.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert "Айгерім Сапарова" not in page and "Staff sign-in" in page
