@@ -112,3 +112,14 @@ def test_signed_in_staff_get_their_own_header(client):
     with client.application.test_client() as visitor:
         page = visitor.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
         assert "Айгерім Сапарова" not in page and "Staff sign-in" in page
+
+
+def test_pages_link_an_icon_that_is_served_from_here(client):
+    # Without one a browser asks for /favicon.ico on every first visit and logs a 404.
+    import re
+
+    page = client.get("/").get_data(as_text=True)
+    icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page).group(1)
+    response = client.get(icon)
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml" and b"<svg" in response.data
