@@ -9,6 +9,7 @@ them (their name, their role's links, the sign-out form's token).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import render_template, request, url_for
@@ -21,8 +22,6 @@ from .i18n import current_language
 # What `next` is while the kept header is rendered: letters only, so that url_for and the
 # template's escaping print it as it is and it can be found again.
 _NEXT_MARKER = "ASHYQNEXTPAGE"
-_KEPT: dict[tuple[str, str], str] = {}
-_KEPT_AT_MOST = 64  # languages × application roots; more is someone making up roots
 
 
 def request_path() -> str:
@@ -40,13 +39,16 @@ def site_header(context: Any) -> Markup:
     account out of it: such a page reads nothing more than it must)."""
     if not context.get("plain_page") and current_user.is_authenticated:
         return Markup(_render(signed_in=True, next_path=request_path()))  # noqa: S704
-    key = (current_language(), request.script_root)
-    kept = _KEPT.get(key)
-    if kept is None:
-        if len(_KEPT) >= _KEPT_AT_MOST:
-            _KEPT.clear()
-        kept = _KEPT[key] = _render(signed_in=False, next_path=_NEXT_MARKER)
+    language = current_language()
+    kept = _visitors_header(language, request.script_root)
     # The switcher's links differ by language only in their path: their query string, where
     # `next` goes, is the same for all of them, encoded by url_for as the template does.
-    query = url_for("public.set_language", code=key[0], next=request_path()).partition("?")[2]
+    query = url_for("public.set_language", code=language, next=request_path()).partition("?")[2]
     return Markup(kept.replace(f"next={_NEXT_MARKER}", str(escape(query))))  # noqa: S704
+
+
+# Languages × application roots; more than that is someone making up roots.
+@functools.lru_cache(maxsize=64)
+def _visitors_header(language: str, script_root: str) -> str:
+    # Rendered in the request that asked for it, whose language and root these are.
+    return _render(signed_in=False, next_path=_NEXT_MARKER)

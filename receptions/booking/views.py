@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import (
     Blueprint,
     Response,
@@ -74,27 +76,20 @@ def slot_unavailable(error: services.SlotUnavailable):  # type: ignore[no-untype
     return _taken_page(error)
 
 
-# Blank booking forms as rendered, by language and topic list (the topics are read for every
-# request, so an edited list is a new key). A rush opens this form more than any other page.
-_BLANK_FIELDS: dict[tuple[str, tuple[tuple[int, str], ...]], Markup] = {}
-_BLANK_FIELDS_KEPT = 32
-
-
 def _blank_fields() -> Markup:
-    """A blank form's visible fields, from `_BLANK_FIELDS` once rendered (the form itself is
-    built only to render them)."""
-    language = current_language()
-    key = (language, tuple(services.topic_choices()))
-    html = _BLANK_FIELDS.get(key)
-    if html is None:
-        form = BookingForm()
-        form.topic_id.choices = list(key[1])
-        form.locale.data = language
-        if len(_BLANK_FIELDS) >= _BLANK_FIELDS_KEPT:
-            _BLANK_FIELDS.clear()
-        html = Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
-        _BLANK_FIELDS[key] = html
-    return html
+    """A blank form's visible fields, rendered once per language and topic list (the topics are
+    read for every request, so an edited list is a new key). A rush opens this form more than
+    any other page."""
+    return _blank_fields_for(current_language(), tuple(services.topic_choices()))
+
+
+@functools.lru_cache(maxsize=32)
+def _blank_fields_for(language: str, topics: tuple[tuple[int, str], ...]) -> Markup:
+    # Rendered in the request that asked for it, whose language is `language`.
+    form = BookingForm()
+    form.topic_id.choices = list(topics)
+    form.locale.data = language
+    return Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
 
 
 @bp.route("/book/<int:slot_id>", methods=["GET", "POST"])
