@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CONFIGS, INSTANCE_DIR, Config, local_secret
+from .database import ping_when_idle
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,13 +83,11 @@ def _init_extensions(app: Flask) -> None:
     from .i18n import install_template_gettext, select_locale
     from .models import User
 
-    if str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
-        # A file cannot drop a connection: pinging it before every check-out only costs time.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
-            "pool_pre_ping": False,
-        }
     db.init_app(app)
+    with app.app_context():
+        # A file cannot drop a connection; a server can, while its connections wait in the pool.
+        if db.engine.dialect.name != "sqlite":
+            ping_when_idle(db.engine, float(app.config["DATABASE_PING_AFTER_IDLE_S"]))
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Almaty")

@@ -29,7 +29,10 @@ class Config:
     IIN_HASH_KEY: str | None = None
     SQLALCHEMY_DATABASE_URI: str = ""
     # hide_parameters: an error logged with its SQL never carries the citizen's data with it.
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"hide_parameters": True}
+    # A pooled PostgreSQL connection idle for this long is checked (SELECT 1) before use;
+    # 0 checks every check-out (what pool_pre_ping does). SQLite files are never checked.
+    DATABASE_PING_AFTER_IDLE_S = 1.0
     REDIS_URL: str | None = None
 
     SESSION_COOKIE_HTTPONLY = True
@@ -104,6 +107,8 @@ class Config:
             values["MAIL_PORT"] = int(os.environ["MAIL_PORT"])
         if os.environ.get("PROXY_COUNT"):
             values["PROXY_COUNT"] = int(os.environ["PROXY_COUNT"])
+        if os.environ.get("DATABASE_PING_AFTER_IDLE_S"):
+            values["DATABASE_PING_AFTER_IDLE_S"] = float(os.environ["DATABASE_PING_AFTER_IDLE_S"])
         return values
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -73,6 +74,39 @@ def _begin_sqlite(conn: Connection) -> None:
     # and busy_timeout cannot help it. Reads stay deferred so they never queue behind writers.
     immediate = conn.get_execution_options().get(_IMMEDIATE, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_CHECKED_IN = "ashyq_checked_in"
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it has been idle for `idle_seconds`.
+
+    A server restart or failover ends connections while they wait in the pool; the one
+    check-out after a quiet spell finds out with a `SELECT 1` and is handed a new connection
+    (DisconnectionError makes the pool connect again). A connection given back moments ago (a
+    busy server: a rush reuses each one within milliseconds) goes straight to work, without the
+    round trip that `pool_pre_ping` costs every request. If the server went away while the
+    connections were in use, the statement that finds out fails (a 503 with Retry-After) and
+    SQLAlchemy replaces every connection of the pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _given_back(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        given_back = record.info.get(_CHECKED_IN)
+        # A connection that was never given back was opened for this check-out.
+        if given_back is None or time.monotonic() - given_back < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(
+                dbapi_connection
+            )  # what pool_pre_ping sends, outside a transaction
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(type(error).__name__) from error
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(4)}"
+
+
+def terminate_backend(pid: int) -> None:
+    """End one PostgreSQL connection from the server's side (as a restart or failover does) and
+    wait until it is gone."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 5
+        while (
+            time.monotonic() < deadline
+            and admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        ):
+            time.sleep(0.02)
 
 
 def in_ci() -> bool:

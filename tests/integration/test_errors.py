@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from receptions import create_app
 from receptions.extensions import db
-from tests.conftest import app_settings
+from tests.conftest import app_settings, terminate_backend
 
 
 @pytest.fixture
@@ -78,26 +78,11 @@ def test_connection_terminated_before_the_session_closes_keeps_the_response(post
     """PostgreSQL may end a backend (a restart, a failover) between a request's last query and
     the ROLLBACK that closes its session: the finished page is still sent, never a bare 500, and
     the dead connection is not handed to the next request."""
-    import time
-
-    import psycopg
-    from sqlalchemy import text
-
-    from receptions.extensions import db
-    from tests.conftest import POSTGRES_ADMIN_URL
-
     app = create_app(app_settings(postgresql_url))
 
     @app.route("/terminated")
     def terminated():
-        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and admin.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
-            ).fetchone():
-                time.sleep(0.02)
+        terminate_backend(db.session.execute(text("SELECT pg_backend_pid()")).scalar())
         return "page built"
 
     client = app.test_client()
