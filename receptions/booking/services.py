@@ -324,15 +324,32 @@ _BOOKABLE = (
 )
 
 
+# A submission's slot, and whether its topic is active (null: no such topic), in one round trip.
+_BOOKABLE_FOR_TOPIC = _BOOKABLE.add_columns(
+    select(Topic.active)
+    .where(Topic.id == bindparam("topic_id"))
+    .scalar_subquery()
+    .label("topic_active")
+)
+
+
 def _view(view: type, row: Any, **nested: Any) -> Any:
     names, start, stop = _SPANS[view]
     return view(**dict(zip(names, row[start:stop], strict=True)), **nested)
 
 
-def get_slot(slot_id: int) -> BookableSlot:
-    row = db.session.connection().execute(_BOOKABLE, {"slot_id": slot_id}).first()
+def _bookable_row(query: Any, params: dict[str, Any]) -> Any:
+    row = db.session.connection().execute(query, params).first()
     if row is None:
         raise SlotNotFound()
+    return row
+
+
+def get_slot(slot_id: int) -> BookableSlot:
+    return _slot_of(_bookable_row(_BOOKABLE, {"slot_id": slot_id}))
+
+
+def _slot_of(row: Any) -> BookableSlot:
     district = _view(BookableDistrict, row, region=_view(BookableRegion, row))
     session = _view(
         BookableSession,
@@ -475,7 +492,6 @@ _ACTIVE_TOPICS = (
     .where(Topic.active.is_(True))
     .order_by(Topic.position, Topic.slug)
 )
-_TOPIC_ACTIVE = select(Topic.active).where(Topic.id == bindparam("topic_id"))
 
 
 def topic_choices() -> list[tuple[int, str]]:
@@ -483,10 +499,6 @@ def topic_choices() -> list[tuple[int, str]]:
     them: plain rows, no objects)."""
     rows = db.session.connection().execute(_ACTIVE_TOPICS)
     return [(row.id, localized(row, "name")) for row in rows]
-
-
-def _topic_is_active(topic_id: int) -> bool:
-    return bool(db.session.connection().execute(_TOPIC_ACTIVE, {"topic_id": topic_id}).scalar())
 
 
 def local_month(moment: datetime, tz: str) -> str:
@@ -699,8 +711,12 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     # A repeated form is looked for only when the form is refused (here or in the transaction
     # below) or its insert meets its own first booking: looking first cost every booking a query.
     try:
-        slot = slot_for_booking(request.slot_id, at)
-        if not _topic_is_active(request.topic_id):
+        row = _bookable_row(
+            _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
+        )
+        slot = _slot_of(row)
+        _check_bookable(slot, at)
+        if not row.topic_active:
             raise TopicUnavailable()
     except DomainError as refusal:
         return _refused(refusal, key_hash, iin_hash, token)
