@@ -30,7 +30,6 @@ production session cookie, so the app runs with its real production config over 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from benchmarks.harness import (
     discard_database,
     healthz_load,
     percentile,
+    run_clients,
     seed,
     start_gunicorn,
     verdict,
@@ -84,10 +84,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> bool:
         server = start_gunicorn(database, args.workers)
         print(f"gunicorn up on {HOST}:{server.port} (log {server.log_path})", flush=True)
 
-        asyncio.run(warm_up(server.port, seeded["slot_ids"], args.workers))
+        run_clients(warm_up(server.port, seeded["slot_ids"], args.workers))
         load_before = os.getloadavg()[0]
         workers_cpu_before = server.workers_cpu_seconds()
-        rush = asyncio.run(
+        rush = run_clients(
             booking_load(
                 [server.port], seeded["slot_ids"], seeded["topic_id"], args.clients, args.cap
             )
@@ -96,7 +96,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> bool:
         workers_cpu = server.workers_cpu_seconds() - workers_cpu_before
         # The backends only exist since the workers' first query, which the rush made.
         database_cpu = database_cpu_seconds(database)
-        health = asyncio.run(healthz_load(server.port, args.clients, HEALTHZ_SECONDS))
+        health = run_clients(healthz_load(server.port, args.clients, HEALTHZ_SECONDS))
         exit_code = server.stop()
         check = check_invariants(database)
 

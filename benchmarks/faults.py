@@ -65,6 +65,7 @@ from benchmarks.harness import (
     discard_database,
     http,
     percentile,
+    run_clients,
     seed,
     start_gunicorn,
     unfriendly,
@@ -117,11 +118,11 @@ class Deployment:
         )
         self.servers.append(server)
         print(f"gunicorn up on {HOST}:{server.port} (log {server.log_path})", flush=True)
-        asyncio.run(warm_up(server.port, self.seeded["slot_ids"], workers))
+        run_clients(warm_up(server.port, self.seeded["slot_ids"], workers))
         return server
 
     def load(self, clients: int, seconds: float, **options: Any) -> Stats:
-        return asyncio.run(self.load_async(clients, seconds, **options))
+        return run_clients(self.load_async(clients, seconds, **options))
 
     def load_async(self, clients: int, seconds: float, **options: Any) -> Any:
         return booking_load(
@@ -333,7 +334,7 @@ def worker_kill(settings: WorkerKill, report: Report) -> None:
             )
             return stats
 
-        stats = asyncio.run(together())
+        stats = run_clients(together())
         report.show("workers killed", len(kills), f"(every {settings.kill_every:g} s)")
         time.sleep(1)  # the last respawn
         alive = len(server.workers())
@@ -419,7 +420,7 @@ def db_restart(settings: DbRestart, report: Report) -> None:
             )
             return stats, probes
 
-        stats, probes = asyncio.run(together())
+        stats, probes = run_clients(together())
         # Until pg_ctl start is called nothing can succeed; while the server starts up, either.
         during = Counter(p.status for p in probes if marks["down"] <= p.sent < marks["starting"])
         after = [p for p in probes if p.sent >= marks["up"]]
@@ -512,7 +513,7 @@ def soak(settings: Soak, report: Report) -> None:
             return stats
 
         load_before = os.getloadavg()[0]
-        stats = asyncio.run(together())
+        stats = run_clients(together())
         report.show(
             "host load average", f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
             "(1-min; other work shares the machine)",
