@@ -163,6 +163,12 @@ def run_backend(backend: str, args: argparse.Namespace) -> bool:
                 f"  server CPU/booking   {per_booking:8.1f} ms   (gunicorn workers"
                 f" {workers_cpu / rush.accepted * 1000:.1f} ms{db_part}; GETs and 409s included)"
             )
+            requests = sum(rush.get_status.values()) + sum(rush.post_status.values())
+            print(
+                f"  server CPU/request   {per_booking * rush.accepted / requests:8.2f} ms"
+                f"   ({requests / rush.accepted:.2f} requests per booking: the mix of forms,"
+                " submissions and 409s varies from run to run)"
+            )
             print(
                 f"  CPU-bound ceiling    {(os.cpu_count() or 1) * 1000 / per_booking:8.1f}"
                 f" bookings/s on {os.cpu_count()} cores, if nothing else ran"

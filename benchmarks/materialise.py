@@ -124,7 +124,7 @@ def build_app(url: str):  # type: ignore[no-untyped-def]
         {
             "ENV_NAME": "testing",
             "SQLALCHEMY_DATABASE_URI": url,
-            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_STORAGE_URI": "process://",
             "REDIS_URL": None,
             "SERVER_NAME": None,
         }

@@ -34,7 +34,7 @@ def build_app(url: str):  # type: ignore[no-untyped-def]
     from receptions import create_app
 
     app = create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": url,
-                      "RATELIMIT_STORAGE_URI": "memory://"})
+                      "RATELIMIT_STORAGE_URI": "process://"})
     with app.app_context():
         upgrade()
     return app

@@ -51,7 +51,8 @@ class Config:
     BABEL_TRANSLATION_DIRECTORIES = str(Path(__file__).resolve().parent / "translations")
 
     RATELIMIT_ENABLED = True
-    RATELIMIT_STORAGE_URI = "memory://"
+    # Each worker counts in its own memory unless REDIS_URL is set (receptions/ratelimit.py).
+    RATELIMIT_STORAGE_URI = "process://"
     RATELIMIT_HEADERS_ENABLED = True
     SIGN_IN_RATE_LIMIT = "10 per minute;50 per hour"
     BOOKING_RATE_LIMIT = "30 per hour"

@@ -71,7 +71,7 @@ def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
     return {
         "ENV_NAME": "testing",
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_STORAGE_URI": "process://",
         "REDIS_URL": None,
         "SERVER_NAME": None,
         **extra,

@@ -77,3 +77,20 @@ def test_limits_declared_elsewhere_keep_flask_limiters_own_check():
         assert [client.get("/healthz").status_code for _ in range(3)] == [200, 200, 429]
     finally:
         limiter.limit_manager.set_default_limits([])
+
+
+def test_limits_are_counted_in_process_without_redis_and_in_redis_with_it():
+    from limits.storage import RedisStorage
+
+    from receptions import create_app
+    from receptions.extensions import limiter
+    from receptions.ratelimit import ProcessStorage
+    from tests.conftest import app_settings
+
+    settings = app_settings("sqlite://")
+    del settings["RATELIMIT_STORAGE_URI"]  # what the configuration itself says
+    create_app(settings)
+    assert isinstance(limiter.storage, ProcessStorage)
+    create_app(app_settings("sqlite://", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15"))
+    assert isinstance(limiter.storage, RedisStorage) and limiter.storage.check()
+    create_app(app_settings("sqlite://"))

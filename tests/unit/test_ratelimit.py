@@ -1,0 +1,79 @@
+"""The process:// rate-limit storage, through limits' own fixed-window limiter."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from limits import RateLimitItemPerSecond, parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from receptions import ratelimit
+from receptions.ratelimit import ProcessStorage
+
+
+@pytest.fixture
+def storage() -> ProcessStorage:
+    made = storage_from_string("process://")
+    assert isinstance(made, ProcessStorage)
+    return made
+
+
+def test_counts_to_the_limit_then_refuses_per_key(storage):
+    limiter = FixedWindowRateLimiter(storage)
+    three = parse("3 per hour")
+    assert [limiter.hit(three, "10.0.0.1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(three, "10.0.0.2")  # another visitor has an allowance of their own
+    stats = limiter.get_window_stats(three, "10.0.0.1")
+    assert stats.remaining == 0
+    assert 3590 < stats.reset_time - time.time() <= 3600
+
+
+def test_a_window_that_ended_starts_again(storage):
+    limiter = FixedWindowRateLimiter(storage)
+    one = RateLimitItemPerSecond(1, 1)
+    assert limiter.hit(one, "k") and not limiter.hit(one, "k")
+    time.sleep(1.05)
+    assert limiter.test(one, "k")
+    assert limiter.hit(one, "k")
+
+
+def test_counts_without_starting_a_thread(storage):
+    limiter = FixedWindowRateLimiter(storage)
+    item = parse("100 per minute")
+    before = threading.active_count()
+    for n in range(50):
+        limiter.hit(item, f"visitor-{n}")
+        time.sleep(0.001)
+    time.sleep(0.05)  # memory:// would have started its sweeper by now
+    assert threading.active_count() == before
+
+
+def test_visitors_who_never_came_back_are_swept(storage, monkeypatch):
+    limiter = FixedWindowRateLimiter(storage)
+    for n in range(20):
+        limiter.hit(RateLimitItemPerSecond(5, 1), f"gone-{n}")
+    limiter.hit(parse("5 per hour"), "stays")
+    time.sleep(1.05)
+    monkeypatch.setattr(storage, "_next_sweep", 0.0)  # the minute has passed
+    limiter.hit(parse("5 per hour"), "arrives")
+    assert storage.reset() == 2  # "stays" and "arrives": the twenty ended windows are gone
+    assert storage._next_sweep > time.time() + ratelimit.SWEEP_EVERY_S - 5
+
+
+def test_clear_and_reset_give_the_allowance_back(storage):
+    limiter = FixedWindowRateLimiter(storage)
+    one = parse("1 per hour")
+    assert limiter.hit(one, "a") and not limiter.hit(one, "a")
+    limiter.clear(one, "a")
+    assert limiter.hit(one, "a")
+    assert storage.reset() == 1
+    assert limiter.hit(one, "a")
+    assert storage.check()
+
+
+def test_other_strategies_are_refused_when_built(storage):
+    with pytest.raises(NotImplementedError):
+        MovingWindowRateLimiter(storage)
