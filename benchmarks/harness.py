@@ -249,8 +249,10 @@ def setup_app(database: Database):  # type: ignore[no-untyped-def]
     return create_app(app_settings(database.url))
 
 
-def seed(database: Database, seats: int) -> dict[str, Any]:
-    """Migrate, then one region/district/institution, a topic and `seats` seats of open slots."""
+def seed(database: Database, seats: int, *, warm_up_slots: int = 0) -> dict[str, Any]:
+    """Migrate, then one region/district/institution, a topic and `seats` seats of open slots;
+    with `warm_up_slots`, another institution with that many one-seat slots for `warm_up`'s
+    bookings, which the checks leave out (`warm_up_slot_ids`)."""
     from receptions.extensions import db
     from tests.conftest import migrate_to_head
     from tests.factories import make_institution, make_open_session, make_topic
@@ -277,14 +279,20 @@ def seed(database: Database, seats: int) -> dict[str, Any]:
             )
             slot_ids += [slot.id for slot in session.slots]
         seeded = {"slot_ids": slot_ids, "topic_id": topic.id, "institution_id": institution.id}
+        seeded["warm_up_slot_ids"] = []
+        if warm_up_slots:
+            session = make_open_session(make_institution(), slots=warm_up_slots, capacity=1)
+            seeded["warm_up_slot_ids"] = [slot.id for slot in session.slots]
         db.session.remove()
         db.engine.dispose()
     return seeded
 
 
-def check_invariants(database: Database) -> dict[str, Any]:
-    """Seats, counters and bookings as stored: `overbooked` counts the slots where they disagree,
-    `duplicates` the citizens (keyed IIN hashes) holding more than one booking."""
+def check_invariants(database: Database, slot_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """Seats, counters and bookings as stored: `overbooked` counts the slots where they disagree
+    (every slot), `duplicates` the citizens (keyed IIN hashes) holding more than one booking.
+    With `slot_ids`, seats, bookings and citizens are those of these slots only (a warm-up's
+    bookings elsewhere are not the load's)."""
     from sqlalchemy import func, select
 
     from receptions.booking.models import ACTIVE_STATUSES, Booking
@@ -292,6 +300,7 @@ def check_invariants(database: Database) -> dict[str, Any]:
     from receptions.notify.models import Notification
     from receptions.schedules.models import Slot
 
+    counted = set(slot_ids) if slot_ids is not None else None
     app = setup_app(database)
     with app.app_context():
         active = dict(
@@ -304,23 +313,36 @@ def check_invariants(database: Database) -> dict[str, Any]:
         overbooked = 0
         seats = 0
         for slot in db.session.scalars(select(Slot)):
-            seats += slot.capacity
             held = active.get(slot.id, 0)
             if held > slot.capacity or slot.booked != held or slot.booked > slot.capacity:
                 overbooked += 1
+            if counted is None or slot.id in counted:
+                seats += slot.capacity
+            else:
+                active.pop(slot.id, None)
+        bookings = select(Booking)
+        if counted is not None:
+            bookings = bookings.where(Booking.slot_id.in_(counted))
+        booked = bookings.subquery()
         per_citizen = (
-            select(Booking.iin_hash).group_by(Booking.iin_hash).having(func.count() > 1).subquery()
+            select(booked.c.iin_hash)
+            .group_by(booked.c.iin_hash)
+            .having(func.count() > 1)
+            .subquery()
         )
         result = {
             "overbooked": overbooked,
             "seats": seats,
-            "stored": db.session.scalar(select(func.count()).select_from(Booking)) or 0,
+            "stored": db.session.scalar(select(func.count()).select_from(booked)) or 0,
             "active": sum(active.values()),
-            "citizens": db.session.scalar(select(func.count(func.distinct(Booking.iin_hash)))) or 0,
+            "citizens": db.session.scalar(select(func.count(func.distinct(booked.c.iin_hash))))
+            or 0,
             "duplicates": db.session.scalar(select(func.count()).select_from(per_citizen)) or 0,
             "notifications": dict(
                 db.session.execute(
-                    select(Notification.status, func.count()).group_by(Notification.status)
+                    select(Notification.status, func.count())
+                    .where(Notification.booking_id.in_(select(booked.c.id)))
+                    .group_by(Notification.status)
                 ).all()
             ),
         }
@@ -726,13 +748,13 @@ class Stats:
 class Citizens:
     """Distinct valid IINs from tests.factories.make_iin (which can repeat itself: skip repeats)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: int = 1) -> None:
         from tests.factories import make_iin
 
         self._make_iin = make_iin
         self._seen: set[str] = set()
-        self._seed = itertools.count(1)
-        self._number = itertools.count(1)
+        self._seed = itertools.count(first)
+        self._number = itertools.count(first)
 
     def next(self) -> tuple[int, str]:
         while True:
@@ -740,6 +762,24 @@ class Citizens:
             if iin not in self._seen:
                 self._seen.add(iin)
                 return next(self._number), iin
+
+
+def booking_form(
+    hidden: dict[str, str], number: int, iin: str, topic_id: int, locale: str
+) -> dict[str, str]:
+    """What citizen `number` fills in on a form whose hidden fields are `hidden`."""
+    return {
+        "full_name": f"Бенчмарк Азамат {number}",
+        "iin": iin,
+        "phone": f"+7701{number % 10_000_000:07d}",
+        "email": f"citizen{number}@example.kz",
+        "locale": locale,
+        "topic_id": str(topic_id),
+        "question": f"Жол жөндеу туралы сұрақ №{number}",
+        "consent": "y",
+        "csrf_token": hidden["csrf_token"],
+        "idempotency_key": hidden["idempotency_key"],
+    }
 
 
 async def booking_load(
@@ -852,18 +892,7 @@ async def booking_load(
                 sample(-1, f"GET {path} (no hidden fields)", page.body)
                 stats.get_status[-1] += 1
                 continue
-            form = {
-                "full_name": f"Бенчмарк Азамат {number}",
-                "iin": iin,
-                "phone": f"+7701{number % 10_000_000:07d}",
-                "email": f"citizen{number}@example.kz",
-                "locale": rng.choice(("kk", "ru", "en")),
-                "topic_id": str(topic_id),
-                "question": f"Жол жөндеу туралы сұрақ №{number}",
-                "consent": "y",
-                "csrf_token": hidden["csrf_token"],
-                "idempotency_key": hidden["idempotency_key"],
-            }
+            form = booking_form(hidden, number, iin, topic_id, rng.choice(("kk", "ru", "en")))
             answer, retried, sent_at = await send("POST", path, jar, form)
             if answer is None:
                 continue
@@ -917,6 +946,41 @@ async def warm_up(port: int, slot_ids: list[int], workers: int) -> None:
                 await http(port, "GET", f"/book/{slot_ids[n % len(slot_ids)]}")
 
     await asyncio.gather(*(client(n) for n in range(2 * workers)))
+
+
+async def warm_up_submissions(
+    port: int, slot_ids: list[int], topic_id: int, workers: int
+) -> Counter[str]:
+    """Let every worker run the submission's paths once before measuring, as a server that
+    has been up a while has: a booking (303), the same form again (303, the first booking),
+    another citizen's form for the seat just taken (409) and the full slot's page (409). The
+    one-seat `slot_ids` belong to an institution the load does not use. Returns the answers
+    seen, as "METHOD status"."""
+    seen: Counter[str] = Counter()
+    citizens = Citizens(first=300_000)  # make_iin's seeds are distinct below 336,000
+
+    async def send(method: str, path: str, jar: dict[str, str], form: Any = None) -> Response:
+        response = await http(port, method, path, cookies=jar, form=form)
+        seen[f"{method} {response.status}"] += 1
+        jar.update(response.cookies())
+        return response
+
+    async def client(slot_id: int) -> None:
+        path = f"/book/{slot_id}"
+        jars: list[dict[str, str]] = [{}, {}]
+        forms = []
+        for jar in jars:
+            page = await send("GET", path, jar)
+            number, iin = citizens.next()
+            forms.append(booking_form(hidden_fields(page.body), number, iin, topic_id, "kk"))
+        await send("POST", path, jars[0], forms[0])
+        await send("POST", path, jars[0], forms[0])
+        await send("POST", path, jars[1], forms[1])
+        await send("GET", path, jars[1])
+
+    for first in range(0, len(slot_ids), 2 * workers):
+        await asyncio.gather(*(client(slot) for slot in slot_ids[first : first + 2 * workers]))
+    return seen
 
 
 @dataclass
