@@ -48,7 +48,8 @@ from benchmarks.harness import (
     booking_load,
     check_invariants,
     create_database,
-    database_cpu_seconds,
+    database_backends_cpu,
+    database_cpu_since,
     discard_database,
     healthz_load,
     percentile,
@@ -97,6 +98,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> bool:
         print(f"warm-up (another institution): {dict(sorted(warmed.items()))}", flush=True)
         load_before = os.getloadavg()[0]
         workers_cpu_before = server.workers_cpu_seconds()
+        database_cpu_before = database_backends_cpu(database)  # the warm-up's is not the rush's
         rush = run_clients(
             booking_load(
                 [server.port], seeded["slot_ids"], seeded["topic_id"], args.clients, args.cap
@@ -104,8 +106,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> bool:
         )
         load_after = os.getloadavg()[0]
         workers_cpu = server.workers_cpu_seconds() - workers_cpu_before
-        # The backends only exist since the workers' first query, which the rush made.
-        database_cpu = database_cpu_seconds(database)
+        database_cpu = database_cpu_since(database, database_cpu_before)
         health = run_clients(healthz_load(server.port, args.clients, HEALTHZ_SECONDS))
         exit_code = server.stop()
         check = check_invariants(database, seeded["slot_ids"])

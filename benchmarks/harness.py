@@ -553,8 +553,9 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def database_cpu_seconds(database: Database) -> float | None:
-    """CPU used so far by the PostgreSQL backends serving the benchmark database (same host)."""
+def database_backends_cpu(database: Database) -> dict[int, float] | None:
+    """CPU used so far by each PostgreSQL backend serving the benchmark database (same host),
+    by pid; None on SQLite."""
     if database.backend != "postgresql":
         return None
     import psycopg
@@ -567,7 +568,16 @@ def database_cpu_seconds(database: Database) -> float | None:
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
             ).fetchall()
         ]
-    return sum(cpu_seconds(pid) for pid in pids)
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def database_cpu_since(database: Database, before: dict[int, float] | None) -> float | None:
+    """CPU the benchmark database's backends used since `before` (database_backends_cpu); a
+    backend that started since counts from zero."""
+    now = database_backends_cpu(database)
+    if now is None:
+        return None
+    return sum(cpu - (before or {}).get(pid, 0.0) for pid, cpu in now.items())
 
 
 # --- gunicorn ------------------------------------------------------------------------------------
@@ -953,9 +963,10 @@ async def warm_up_submissions(
 ) -> Counter[str]:
     """Let every worker run the submission's paths once before measuring, as a server that
     has been up a while has: a booking (303), the same form again (303, the first booking),
-    another citizen's form for the seat just taken (409) and the full slot's page (409). The
-    one-seat `slot_ids` belong to an institution the load does not use. Returns the answers
-    seen, as "METHOD status"."""
+    another citizen's form for the seat just taken (409) and the full slot's page (409), with
+    `2 × workers` clients at a time so that every worker is likely to take some. The one-seat
+    `slot_ids` belong to an institution the load does not use. Returns the answers seen, as
+    "METHOD status", and raises when they are not those."""
     seen: Counter[str] = Counter()
     citizens = Citizens(first=300_000)  # make_iin's seeds are distinct below 336,000
 
@@ -972,7 +983,8 @@ async def warm_up_submissions(
         for jar in jars:
             page = await send("GET", path, jar)
             number, iin = citizens.next()
-            forms.append(booking_form(hidden_fields(page.body), number, iin, topic_id, "kk"))
+            locale = ("kk", "ru", "en")[number % 3]
+            forms.append(booking_form(hidden_fields(page.body), number, iin, topic_id, locale))
         await send("POST", path, jars[0], forms[0])
         await send("POST", path, jars[0], forms[0])
         await send("POST", path, jars[1], forms[1])
@@ -980,6 +992,10 @@ async def warm_up_submissions(
 
     for first in range(0, len(slot_ids), 2 * workers):
         await asyncio.gather(*(client(slot) for slot in slot_ids[first : first + 2 * workers]))
+    each = len(slot_ids)
+    expected = {"GET 200": 2 * each, "POST 303": 2 * each, "POST 409": each, "GET 409": each}
+    if dict(seen) != expected:
+        raise RuntimeError(f"the warm-up was answered {dict(seen)}, not {expected}")
     return seen
 
 
