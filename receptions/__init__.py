@@ -56,6 +56,7 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
     _register_cli(app)
     app.before_request(_refuse_nul_bytes)
     app.after_request(_security_headers)
+    _keep_own_retry_after(app)
 
     from .errors import register_error_handlers
 
@@ -218,6 +219,29 @@ def _refuse_nul_bytes() -> None:
         for value in values.values():
             if "\x00" in value:
                 abort(400)
+
+
+def _keep_own_retry_after(app: Flask) -> None:
+    """Retry-After says what the page means: Flask-Limiter sets it on every answer of a limited
+    view to when the citizen's window ends (up to an hour), which is right for a 429 but turns
+    a 503's "5" into "3600" and puts the header on pages that asked for nothing. Every other
+    answer keeps the header the app gave it, or none."""
+
+    def note(response: Any) -> Any:  # runs before Flask-Limiter's hook (registered after it)
+        g.own_retry_after = response.headers.get("Retry-After")
+        return response
+
+    def restore(response: Any) -> Any:  # runs last
+        if response.status_code != 429:
+            own = g.pop("own_retry_after", None)
+            if own is None:
+                response.headers.pop("Retry-After", None)
+            else:
+                response.headers["Retry-After"] = own
+        return response
+
+    app.after_request(note)
+    app.after_request_funcs.setdefault(None, []).insert(0, restore)
 
 
 def _security_headers(response: Any) -> Any:

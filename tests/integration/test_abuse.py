@@ -94,3 +94,35 @@ def test_limits_are_counted_in_process_without_redis_and_in_redis_with_it():
     create_app(app_settings("sqlite://", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15"))
     assert isinstance(limiter.storage, RedisStorage) and limiter.storage.check()
     create_app(app_settings("sqlite://"))
+
+
+def test_retry_after_is_the_pages_own_on_a_limited_view():
+    """Flask-Limiter dates Retry-After to the end of the citizen's window on every answer of a
+    limited view; only the 429 keeps that. The 503 of a database that is away says 5 seconds,
+    and an ordinary page says nothing."""
+    from receptions import create_app
+    from tests.conftest import app_settings
+
+    away = create_app(
+        app_settings(
+            "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+            SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 1}},
+            STATUS_RATE_LIMIT="2 per hour",
+        )
+    )
+    client = away.test_client()
+    unavailable = client.get("/status/ATY-ABCDEF")
+    assert unavailable.status_code == 503
+    assert unavailable.headers["Retry-After"] == "5"
+    assert unavailable.headers["X-RateLimit-Limit"] == "2"  # the limit was counted and told
+    client.get("/status/ATY-ABCDEF")
+    refused = client.get("/status/ATY-ABCDEF")
+    assert refused.status_code == 429
+    assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
+
+
+def test_an_ordinary_answer_of_a_limited_view_carries_no_retry_after(client):
+    missing = client.get("/status/ATY-ABCDEF")
+    assert missing.status_code == 404
+    assert "X-RateLimit-Remaining" in missing.headers
+    assert "Retry-After" not in missing.headers
