@@ -84,6 +84,12 @@ def _init_extensions(app: Flask) -> None:
     from .i18n import install_template_gettext, select_locale
     from .models import User
 
+    if str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+        # The connection given back last goes out first (see ping_when_idle).
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_use_lifo": True,
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        }
     db.init_app(app)
     with app.app_context():
         # A file cannot drop a connection; a server can, while its connections wait in the pool.

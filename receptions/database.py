@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -83,13 +84,17 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     """Check a pooled connection before use only when it has been idle for `idle_seconds`.
 
     A server restart or failover ends connections while they wait in the pool; the one
-    check-out after a quiet spell finds out with a `SELECT 1` and is handed a new connection
-    (DisconnectionError makes the pool connect again). A connection given back moments ago (a
-    busy server: a rush reuses each one within milliseconds) goes straight to work, without the
-    round trip that `pool_pre_ping` costs every request. If the server went away while the
-    connections were in use, the statement that finds out fails (a 503 with Retry-After) and
-    SQLAlchemy replaces every connection of the pool.
+    check-out after a quiet spell finds out with a `SELECT 1`, and the pool replaces all its
+    connections, this one first (InvalidatePoolError: the others were ended too). A connection
+    given back moments ago (a busy server: a rush reuses each one within milliseconds) goes
+    straight to work, without the round trip that `pool_pre_ping` costs every request. If the
+    server went away while the connections were busy, the statement that finds out fails (a 503
+    with Retry-After: one per web worker) and SQLAlchemy replaces every connection of the pool.
+    The pool hands out the connection given back last (`pool_use_lifo`), so a busy pool's
+    connections stay busy and a quiet one's spares are the ones that wait.
     """
+    if not math.isfinite(idle_seconds) or idle_seconds < 0:
+        raise ValueError(f"DATABASE_PING_AFTER_IDLE_S must be 0 or more seconds, not {idle_seconds}")
 
     @event.listens_for(engine, "checkin")
     def _given_back(_dbapi_connection: Any, record: Any) -> None:
@@ -106,7 +111,7 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
                 dbapi_connection
             )  # what pool_pre_ping sends, outside a transaction
         except engine.dialect.loaded_dbapi.Error as error:
-            raise DisconnectionError(type(error).__name__) from error
+            raise InvalidatePoolError(type(error).__name__) from error
 
 
 @contextmanager

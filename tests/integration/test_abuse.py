@@ -79,21 +79,25 @@ def test_limits_declared_elsewhere_keep_flask_limiters_own_check():
         limiter.limit_manager.set_default_limits([])
 
 
-def test_limits_are_counted_in_process_without_redis_and_in_redis_with_it():
+def test_limits_are_counted_in_process_without_redis_and_in_redis_with_it(monkeypatch, tmp_path):
     from limits.storage import RedisStorage
 
     from receptions import create_app
     from receptions.extensions import limiter
     from receptions.ratelimit import ProcessStorage
-    from tests.conftest import app_settings
+    from tests.conftest import app_settings, empty_rq_queue
 
-    settings = app_settings("sqlite://")
-    del settings["RATELIMIT_STORAGE_URI"]  # what the configuration itself says
-    create_app(settings)
-    assert isinstance(limiter.storage, ProcessStorage)
-    create_app(app_settings("sqlite://", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/15"))
-    assert isinstance(limiter.storage, RedisStorage) and limiter.storage.check()
-    create_app(app_settings("sqlite://"))
+    redis_url, _queue = empty_rq_queue("ratelimit-storage", 14)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'limits.sqlite3'}")
+    try:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        create_app("testing")  # the configuration as it is, read from the environment
+        assert isinstance(limiter.storage, ProcessStorage)
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        create_app("testing")
+        assert isinstance(limiter.storage, RedisStorage) and limiter.storage.check()
+    finally:
+        create_app(app_settings("sqlite://"))  # the limiter is shared: give it back
 
 
 def test_retry_after_is_the_pages_own_on_a_limited_view():

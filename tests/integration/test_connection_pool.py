@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from receptions import create_app
+from receptions.database import read_only_request
 from receptions.extensions import db
 from tests.conftest import app_settings, terminate_backend
 
@@ -27,7 +28,23 @@ def _app(postgresql_url: str, idle_seconds: float) -> Flask:
     def backend():  # type: ignore[no-untyped-def]
         return str(db.session.execute(text("SELECT pg_backend_pid()")).scalar())
 
+    @app.route("/backend/read-only")
+    def backend_read_only():  # type: ignore[no-untyped-def]
+        read_only_request()
+        return str(db.session.execute(text("SELECT pg_backend_pid()")).scalar())
+
     return app
+
+
+def _pids_of_connections_held_together(app: Flask, count: int) -> list[int]:
+    """Check `count` connections out of the pool at once (as the threads of a worker would)."""
+    with app.app_context():
+        held = [db.engine.connect() for _ in range(count)]
+        try:
+            return [conn.execute(text("SELECT pg_backend_pid()")).scalar_one() for conn in held]
+        finally:
+            for conn in held:
+                conn.close()
 
 
 @pytest.fixture
@@ -116,3 +133,37 @@ def test_the_quiet_limit_comes_from_the_environment(postgresql_url, monkeypatch,
     assert client.get("/readyz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert pings == [1]  # the second check-out, of the connection the first one gave back
+
+
+def test_one_failed_ping_replaces_every_connection_of_the_pool(postgresql_url, pings, dispose):
+    """A restart ended all of them: the first check-out finds out, and the pool's other
+    connections are replaced without a ping (and a failure) of their own."""
+    app = _app(postgresql_url, idle_seconds=0)
+    dispose.append(app)
+    before = _pids_of_connections_held_together(app, 3)
+    assert len(set(before)) == 3 and pings == []
+    for pid in before:
+        terminate_backend(pid)
+    after = _pids_of_connections_held_together(app, 3)
+    assert not set(after) & set(before)
+    assert pings == [1]
+
+
+def test_a_pinged_connection_can_read_without_a_transaction(postgresql_url, pings, dispose):
+    """The ping runs outside a transaction, so the page that reads in autocommit next (the
+    booking form) still can."""
+    app = _app(postgresql_url, idle_seconds=0)
+    dispose.append(app)
+    client = app.test_client()
+    first = client.get("/backend/read-only")
+    again = client.get("/backend/read-only")
+    assert first.status_code == again.status_code == 200
+    assert first.get_data() == again.get_data()  # the same connection, pinged once
+    assert pings == [1]
+    assert client.get("/backend").status_code == 200  # and a transaction after it
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_a_quiet_limit_that_means_nothing_is_refused(postgresql_url, value):
+    with pytest.raises(ValueError, match="DATABASE_PING_AFTER_IDLE_S"):
+        create_app(app_settings(postgresql_url, DATABASE_PING_AFTER_IDLE_S=value))

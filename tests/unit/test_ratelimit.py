@@ -40,15 +40,24 @@ def test_a_window_that_ended_starts_again(storage):
     assert limiter.hit(one, "k")
 
 
-def test_counts_without_starting_a_thread(storage):
-    limiter = FixedWindowRateLimiter(storage)
+@pytest.mark.parametrize(("uri", "starts_timers"), [("process://", False), ("memory://", True)])
+def test_counts_without_starting_a_thread(uri, starts_timers, monkeypatch):
+    """limits' memory:// starts a sweeping timer when it counts; process:// never does."""
+    started: list[threading.Timer] = []
+
+    class CountedTimer(threading.Timer):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(threading, "Timer", CountedTimer)
+    limiter = FixedWindowRateLimiter(storage_from_string(uri))
+    started.clear()  # memory:// starts one when it is made
     item = parse("100 per minute")
-    before = threading.active_count()
-    for n in range(50):
+    for n in range(5):
+        time.sleep(0.02)  # memory://'s last timer (10 ms) has run: counting starts another
         limiter.hit(item, f"visitor-{n}")
-        time.sleep(0.001)
-    time.sleep(0.05)  # memory:// would have started its sweeper by now
-    assert threading.active_count() == before
+    assert bool(started) is starts_timers
 
 
 def test_visitors_who_never_came_back_are_swept(storage, monkeypatch):
