@@ -781,6 +781,22 @@ def test_a_topic_retired_after_the_form_was_opened_is_refused_on_its_field(
     assert count(Booking) == 0 and count(Notification) == 0 and count(StatusEvent) == 0
 
 
+def test_a_slot_taken_meanwhile_is_said_before_a_topic_retired_meanwhile(client, session, topic):
+    """The submission's one read decides the slot first: a full slot is the 409 page with other
+    times (a topic can be chosen again there, a slot cannot), whatever the topic's state."""
+    slot = session.slots[0]
+
+    def both() -> None:
+        _retire(topic)()
+        db.session.execute(Slot.__table__.update().where(Slot.id == slot.id).values(booked=1))
+        db.session.commit()
+
+    response, _ = book(client, slot.id, topic, lang="en", meanwhile=both)
+    assert response.status_code == 409
+    assert "just been taken" in response.get_data(as_text=True)
+    assert count(Booking) == 0
+
+
 def test_a_retired_topic_is_said_with_the_forms_other_mistakes(client, session, topic):
     response, _ = book(
         client, session.slots[0].id, topic, lang="en", meanwhile=_retire(topic), iin="12345"
