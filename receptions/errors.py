@@ -24,8 +24,9 @@ class DomainError(Exception):
     message = _l("The request could not be processed.")
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or str(self.message))
-        self.user_message = message or str(self.message)
+        text = message or str(self.message)  # translated once, in the reader's language
+        super().__init__(text)
+        self.user_message = text
 
 
 class NotInScope(DomainError):
