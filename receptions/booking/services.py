@@ -699,8 +699,10 @@ def _refused(error: DomainError, key_hash: str, iin_hash: str, token: str) -> Bo
 def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingResult:
     """Book one seat. Raises SlotUnavailable (409), BookingLimitReached (409) or DomainError.
 
-    Everything that needs no lock is read first, so that SQLite's write lock (and PostgreSQL's
-    advisory lock) is held only for the checks that must be atomic and the inserts.
+    The slot is read in the booking's own transaction. On SQLite that transaction holds the
+    write lock from its first statement (BEGIN IMMEDIATE), so the read waits for it, but a
+    submission needs one transaction, not a read transaction first with its COMMIT, a second
+    pool check-out and a BEGIN. A refusal ends the transaction before its page is built.
     """
     at = at or clock_now()
     if not is_issued_key(request.idempotency_key):
@@ -708,33 +710,28 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
     key_hash = idempotency_hash(request.idempotency_key)
-    # A repeated form is looked for only when the form is refused (here or in the transaction
-    # below) or its insert meets its own first booking: looking first cost every booking a query.
-    try:
-        row = _bookable_row(
-            _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
-        )
-        slot = _slot_of(row)
-        _check_bookable(slot, at)
-        if not row.topic_active:
-            raise TopicUnavailable()
-    except DomainError as refusal:
-        return _refused(refusal, key_hash, iin_hash, token)
-    session = slot.session
-    region = session.institution.district.region
-    facts = {
-        "slot_id": slot.id,
-        "session_id": session.id,
-        "schedule_id": session.schedule_id,
-        "institution_id": session.institution_id,
-        "topic_id": request.topic_id,
-        "month": local_month(slot.starts_at, region.timezone),
-    }
-    prefix = region.short
-    payload = _slot_payload(slot)
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
+    # A repeated form is looked for only when the form is refused or its insert meets its own
+    # first booking: looking first cost every booking a query.
     try:
         with write_transaction():
+            row = _bookable_row(
+                _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
+            )
+            slot = _slot_of(row)
+            _check_bookable(slot, at)
+            if not row.topic_active:
+                raise TopicUnavailable()
+            session = slot.session
+            region = session.institution.district.region
+            facts = {
+                "slot_id": slot.id,
+                "session_id": session.id,
+                "schedule_id": session.schedule_id,
+                "institution_id": session.institution_id,
+                "topic_id": request.topic_id,
+                "month": local_month(slot.starts_at, region.timezone),
+            }
             _citizen_lock(facts["institution_id"], iin_hash)
             if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
                 raise BookingLimitReached()
@@ -748,7 +745,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
             # The booking, its first event and its messages as plain inserts: nothing in this
             # session holds them, and the unit of work cost more than the rest of the booking.
             booking_id, reference = _insert_booking(
-                prefix,
+                region.short,
                 {
                     **facts,
                     "manage_token_hash": token_hash(token),
@@ -779,10 +776,10 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                     {Channel.sms: request.phone, Channel.email: request.email.strip()},
                     request.locale,
                     "booking_confirmed",
-                    {**payload, **_reference_payload(reference, token)},
+                    {**_slot_payload(slot), **_reference_payload(reference, token)},
                 )
             )
-    except (BookingLimitReached, SlotUnavailable) as refusal:
+    except DomainError as refusal:
         return _refused(refusal, key_hash, iin_hash, token)
     except IntegrityError:
         # The same form again (its key is unique): the first submission's booking is the answer.
