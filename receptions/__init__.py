@@ -84,16 +84,17 @@ def _init_extensions(app: Flask) -> None:
     from .i18n import install_template_gettext, select_locale
     from .models import User
 
-    if str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+    # A file cannot drop a connection; a server can, while its connections wait in the pool.
+    server = not str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite")
+    if server:
         # The connection given back last goes out first (see ping_when_idle).
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
             "pool_use_lifo": True,
             **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         }
     db.init_app(app)
-    with app.app_context():
-        # A file cannot drop a connection; a server can, while its connections wait in the pool.
-        if db.engine.dialect.name != "sqlite":
+    if server:
+        with app.app_context():
             ping_when_idle(db.engine, float(app.config["DATABASE_PING_AFTER_IDLE_S"]))
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)

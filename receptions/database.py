@@ -78,6 +78,7 @@ def _begin_sqlite(conn: Connection) -> None:
 
 
 _CHECKED_IN = "ashyq_checked_in"
+_READ_ONLY = "ashyq_read_only"
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
@@ -107,9 +108,8 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
         if given_back is None or time.monotonic() - given_back < idle_seconds:
             return
         try:
-            engine.dialect.do_ping(
-                dbapi_connection
-            )  # what pool_pre_ping sends, outside a transaction
+            # What pool_pre_ping sends; the dialect runs it outside a transaction.
+            engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             raise InvalidatePoolError(type(error).__name__) from error
 
@@ -160,9 +160,6 @@ def close_request_session(_error: BaseException | None = None) -> None:
         )
         db.session().invalidate()
         db.session.remove()
-
-
-_READ_ONLY = "ashyq_read_only"
 
 
 def read_only_request() -> None:

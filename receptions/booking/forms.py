@@ -29,13 +29,13 @@ ACCESSIBILITY_NEEDS = [
 ]
 
 
-
 def row_id(value: object) -> int:
     """A row's id as a page sends it (a slot, a topic); anything else (a word, a sign, a number
     too long for the column) is 0, a row that does not exist, which the service refuses with
     its reason."""
     text = str(value)
     return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+
 
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)

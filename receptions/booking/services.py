@@ -206,9 +206,7 @@ def _citizen_lock(institution_id: int, iin_hash: str) -> None:
 
 def slot_for_booking(slot_id: int, at: datetime | None = None) -> BookableSlot:
     """The slot if a citizen may book it now, else SlotUnavailable with a reason."""
-    slot = get_slot(slot_id)
-    _check_bookable(slot, at or clock_now())
-    return slot
+    return _bookable_slot_of(_bookable_row(_BOOKABLE, {"slot_id": slot_id}), at or clock_now())
 
 
 # What the form, the checks and the messages read from a slot, in one query (lazy loading took
@@ -347,6 +345,12 @@ def _bookable_row(query: Any, params: dict[str, Any]) -> Any:
 
 def get_slot(slot_id: int) -> BookableSlot:
     return _slot_of(_bookable_row(_BOOKABLE, {"slot_id": slot_id}))
+
+
+def _bookable_slot_of(row: Any, at: datetime) -> BookableSlot:
+    slot = _slot_of(row)
+    _check_bookable(slot, at)
+    return slot
 
 
 def _slot_of(row: Any) -> BookableSlot:
@@ -718,8 +722,7 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
             row = _bookable_row(
                 _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
             )
-            slot = _slot_of(row)
-            _check_bookable(slot, at)
+            slot = _bookable_slot_of(row, at)
             if not row.topic_active:
                 raise TopicUnavailable()
             session = slot.session
