@@ -165,8 +165,11 @@ def close_request_session(_error: BaseException | None = None) -> None:
 def read_only_request() -> None:
     """Run this request's reads without a transaction on PostgreSQL: each statement commits by
     itself (autocommit), so the pool's connection sends no BEGIN and no ROLLBACK, two of a read
-    page's five round trips. For views that only read; it does nothing once the request has a
-    transaction, or on SQLite (whose BEGIN and ROLLBACK stay in the process). A write
+    page's five round trips. A ROLLBACK costs more than its round trip there: psycopg forgets
+    the connection's prepared statements on every ROLLBACK (and sends DEALLOCATE ALL), so the
+    next requests' statements are planned again. For views that only read, and for what a
+    request reads after its write transaction has ended; it does nothing while the request has
+    a transaction, or on SQLite (whose BEGIN and ROLLBACK stay in the process). A write
     transaction later in the same request starts on a transactional connection of its own.
     """
     session = db.session()

@@ -23,7 +23,7 @@ from scheduling.rules import BookingStatus as WindowStatus
 from scheduling.rules import BookingWindow, CancellationPolicy, booking_status
 
 from ..clock import now as clock_now
-from ..database import write_transaction
+from ..database import read_only_request, write_transaction
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..geography.models import District, Region
@@ -693,11 +693,47 @@ def _insert_booking(prefix: str, values: dict[str, Any]) -> tuple[int, str]:
 def _refused(error: DomainError, key_hash: str, iin_hash: str, token: str) -> BookingResult:
     """A refused form gets its own booking if it is a repeat (that booking may be what took the
     last seat or the month's booking, or the window or the topic may have closed since);
-    otherwise the refusal stands."""
+    otherwise the refusal stands. What it reads (and the 409 page's free times) is read
+    outside a transaction on PostgreSQL."""
+    read_only_request()
     repeated = _find_repeat(key_hash, iin_hash)
     if repeated is None:
         raise error
     return BookingResult(repeated.reference, token, repeated=True)
+
+
+def _seat_for(
+    request: BookingRequest, iin_hash: str, at: datetime
+) -> tuple[BookableSlot, dict[str, Any]]:
+    """A seat of the request's slot, taken in the current write transaction, and the facts a
+    booking of it records; or the refusal (a DomainError), raised before anything is written."""
+    row = _bookable_row(
+        _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
+    )
+    slot = _bookable_slot_of(row, at)
+    if not row.topic_active:
+        raise TopicUnavailable()
+    session = slot.session
+    facts = {
+        "slot_id": slot.id,
+        "session_id": session.id,
+        "schedule_id": session.schedule_id,
+        "institution_id": session.institution_id,
+        "topic_id": request.topic_id,
+        "month": local_month(slot.starts_at, session.institution.district.region.timezone),
+    }
+    _citizen_lock(facts["institution_id"], iin_hash)
+    limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
+    if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
+        raise BookingLimitReached()
+    if not _take_seat(facts["slot_id"]):
+        raise SlotUnavailable(
+            slot_id=facts["slot_id"],
+            schedule_id=facts["schedule_id"],
+            institution_id=facts["institution_id"],
+            window=window_of(session.schedule),
+        )
+    return slot, facts
 
 
 def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingResult:
@@ -714,82 +750,77 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
     iin_hash = identity.iin_hash(request.iin, current_app.config["IIN_HASH_KEY"])
     token = manage_token_for(request.idempotency_key)
     key_hash = idempotency_hash(request.idempotency_key)
-    limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
+    refusal: DomainError | None = None
     # A repeated form is looked for only when the form is refused or its insert meets its own
     # first booking: looking first cost every booking a query.
     try:
         with write_transaction():
-            row = _bookable_row(
-                _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
-            )
-            slot = _bookable_slot_of(row, at)
-            if not row.topic_active:
-                raise TopicUnavailable()
-            session = slot.session
-            region = session.institution.district.region
-            facts = {
-                "slot_id": slot.id,
-                "session_id": session.id,
-                "schedule_id": session.schedule_id,
-                "institution_id": session.institution_id,
-                "topic_id": request.topic_id,
-                "month": local_month(slot.starts_at, region.timezone),
-            }
-            _citizen_lock(facts["institution_id"], iin_hash)
-            if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
-                raise BookingLimitReached()
-            if not _take_seat(facts["slot_id"]):
-                raise SlotUnavailable(
-                    slot_id=facts["slot_id"],
-                    schedule_id=facts["schedule_id"],
-                    institution_id=facts["institution_id"],
-                    window=window_of(session.schedule),
-                )
-            # The booking, its first event and its messages as plain inserts: nothing in this
-            # session holds them, and the unit of work cost more than the rest of the booking.
-            booking_id, reference = _insert_booking(
-                region.short,
-                {
-                    **facts,
-                    "manage_token_hash": token_hash(token),
-                    "idempotency_hash": key_hash,
-                    "citizen_name": request.citizen_name.strip(),
-                    "iin_hash": iin_hash,
-                    "iin_last4": identity.iin_last4(request.iin),
-                    "phone": request.phone,
-                    "email": request.email.strip(),
-                    "locale": request.locale,
-                    "question": request.question.strip(),
-                    "accessibility": sorted(set(request.accessibility)),
-                    "accessibility_note": request.accessibility_note.strip(),
-                    "consent_at": at,
-                    "consent_version": CONSENT_VERSION,
-                    "status": BookingStatus.booked.value,
-                    "created_at": at,
-                    "booked_at": at,
-                },
-            )
-            db.session.connection().execute(
-                insert(StatusEvent.__table__),
-                {"booking_id": booking_id, "at": at, "kind": "booked"},
-            )
-            outbox = enqueue_rows(
-                _outbox_rows(
-                    booking_id,
-                    {Channel.sms: request.phone, Channel.email: request.email.strip()},
-                    request.locale,
-                    "booking_confirmed",
-                    {**_slot_payload(slot), **_reference_payload(reference, token)},
-                )
-            )
-    except DomainError as refusal:
-        return _refused(refusal, key_hash, iin_hash, token)
+            try:
+                slot, facts = _seat_for(request, iin_hash, at)
+            except DomainError as error:
+                # Refused before anything was written, so the transaction ends with a COMMIT
+                # that commits nothing: on PostgreSQL a ROLLBACK would also make psycopg forget
+                # the connection's prepared statements (and send DEALLOCATE ALL), and a rush's
+                # refusals would have every statement planned again.
+                refusal = error
+            else:
+                reference, outbox = _record_booking(request, facts, slot, iin_hash, token, at)
     except IntegrityError:
         # The same form again (its key is unique): the first submission's booking is the answer.
         db.session.rollback()
         return _refused(Conflict(), key_hash, iin_hash, token)
+    if refusal is not None:
+        return _refused(refusal, key_hash, iin_hash, token)
     deliver_after_commit(outbox)
     return BookingResult(reference, token)
+
+
+def _record_booking(
+    request: BookingRequest,
+    facts: dict[str, Any],
+    slot: BookableSlot,
+    iin_hash: str,
+    token: str,
+    at: datetime,
+) -> tuple[str, list[Notification | None]]:
+    """The booking of a seat just taken, its first event and its messages, as plain inserts:
+    nothing in this session holds them, and the unit of work cost more than the rest of the
+    booking. Its reference, and the messages to deliver once committed."""
+    booking_id, reference = _insert_booking(
+        slot.session.institution.district.region.short,
+        {
+            **facts,
+            "manage_token_hash": token_hash(token),
+            "idempotency_hash": idempotency_hash(request.idempotency_key),
+            "citizen_name": request.citizen_name.strip(),
+            "iin_hash": iin_hash,
+            "iin_last4": identity.iin_last4(request.iin),
+            "phone": request.phone,
+            "email": request.email.strip(),
+            "locale": request.locale,
+            "question": request.question.strip(),
+            "accessibility": sorted(set(request.accessibility)),
+            "accessibility_note": request.accessibility_note.strip(),
+            "consent_at": at,
+            "consent_version": CONSENT_VERSION,
+            "status": BookingStatus.booked.value,
+            "created_at": at,
+            "booked_at": at,
+        },
+    )
+    db.session.connection().execute(
+        insert(StatusEvent.__table__), {"booking_id": booking_id, "at": at, "kind": "booked"}
+    )
+    outbox = enqueue_rows(
+        _outbox_rows(
+            booking_id,
+            {Channel.sms: request.phone, Channel.email: request.email.strip()},
+            request.locale,
+            "booking_confirmed",
+            {**_slot_payload(slot), **_reference_payload(reference, token)},
+        )
+    )
+    return reference, outbox
 
 
 def _lock_booking(token: str) -> Booking:

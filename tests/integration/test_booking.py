@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -196,6 +197,53 @@ def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
     assert f"/book/{session.slots[1].id}" in page
     assert count(Booking) == 0
     assert client.get(f"/book/{slot.id}").status_code == 409
+
+
+@pytest.fixture
+def rollbacks_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ROLLBACKs that reached the database (a rollback of a connection with no transaction
+    sends nothing), counted; the real rollback still runs."""
+    dialect = type(db.engine.dialect)
+    real = dialect.do_rollback
+    sent: list[str] = []
+
+    def counted(self, connection) -> None:  # type: ignore[no-untyped-def]
+        driver = connection.dbapi_connection  # the pool's proxy holds the driver's connection
+        if self.name == "postgresql":
+            busy = driver.info.transaction_status.name != "IDLE"
+        else:
+            busy = driver.in_transaction
+        if busy:
+            sent.append(self.name)
+        real(self, connection)
+
+    monkeypatch.setattr(dialect, "do_rollback", counted)
+    return sent
+
+
+def test_a_refused_submission_sends_no_rollback_to_postgresql(
+    client, session, topic, rollbacks_sent
+):
+    """A refusal is decided before anything is written, so its transaction ends with COMMIT,
+    and its page is read without a transaction on PostgreSQL: there, psycopg forgets all the
+    connection's prepared statements on a ROLLBACK, and a rush's 409s would have every
+    statement planned again. (On SQLite the page's reads end with a ROLLBACK in the process,
+    which costs nothing.)"""
+    slot_id, next_id, topic_id = session.slots[0].id, session.slots[1].id, topic.id
+
+    def taken_meanwhile() -> None:
+        db.session.execute(Slot.__table__.update().where(Slot.id == slot_id).values(booked=1))
+        db.session.commit()
+        db.session.remove()  # the tests' requests share the test's session
+        rollbacks_sent.clear()
+
+    chosen = SimpleNamespace(id=topic_id)  # the topic as the form knows it
+    response, _ = book(client, slot_id, chosen, lang="en", meanwhile=taken_meanwhile)
+    db.session.remove()
+    assert response.status_code == 409
+    assert f"/book/{next_id}" in response.get_data(as_text=True)
+    assert rollbacks_sent == ([] if db.engine.dialect.name == "postgresql" else ["sqlite"])
+    assert count(Booking) == 0
 
 
 @pytest.mark.parametrize(
