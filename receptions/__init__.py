@@ -15,7 +15,11 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CONFIGS, INSTANCE_DIR, Config, local_secret
-from .database import ping_when_idle
+from .database import (
+    end_reads_without_transaction,
+    ping_when_idle,
+    refuse_writes_outside_transactions,
+)
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +100,8 @@ def _init_extensions(app: Flask) -> None:
     if server:
         with app.app_context():
             ping_when_idle(db.engine, float(app.config["DATABASE_PING_AFTER_IDLE_S"]))
+            refuse_writes_outside_transactions(db.engine)
+        app.teardown_request(end_reads_without_transaction)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Asia/Almaty")

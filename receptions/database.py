@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Connection, Engine
@@ -167,13 +168,58 @@ def read_only_request() -> None:
     itself (autocommit), so the pool's connection sends no BEGIN and no ROLLBACK, two of a read
     page's five round trips. A ROLLBACK costs more than its round trip there: psycopg forgets
     the connection's prepared statements on every ROLLBACK (and sends DEALLOCATE ALL), so the
-    next requests' statements are planned again. For views that only read, and for what a
-    request reads after its write transaction has ended; it does nothing while the request has
-    a transaction, or on SQLite (whose BEGIN and ROLLBACK stay in the process). A write
-    transaction later in the same request starts on a transactional connection of its own.
+    next requests' statements are planned again. For views that only read (`read_only_view`),
+    and for what a request reads after its write transaction has ended; it does nothing while
+    the request has a transaction, or on SQLite (whose BEGIN and ROLLBACK stay in the process).
+    A write transaction later in the same request starts on a transactional connection of its
+    own; a write on the reading connection is refused (`refuse_writes_outside_transactions`).
+
+    The cost: a connection that the server ended after the request's last statement is found
+    by the next request that takes it from a busy pool (a friendly 503), not by this request's
+    ROLLBACK (see ping_when_idle).
     """
     session = db.session()
     if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
         return
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     session.info[_READ_ONLY] = True
+
+
+def end_reads_without_transaction(_error: BaseException | None = None) -> None:
+    """After each request: a session that read without a transaction gives its reading
+    connection back (a session that outlives the request, as in tests, must not write on it).
+    Its rollback sends nothing: the connection is in autocommit."""
+    if db.session.registry.has() and db.session().info.pop(_READ_ONLY, False):
+        db.session.rollback()
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def read_only_view(view: View) -> View:
+    """A view that only reads, its reads run without a transaction on PostgreSQL
+    (read_only_request): the pages of a citizen's way to a booking, so that none of them ends
+    with a ROLLBACK that makes psycopg forget the prepared statements the booking uses."""
+
+    @functools.wraps(view)
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        read_only_request()
+        return view(*args, **kwargs)
+
+    return reading  # type: ignore[return-value]
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE")
+
+
+def refuse_writes_outside_transactions(engine: Engine) -> None:
+    """Raise before a write runs on a connection that reads outside a transaction: each of its
+    statements would commit at once, and a failure after the first would leave the rest done
+    (nothing may be stored half-way). Writes belong in `write_transaction`."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:6].upper().startswith(_WRITES) and (
+            conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        ):
+            raise RuntimeError(f"{statement.split()[0]} outside write_transaction")

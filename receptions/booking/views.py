@@ -24,7 +24,7 @@ from scheduling import CalendarEvent, event_uid, render_calendar
 from .. import access
 from ..auth.models import Role
 from ..clock import now as clock_now
-from ..database import read_only_request
+from ..database import read_only_request, read_only_view
 from ..errors import error_response, form_error_message
 from ..extensions import limiter
 from ..i18n import current_language
@@ -165,6 +165,7 @@ def _refused_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-d
 
 
 @bp.route("/m/<token>")
+@read_only_view
 def manage(token: str):
     booking = services.booking_by_token(token)
     feedback = services.feedback_for(booking)
@@ -236,6 +237,7 @@ def reschedule(token: str):
 
 
 @bp.route("/m/<token>/booking.ics")
+@read_only_view
 def booking_ics(token: str):
     booking = services.booking_by_token(token)
     institution = booking.institution
@@ -303,6 +305,7 @@ def status_lookup():
 
 @bp.route("/status/<reference>")
 @limiter.limit(_limit("STATUS_RATE_LIMIT"))
+@read_only_view
 def status(reference: str):
     booking = services.booking_by_reference(reference)
     if booking is None:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from .. import access
 from ..auth.models import Role
+from ..database import read_only_view
 from ..extensions import db
 from ..geography.models import District
 from ..schedules import queries
@@ -30,6 +31,7 @@ bp = Blueprint("institutions", __name__)
 
 
 @bp.route("/institutions")
+@read_only_view
 def search():
     text = request.args.get("q", "")[:100]
     type_ = request.args.get("type") or None
@@ -48,6 +50,7 @@ def search():
 
 
 @bp.route("/institutions/<int:institution_id>")
+@read_only_view
 def detail(institution_id: int):
     institution = db.session.get(Institution, institution_id)
     if institution is None or not institution.active:

@@ -15,6 +15,7 @@ from flask import (
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..database import read_only_view
 from ..extensions import db
 from ..geography.models import Region
 from ..geography.queries import district_or_404
@@ -28,6 +29,7 @@ bp = Blueprint("public", __name__)
 
 
 @bp.route("/")
+@read_only_view
 def home():
     return render_template("public/home.html", regions=regions_with_counts(), types=type_choices())
 
@@ -40,6 +42,7 @@ def _region_or_404(code: str) -> Region:
 
 
 @bp.route("/regions/<code>")
+@read_only_view
 def region(code: str):
     region = _region_or_404(code)
     return render_template(
@@ -48,6 +51,7 @@ def region(code: str):
 
 
 @bp.route("/regions/<code>/<slug>")
+@read_only_view
 def district(code: str, slug: str):
     district = district_or_404(code, slug)
     region = district.region

@@ -769,6 +769,66 @@ def test_opening_the_form_reads_without_a_transaction_on_postgresql(app, client,
         stop()
 
 
+def test_a_citizens_way_to_a_booking_sends_postgresql_no_rollback(
+    client, session, topic, rollbacks_sent
+):
+    """The pages a citizen opens on the way to a booking and after it read without a
+    transaction on PostgreSQL: none ends with a ROLLBACK, which would make psycopg forget the
+    connection's prepared statements (the booking's among them)."""
+    response, _ = book(client, session.slots[0].id, topic)
+    manage = response.headers["Location"].split("?")[0]
+    reference = db.session.scalars(select(Booking.reference)).one()
+    district = session.institution.district
+    pages = [
+        "/",
+        f"/regions/{district.region.code}",
+        f"/regions/{district.region.code}/{district.slug}",
+        "/institutions?q=",
+        f"/institutions/{session.institution_id}",
+        f"/book/{session.slots[1].id}",
+        manage,
+        f"{manage}/booking.ics",
+        f"/status/{reference}",
+    ]
+    db.session.remove()  # the tests' requests share the test's session
+    seen, stop = _transactional_statements()
+    rollbacks_sent.clear()
+    try:
+        for path in pages:
+            assert client.get(path).status_code == 200, path
+            db.session.remove()
+    finally:
+        stop()
+    on_postgresql = db.engine.dialect.name == "postgresql"
+    assert len(seen) >= len(pages)
+    assert {flag for _, flag in seen} == ({False} if on_postgresql else {True})
+    if on_postgresql:
+        assert rollbacks_sent == []
+
+
+def test_a_write_on_a_connection_reading_without_a_transaction_is_refused(app, session):
+    """Such a write would commit at once, outside any all-or-nothing unit: on PostgreSQL it is
+    refused before it runs (on SQLite the request's reads are in a transaction, which the
+    session's end rolls back). Nothing is stored either way."""
+    from receptions.booking.models import Topic
+    from receptions.database import read_only_request
+
+    topics = count(Topic)
+    db.session.remove()  # end what the fixtures read
+    with app.test_request_context("/"):
+        read_only_request()
+        insert = Topic.__table__.insert().values(
+            slug="stray", name_kk="а", name_ru="б", name_en="c", active=True, position=99
+        )
+        if db.engine.dialect.name == "postgresql":
+            with pytest.raises(RuntimeError, match="INSERT outside write_transaction"):
+                db.session.execute(insert)
+        else:
+            db.session.execute(insert)
+        db.session.remove()
+    assert count(Topic) == topics
+
+
 def test_a_write_after_reading_without_a_transaction_is_still_one_transaction(app, session):
     from receptions.booking.models import Topic
     from receptions.database import read_only_request, write_transaction
