@@ -197,9 +197,9 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 def read_only_view(view: View) -> View:
-    """A view that only reads, its reads run without a transaction on PostgreSQL
-    (read_only_request): the pages of a citizen's way to a booking, so that none of them ends
-    with a ROLLBACK that makes psycopg forget the prepared statements the booking uses."""
+    """For a view that only reads: its reads run without a transaction on PostgreSQL
+    (read_only_request). The pages of a citizen's way to a booking use it, so that none of them
+    ends with a ROLLBACK that makes psycopg forget the prepared statements the booking uses."""
 
     @functools.wraps(view)
     def reading(*args: Any, **kwargs: Any) -> Any:
