@@ -92,7 +92,7 @@ class Unit:
 def _unit(district) -> Unit:
     institution = make_institution(district)
     head = make_user(Role.head, institution=institution)
-    session = make_open_session(institution, slots=3, starts_in_hours=1)
+    session = make_open_session(institution, slots=3, earlier_today=True)  # walk-ins: today
     booking = make_booking(session.slots[0])
     topic = make_topic()
     visit = visits.register_walk_in(
