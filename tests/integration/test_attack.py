@@ -493,7 +493,7 @@ def _pages(app, data) -> dict[str, str]:
     officer = data["officer_client"]
     staff = f"/staff/institutions/{institution.id}"
     future_day = data["future"].local_date.isoformat()
-    scope = f"scope=district:{district.id}&month={data['today'].starts_at:%Y-%m}"
+    scope = f"scope=district:{district.id}&month={data['today'].local_date:%Y-%m}"
     urls = {
         "institution page": (public, f"/institutions/{institution.id}"),
         "search": (public, "/institutions?q=script"),
@@ -575,7 +575,7 @@ def test_xss_in_every_free_text_field_comes_back_escaped_on_every_page(app, writ
 def test_xss_in_institution_names_is_text_in_the_pdf(app, written_everywhere, tmp_path):
     officer = written_everywhere["officer_client"]
     district = written_everywhere["district"]
-    month = f"{written_everywhere['today'].starts_at:%Y-%m}"
+    month = f"{written_everywhere['today'].local_date:%Y-%m}"
     response = officer.get(
         f"/reports/download?scope=district:{district.id}&month={month}&format=pdf&by=institution",
         headers={"Accept-Language": "ru"},

@@ -76,8 +76,10 @@ def dataset(app):
                         _visit(session, booking, rng, topics)
             for _ in range(rng.randrange(0, 3)):
                 _visit(session, None, rng, topics)
-    # Noise outside the month must not count.
-    other = make_open_session(institutions[0], starts_in_hours=-24 * 200)
+    # Noise outside the month must not count: 200 days before it (so never in the month before,
+    # which the month-on-month figures read, whatever today's date).
+    hours_before = (now - month_start).total_seconds() / 3600 + 24 * 200
+    other = make_open_session(institutions[0], starts_in_hours=-hours_before)
     _visit(other, None, rng, topics)
     return regions, institutions
 
