@@ -8,7 +8,7 @@ export FLASK_APP := receptions
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv translations migrate demo run test test-slow lint format i18n bench backup restore clean
+.PHONY: help venv translations migrate demo run test test-clock test-slow lint format i18n bench backup restore clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -35,6 +35,17 @@ run: translations demo ## Set everything up and serve on http://127.0.0.1:5000 (
 
 test: translations ## Run the whole suite on SQLite and PostgreSQL, browser tests included
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Moments in UTC: 00:30 on 1 January in Almaty (a new day, month and year, a holiday) and 23:55 on
+# 31 March there (the last minutes of a day and a month).
+CLOCK_MOMENTS ?= 2026-12-31T19:30:00 2027-03-31T18:55:00
+test-clock: translations ## Run the SQLite suite with the clock set to hard moments (libfaketime)
+	@for moment in $(CLOCK_MOMENTS); do \
+	  echo "== the clock at $${moment/T/ } UTC"; \
+	  FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "@$${moment/T/ }" $(PY) -m pytest -q \
+	    -m "not slow and not realtime and not browser" -k "not postgresql" --ignore=tests/load \
+	    $(PYTEST_ARGS) || exit 1; \
+	done
 
 test-slow: translations ## Run only the long load and fuzz tests
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -19,6 +19,9 @@ from receptions.extensions import db
 from receptions.schedules.models import Slot
 from tests.factories import make_open_session, make_topic
 
+# Races real processes, which wait on the real clock: not for `make test-clock`.
+pytestmark = pytest.mark.realtime
+
 PROCESSES = 4
 ATTEMPTS = 30
 SLOTS = 6

@@ -20,6 +20,9 @@ from receptions.database import read_only_request
 from receptions.extensions import db
 from tests.conftest import app_settings, terminate_backend
 
+# The pool's idle clock and the server's run on real time: not for `make test-clock`.
+pytestmark = pytest.mark.realtime
+
 
 def _app(postgresql_url: str, idle_seconds: float) -> Flask:
     app = create_app(app_settings(postgresql_url, DATABASE_PING_AFTER_IDLE_S=idle_seconds))

@@ -74,6 +74,7 @@ def test_404_page_is_in_the_readers_language(client, language):
     assert f'<html lang="{language}">' in response.get_data(as_text=True)
 
 
+@pytest.mark.realtime  # the pool's idle clock decides whether the next request pings
 def test_connection_terminated_before_the_session_closes_keeps_the_response(postgresql_url):
     """PostgreSQL may end a backend (a restart, a failover) between a request's last query and
     the ROLLBACK that closes its session: the finished page is still sent, never a bare 500, and

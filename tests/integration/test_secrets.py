@@ -125,6 +125,7 @@ def _free_port() -> int:
 
 
 @one_database
+@pytest.mark.realtime  # a real gunicorn, whose timers follow the real clock
 def test_gunicorn_access_log_never_shows_a_token(app, db_url, tmp_path):
     """The real gunicorn with the shipped gunicorn.conf.py, serving the test's database."""
     paths, tokens = _secret_urls(app)

@@ -13,6 +13,9 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from receptions import ratelimit
 from receptions.ratelimit import ProcessStorage
 
+# Rate windows that open and close on the real clock: not for `make test-clock`.
+pytestmark = pytest.mark.realtime
+
 
 @pytest.fixture
 def storage() -> ProcessStorage:
