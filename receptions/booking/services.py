@@ -764,7 +764,9 @@ def book_slot(request: BookingRequest, at: datetime | None = None) -> BookingRes
                 # refusals would have every statement planned again.
                 refusal = error
             else:
-                reference, outbox = _record_booking(request, facts, slot, iin_hash, token, at)
+                reference, outbox = _record_booking(
+                    request, facts, slot, iin_hash, token, key_hash, at
+                )
     except IntegrityError:
         # The same form again (its key is unique): the first submission's booking is the answer.
         db.session.rollback()
@@ -781,6 +783,7 @@ def _record_booking(
     slot: BookableSlot,
     iin_hash: str,
     token: str,
+    key_hash: str,
     at: datetime,
 ) -> tuple[str, list[Notification | None]]:
     """The booking of a seat just taken, its first event and its messages, as plain inserts:
@@ -791,7 +794,7 @@ def _record_booking(
         {
             **facts,
             "manage_token_hash": token_hash(token),
-            "idempotency_hash": idempotency_hash(request.idempotency_key),
+            "idempotency_hash": key_hash,
             "citizen_name": request.citizen_name.strip(),
             "iin_hash": iin_hash,
             "iin_last4": identity.iin_last4(request.iin),
