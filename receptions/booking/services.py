@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -193,12 +193,20 @@ def _new_reference(prefix: str) -> str:
     return prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
 
 
-def _citizen_lock(institution_id: int, iin_hash: str) -> None:
-    """Serialise one citizen's bookings at one institution (SQLite's write lock already does)."""
+def _citizen_lock_key(iin_hash: str) -> int:
+    """The advisory lock that serialises one citizen's bookings (keyed by the IIN's hash only: the
+    institution is not known before the slot is read, and one citizen books one time at a time)."""
+    digest = hashlib.sha256(b"citizen:" + iin_hash.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _citizen_lock(iin_hash: str) -> None:
+    """Serialise one citizen's bookings (SQLite's write lock already does)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        digest = hashlib.sha256(f"{institution_id}:{iin_hash}".encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        db.session.connection().execute(_LOCK_CITIZEN, {"lock_key": _citizen_lock_key(iin_hash)})
+
+
+_LOCK_CITIZEN = select(func.pg_advisory_xact_lock(bindparam("lock_key")))
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -329,6 +337,17 @@ _BOOKABLE_FOR_TOPIC = _BOOKABLE.add_columns(
     .scalar_subquery()
     .label("topic_active")
 )
+# On PostgreSQL the same read also takes the citizen's lock (_citizen_lock), one round trip less.
+# The checks after it are later statements, which in READ COMMITTED see what the citizen's other
+# submissions committed before the lock was granted (this statement's own snapshot is older).
+_BOOKABLE_FOR_TOPIC_LOCKING = _BOOKABLE_FOR_TOPIC.add_columns(
+    func.pg_advisory_xact_lock(bindparam("lock_key")).label("citizen_locked")
+)
+
+
+def _submission_read(dialect: str) -> Any:
+    """The statement a submission reads its slot with (SQLite's write lock serialises citizens)."""
+    return _BOOKABLE_FOR_TOPIC_LOCKING if dialect == "postgresql" else _BOOKABLE_FOR_TOPIC
 
 
 def _view(view: type, row: Any, **nested: Any) -> Any:
@@ -553,6 +572,11 @@ _HELD = (
 )
 
 
+# A submission's seat, taken only while the citizen holds fewer than `limit` bookings at the
+# institution that month: the count and the seat in one statement.
+_TAKE_SEAT_WITHIN_LIMIT = _TAKE_SEAT.where(_HELD.scalar_subquery() < bindparam("limit"))
+
+
 def _take_seat(slot_id: int) -> bool:
     """The only way a seat is taken: one conditional UPDATE, atomic on SQLite and PostgreSQL."""
     # On the session's connection, past the ORM: a seat is never a pending change of the session.
@@ -708,7 +732,12 @@ def _seat_for(
     """A seat of the request's slot, taken in the current write transaction, and the facts a
     booking of it records; or the refusal (a DomainError), raised before anything is written."""
     row = _bookable_row(
-        _BOOKABLE_FOR_TOPIC, {"slot_id": request.slot_id, "topic_id": request.topic_id}
+        _submission_read(db.session.get_bind().dialect.name),
+        {
+            "slot_id": request.slot_id,
+            "topic_id": request.topic_id,
+            "lock_key": _citizen_lock_key(iin_hash),
+        },
     )
     slot = _bookable_slot_of(row, at)
     if not row.topic_active:
@@ -722,11 +751,20 @@ def _seat_for(
         "topic_id": request.topic_id,
         "month": local_month(slot.starts_at, session.institution.district.region.timezone),
     }
-    _citizen_lock(facts["institution_id"], iin_hash)
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
-    if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
-        raise BookingLimitReached()
-    if not _take_seat(facts["slot_id"]):
+    # Only the statement's parameters: a column's name among them would be SET as well.
+    within_limit = {
+        "slot_id": facts["slot_id"],
+        "institution_id": facts["institution_id"],
+        "iin_hash": iin_hash,
+        "month": facts["month"],
+        "except_id": 0,
+        "limit": limit,
+    }
+    if db.session.connection().execute(_TAKE_SEAT_WITHIN_LIMIT, within_limit).rowcount != 1:
+        # Which of the two it was (the citizen's count cannot change under the citizen's lock).
+        if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
+            raise BookingLimitReached()
         raise SlotUnavailable(
             slot_id=facts["slot_id"],
             schedule_id=facts["schedule_id"],
@@ -876,7 +914,7 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
         month = local_month(slot.starts_at, booking.institution.district.region.timezone)
         if month != booking.month:
             # The same lock as book_slot's: a booking made meanwhile in that month is counted.
-            _citizen_lock(booking.institution_id, booking.iin_hash)
+            _citizen_lock(booking.iin_hash)
             _check_month_limit(booking, month)
         if not _take_seat(slot.id):
             raise SlotUnavailable(
@@ -967,7 +1005,7 @@ def join_waitlist(token: str) -> WaitlistEntry:
         booking = _lock_booking(token)
         if not booking.is_active:
             raise Conflict(str(_l("This booking is already cancelled or closed.")))
-        _citizen_lock(booking.institution_id, booking.iin_hash)
+        _citizen_lock(booking.iin_hash)
         entries = db.session.scalars(
             select(WaitlistEntry)
             .join(WaitlistEntry.booking)
