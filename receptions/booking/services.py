@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -212,9 +214,19 @@ _LOCK_CITIZEN = select(func.pg_advisory_xact_lock(bindparam("lock_key")))
 # --- reading -------------------------------------------------------------------------------------
 
 
-def slot_for_booking(slot_id: int, at: datetime | None = None) -> BookableSlot:
-    """The slot if a citizen may book it now, else SlotUnavailable with a reason."""
-    return _bookable_slot_of(_bookable_row(_BOOKABLE, {"slot_id": slot_id}), at or clock_now())
+def slot_for_booking(
+    slot_id: int, at: datetime | None = None
+) -> tuple[BookableSlot, list[tuple[int, str]]]:
+    """The slot if a citizen may book it now (else SlotUnavailable with a reason), and the active
+    topics as the form's choices, read with it in one statement."""
+    dialect = db.session.get_bind().dialect.name
+    row = _bookable_row(_BOOKABLE_WITH_TOPICS[dialect], {"slot_id": slot_id})
+    slot = _bookable_slot_of(row, at or clock_now())
+    listed = row.active_topics  # PostgreSQL's driver parses JSON, SQLite's gives its text
+    if isinstance(listed, str):
+        listed = json.loads(listed)
+    topics = sorted(listed or (), key=lambda entry: (entry[0], entry[1]))  # position, slug
+    return slot, _choices(TopicNames(*entry[2:]) for entry in topics)
 
 
 # What the form, the checks and the messages read from a slot, in one query (lazy loading took
@@ -348,6 +360,23 @@ _BOOKABLE_FOR_TOPIC_LOCKING = _BOOKABLE_FOR_TOPIC.add_columns(
 def _submission_read(dialect: str) -> Any:
     """The statement a submission reads its slot with (SQLite's write lock serialises citizens)."""
     return _BOOKABLE_FOR_TOPIC_LOCKING if dialect == "postgresql" else _BOOKABLE_FOR_TOPIC
+
+
+def _active_topics(dialect: str) -> Any:
+    """The active topics as one JSON array of [position, slug, id, name_kk, name_ru, name_en]
+    (sorted by the reader: neither backend's aggregate promises an order here)."""
+    columns = (Topic.position, Topic.slug, Topic.id, Topic.name_kk, Topic.name_ru, Topic.name_en)
+    if dialect == "postgresql":
+        aggregate = func.json_agg(func.json_build_array(*columns))
+    else:
+        aggregate = func.json_group_array(func.json_array(*columns))
+    return select(aggregate).where(Topic.active.is_(True)).scalar_subquery().label("active_topics")
+
+
+# The form's slot and the topics it offers in one round trip.
+_BOOKABLE_WITH_TOPICS = {
+    dialect: _BOOKABLE.add_columns(_active_topics(dialect)) for dialect in ("postgresql", "sqlite")
+}
 
 
 def _view(view: type, row: Any, **nested: Any) -> Any:
@@ -517,11 +546,24 @@ _ACTIVE_TOPICS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """A topic as a form lists it (`localized` reads the names)."""
+
+    id: int
+    name_kk: str
+    name_ru: str
+    name_en: str
+
+
+def _choices(topics: Iterable[Any]) -> list[tuple[int, str]]:
+    return [(topic.id, localized(topic, "name")) for topic in topics]
+
+
 def topic_choices() -> list[tuple[int, str]]:
-    """The active topics as a form's choices, in the reader's language (every booking form reads
-    them: plain rows, no objects)."""
-    rows = db.session.connection().execute(_ACTIVE_TOPICS)
-    return [(row.id, localized(row, "name")) for row in rows]
+    """The active topics as a form's choices, in the reader's language (plain rows, no objects;
+    the booking form reads them with its slot, slot_for_booking)."""
+    return _choices(db.session.connection().execute(_ACTIVE_TOPICS))
 
 
 def local_month(moment: datetime, tz: str) -> str:

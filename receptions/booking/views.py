@@ -76,11 +76,11 @@ def slot_unavailable(error: services.SlotUnavailable):  # type: ignore[no-untype
     return _taken_page(error)
 
 
-def _blank_fields() -> Markup:
+def _blank_fields(topics: list[tuple[int, str]]) -> Markup:
     """A blank form's visible fields, rendered once per language and topic list (the topics are
     read for every request, so an edited list is a new key). A rush opens this form more than
     any other page."""
-    return _blank_fields_for(current_language(), tuple(services.topic_choices()))
+    return _blank_fields_for(current_language(), tuple(topics))
 
 
 @functools.lru_cache(maxsize=32)
@@ -99,13 +99,19 @@ def book(slot_id: int):
     if request.method == "POST":
         return _submit_booking(slot_id)
     read_only_request()
-    return _booking_form(services.slot_for_booking(slot_id))
+    slot, topics = services.slot_for_booking(slot_id)
+    return _booking_form(slot, topics=topics)
 
 
-def _booking_form(slot: services.BookableSlot, submitted: BookingForm | None = None):  # type: ignore[no-untyped-def]
-    """The form for one slot: blank (200), or a refused submission with its errors (422)."""
+def _booking_form(  # type: ignore[no-untyped-def]
+    slot: services.BookableSlot,
+    submitted: BookingForm | None = None,
+    topics: list[tuple[int, str]] | None = None,
+):
+    """The form for one slot: blank (200) with `topics` to choose from, or a refused submission
+    with its errors (422)."""
     if submitted is None:
-        fields, key = _blank_fields(), services.new_idempotency_key()
+        fields, key = _blank_fields(topics or []), services.new_idempotency_key()
     else:
         fields = Markup(render_template("booking/_fields.html", form=submitted))  # noqa: S704
         key = submitted.idempotency_key.data or ""
