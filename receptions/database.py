@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -210,6 +211,15 @@ def read_only_view(view: View) -> View:
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE")
+# A statement that begins with WITH writes if one of its parts does (a data-modifying CTE).
+_WRITING_PART = re.compile(r"\b(INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|MERGE\s+INTO)\b", re.I)
+
+
+def _writes(statement: str) -> bool:
+    head = statement.lstrip()[:6].upper()
+    return head.startswith(_WRITES) or (
+        head.startswith("WITH") and _WRITING_PART.search(statement) is not None
+    )
 
 
 def refuse_writes_outside_transactions(engine: Engine) -> None:
@@ -219,7 +229,7 @@ def refuse_writes_outside_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _refuse(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip()[:6].upper().startswith(_WRITES) and (
+        if _writes(statement) and (
             conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
         ):
             raise RuntimeError(f"{statement.split()[0]} outside write_transaction")
