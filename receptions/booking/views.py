@@ -17,7 +17,8 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from markupsafe import Markup
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
 
 from scheduling import CalendarEvent, event_uid, render_calendar
 
@@ -28,6 +29,7 @@ from ..database import read_only_request, read_only_view
 from ..errors import error_response, form_error_message
 from ..extensions import limiter
 from ..i18n import current_language
+from ..layout import visitors_page
 from . import identity, services
 from .forms import (
     BookingForm,
@@ -63,12 +65,15 @@ def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def
             exclude_slot_id=error.slot_id,
             window=error.window,
         )
-    return render_template(
-        "booking/taken.html",
-        message=error.user_message,
-        alternatives=alternatives,
-        institution_id=error.institution_id,
-    ), 409
+    context = {
+        "message": error.user_message,
+        "alternatives": alternatives,
+        "institution_id": error.institution_id,
+    }
+    # A rush's refusals share their message and free times: the page is kept by both.
+    key = ("booking/taken.html", error.user_message, tuple(alternatives), error.institution_id)
+    page = visitors_page(key, lambda: render_template("booking/taken.html", **context))
+    return (page if page is not None else render_template("booking/taken.html", **context)), 409
 
 
 @bp.errorhandler(services.SlotUnavailable)
@@ -110,20 +115,46 @@ def _booking_form(  # type: ignore[no-untyped-def]
 ):
     """The form for one slot: blank (200) with `topics` to choose from, or a refused submission
     with its errors (422)."""
-    if submitted is None:
-        fields, key = _blank_fields(topics or []), services.new_idempotency_key()
-    else:
+    session = slot.session
+    panel = Markup(  # noqa: S704 (a template's output)
+        current_app.jinja_env.get_template("booking/_slot_panel.html").render(
+            slot=slot, session=session, institution=session.institution
+        )
+    )
+    csrf_value = generate_csrf()
+    if submitted is not None:
         fields = Markup(render_template("booking/_fields.html", form=submitted))  # noqa: S704
         key = submitted.idempotency_key.data or ""
+        return _form_page(submitted, fields, key, panel, csrf_value), 422
+    fields, key = _blank_fields(topics or []), services.new_idempotency_key()
+    # A blank form differs from the next only by its time (the panel) and its two tokens.
+    page = visitors_page(
+        ("booking/form.html", fields),
+        lambda: _form_page(None, fields, _KEY_MARKER, Markup(_PANEL_MARKER), _CSRF_MARKER),  # noqa: S704
+        {
+            _PANEL_MARKER: panel,
+            _CSRF_MARKER: str(escape(csrf_value)),
+            _KEY_MARKER: str(escape(key)),
+        },
+    )
+    return (page if page is not None else _form_page(None, fields, key, panel, csrf_value)), 200
+
+
+# Letters only: escaping leaves them as they are, so they can be found in the kept page.
+_PANEL_MARKER, _CSRF_MARKER, _KEY_MARKER = "ASHYQFORMPANEL", "ASHYQFORMCSRF", "ASHYQFORMKEY"
+
+
+def _form_page(  # type: ignore[no-untyped-def]
+    form: BookingForm | None, fields: Markup, key: str, panel: Markup, csrf_value: str
+):
     return render_template(
         "booking/form.html",
-        form=submitted,
+        form=form,
         fields=fields,
         idempotency_key=key,
-        slot=slot,
-        session=slot.session,
-        institution=slot.session.institution,
-    ), (200 if submitted is None else 422)
+        panel=panel,
+        csrf_value=csrf_value,
+    )
 
 
 # The limits apply to submissions only: called from `book` for a POST, they cost opening the form

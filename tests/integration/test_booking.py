@@ -11,7 +11,7 @@ import pytest
 import vobject
 from sqlalchemy import func, inspect, select, text
 
-from receptions.booking import services
+from receptions.booking import services, views
 from receptions.booking.models import Booking, StatusEvent
 from receptions.extensions import db
 from receptions.notify.models import Notification
@@ -215,9 +215,54 @@ def test_the_form_offers_the_active_topics_in_their_order_and_the_readers_langua
     make_topic(slug="retired", name_kk="Ескі", name_ru="Старое", name_en="Old", active=False)
     page = client.get(f"/book/{session.slots[0].id}", headers={"Accept-Language": "en"})
     assert page.status_code == 200
-    options = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', page.get_data(as_text=True))
+    options = re.findall(
+        r'<option value="(\d+)"[^>]*>([^<]*)</option>', page.get_data(as_text=True)
+    )
     expected = [(str(first.id), "Дороги"), (str(later.id), "Land"), (str(topic.id), "Housing")]
     assert options == expected
+
+
+def _without_tokens(html: str) -> str:
+    html = re.sub(r'(name="csrf_token" type="hidden" value=")[^"]+', r"\1CSRF", html)
+    return re.sub(r'(name="idempotency_key" type="hidden" value=")[^"]+', r"\1KEY", html)
+
+
+@pytest.mark.parametrize("lang", ["kk", "ru", "en"])
+def test_kept_pages_are_the_pages_rendered_for_the_request(
+    app, client, session, topic, monkeypatch, lang
+):
+    """The booking form and the "time just taken" page are kept as rendered for visitors who
+    are not signed in (receptions.layout.visitors_page): what a visitor gets from the kept page,
+    the first time and after, is what rendering it for the request gives, the language
+    switcher's return path (with the query string) included."""
+    from receptions import layout
+
+    full = session.slots[0]
+    db.session.execute(Slot.__table__.update().where(Slot.id == full.id).values(booked=1))
+    db.session.commit()
+    paths = [f"/book/{session.slots[1].id}?from=list&x=%22", f"/book/{full.id}"]
+    headers = {"Accept-Language": lang}
+
+    def pages() -> list[str]:
+        return [
+            _without_tokens(client.get(path, headers=headers).get_data(as_text=True))
+            for path in paths
+        ]
+
+    layout._KEPT_PAGES.clear()
+    first, again = pages(), pages()
+    assert len(layout._KEPT_PAGES) == 2
+    monkeypatch.setattr(views, "visitors_page", lambda *args, **kwargs: None)
+    rendered = pages()
+    assert first == again == rendered
+    assert "from%3Dlist%26x%3D%2522" in rendered[0] and "ASHYQ" not in rendered[0] + rendered[1]
+    tokens = [client.get(paths[0], headers=headers).get_data(as_text=True) for _ in range(2)]
+    assert len({csrf_from(page) for page in tokens}) == 1  # one session, one CSRF token
+    keys = {
+        re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', page).group(1)
+        for page in tokens
+    }
+    assert len(keys) == 2  # a fresh form key for every form
 
 
 def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
@@ -916,7 +961,9 @@ def _retire(topic):
     from receptions.booking.models import Topic
 
     def retire():
-        db.session.execute(Topic.__table__.update().where(Topic.id == topic.id).values(active=False))
+        db.session.execute(
+            Topic.__table__.update().where(Topic.id == topic.id).values(active=False)
+        )
         db.session.commit()
 
     return retire
