@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import format_decimal, format_percent
 from flask_babel import lazy_gettext as _l
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CONFIGS, INSTANCE_DIR, Config, local_secret
@@ -53,6 +55,7 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
 
+    app.session_interface = KeptSignerSessionInterface()
     _init_extensions(app)
     _register_blueprints(app)
     _limits_only_where_declared(app)
@@ -73,6 +76,20 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
     return app
+
+
+class KeptSignerSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built once for the app's keys: Flask
+    builds it twice a request (opening and saving), and its constructor serialises a test value."""
+
+    _kept: tuple[Any, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        kept = self._kept
+        if kept is None or kept[0] != keys:
+            kept = self._kept = (keys, super().get_signing_serializer(app))
+        return kept[1]
 
 
 def _ensure_secrets(app: Flask, name: str) -> None:

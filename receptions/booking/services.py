@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, case, func, insert, literal, select, union_all, update
+from sqlalchemy import Text, bindparam, case, cast, func, insert, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +30,7 @@ from ..database import read_only_request, write_transaction
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..geography.models import District, Region
-from ..i18n import localized
+from ..i18n import current_language, localized
 from ..institutions.models import Institution, InstitutionNames
 from ..notify.models import Channel, Notification
 from ..notify.services import (
@@ -222,11 +223,15 @@ def slot_for_booking(
     dialect = db.session.get_bind().dialect.name
     row = _bookable_row(_BOOKABLE_WITH_TOPICS[dialect], {"slot_id": slot_id})
     slot = _bookable_slot_of(row, at or clock_now())
-    listed = row.active_topics  # PostgreSQL's driver parses JSON, SQLite's gives its text
-    if isinstance(listed, str):
-        listed = json.loads(listed)
-    topics = sorted(listed or (), key=lambda entry: (entry[0], entry[1]))  # position, slug
-    return slot, _choices(TopicNames(*entry[2:]) for entry in topics)
+    return slot, list(_listed_choices(row.active_topics, current_language()))
+
+
+@functools.lru_cache(maxsize=64)
+def _listed_choices(listed: str | None, language: str) -> tuple[tuple[int, str], ...]:
+    """The form's choices from the slot read's JSON text of the active topics (an edited list
+    is other text: a new key)."""
+    entries = sorted(json.loads(listed) if listed else (), key=lambda entry: (entry[0], entry[1]))
+    return tuple(_choices((TopicNames(*entry[2:]) for entry in entries), language))
 
 
 # What the form, the checks and the messages read from a slot, in one query (lazy loading took
@@ -366,8 +371,8 @@ def _active_topics(dialect: str) -> Any:
     """The active topics as one JSON array of [position, slug, id, name_kk, name_ru, name_en]
     (sorted by the reader: neither backend's aggregate promises an order here)."""
     columns = (Topic.position, Topic.slug, Topic.id, Topic.name_kk, Topic.name_ru, Topic.name_en)
-    if dialect == "postgresql":
-        aggregate = func.json_agg(func.json_build_array(*columns))
+    if dialect == "postgresql":  # as text, as SQLite gives it: the choices are kept by it
+        aggregate = cast(func.json_agg(func.json_build_array(*columns)), Text)
     else:
         aggregate = func.json_group_array(func.json_array(*columns))
     listed = select(aggregate).where(Topic.active.is_(True)).scalar_subquery()
@@ -558,8 +563,9 @@ class TopicNames:
     name_en: str
 
 
-def _choices(topics: Iterable[Any]) -> list[tuple[int, str]]:
-    return [(topic.id, localized(topic, "name")) for topic in topics]
+def _choices(topics: Iterable[Any], language: str | None = None) -> list[tuple[int, str]]:
+    language = language or current_language()
+    return [(topic.id, localized(topic, "name", language)) for topic in topics]
 
 
 def topic_choices() -> list[tuple[int, str]]:

@@ -168,3 +168,33 @@ def test_gunicorn_access_log_never_shows_a_token(app, db_url, tmp_path):
     assert len(access) >= len(paths) + 1, text
     assert [line for line in text.splitlines() if any(t in line for t in tokens)] == []
     assert sum("[redacted]" in line for line in access) >= len(paths)
+
+
+@one_database
+def test_a_new_secret_key_signs_new_sessions_and_the_old_one_stays_a_fallback(app):
+    """The session signer is built once for the app's keys (KeptSignerSessionInterface): a
+    rotated key is used at once, a session signed with the old key is read while that key is
+    listed in SECRET_KEY_FALLBACKS, and refused once it is not."""
+    from flask import session
+
+    with app.test_request_context("/"):
+        session["lang"] = "en"
+        interface = app.session_interface
+        old = interface.get_signing_serializer(app).dumps(dict(session))
+        assert interface.get_signing_serializer(app) is interface.get_signing_serializer(app)
+    app.secret_key, previous = "rotated-" + "k" * 32, app.secret_key
+    app.config["SECRET_KEY_FALLBACKS"] = [previous]
+    client = app.test_client()
+    client.set_cookie(app.config["SESSION_COOKIE_NAME"], old)
+    with client:
+        client.get("/healthz")
+        assert session.get("lang") == "en"
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    client = app.test_client()
+    client.set_cookie(app.config["SESSION_COOKIE_NAME"], old)
+    with client:
+        client.get("/healthz")
+        assert session.get("lang") is None
+    with app.test_request_context("/"):
+        fresh = app.session_interface.get_signing_serializer(app).dumps({"lang": "kk"})
+    assert fresh.split(".")[-1] != old.split(".")[-1]
