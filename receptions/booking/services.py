@@ -10,7 +10,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from sqlalchemy import Text, bindparam, case, cast, func, insert, literal, selec
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from scheduling.rules import BookingStatus as WindowStatus
 from scheduling.rules import BookingWindow, CancellationPolicy, booking_status
@@ -75,6 +75,8 @@ class SlotUnavailable(DomainError):
         super().__init__(message)
         self.slot_id, self.schedule_id, self.institution_id = slot_id, schedule_id, institution_id
         self.window = window  # the schedule's booking window, when the refusal read it
+        # The nearest free times, when the read that refused the slot found them too.
+        self.free_times: list[FreeSlot] | None = None
 
 
 class SlotNotFound(DomainError):
@@ -220,9 +222,10 @@ def slot_for_booking(
 ) -> tuple[BookableSlot, list[tuple[int, str]]]:
     """The slot if a citizen may book it now (else SlotUnavailable with a reason), and the active
     topics as the form's choices, read with it in one statement."""
+    at = at or clock_now()
     dialect = db.session.get_bind().dialect.name
-    row = _bookable_row(_BOOKABLE_WITH_TOPICS[dialect], {"slot_id": slot_id})
-    slot = _bookable_slot_of(row, at or clock_now())
+    row = _bookable_row(_BOOKABLE_WITH_TOPICS[dialect], {"slot_id": slot_id, "at": at})
+    slot = _bookable_slot_of(row, at)
     return slot, list(_listed_choices(row.active_topics, current_language()))
 
 
@@ -380,9 +383,65 @@ def _active_topics(dialect: str) -> Any:
     return case((Slot.booked < Slot.capacity, listed), else_=None).label("active_topics")
 
 
-# The form's slot and the topics it offers in one round trip.
+# Candidates for a full slot's page: four times the six it lists, from the earliest on; the
+# booking window's bounds are kept in Python (booking_status), as nearest_free_slots does.
+_FREE_CANDIDATES = 24
+FREE_TIMES_LISTED = 6
+
+
+def _free_times(dialect: str) -> Any:
+    """A full slot's free times in the same schedule as one JSON array of [id, starts_at] (none
+    read for a slot with seats left: its form lists topics)."""
+    other, its_session = aliased(Slot), aliased(ScheduledSession)
+    candidates = (
+        select(other.id, other.starts_at)
+        .join(its_session, its_session.id == other.session_id)
+        .where(
+            its_session.schedule_id == ScheduledSession.schedule_id,
+            its_session.status == SessionStatus.planned.value,
+            other.booked < other.capacity,
+            other.starts_at > bindparam("at"),
+            other.id != Slot.id,
+        )
+        .order_by(other.starts_at)
+        .limit(_FREE_CANDIDATES)
+        .correlate(ScheduledSession, Slot)
+        .subquery("free")
+    )
+    if dialect == "postgresql":
+        pairs = func.json_agg(func.json_build_array(candidates.c.id, candidates.c.starts_at))
+        aggregate = func.coalesce(cast(pairs, Text), "[]")
+    else:
+        aggregate = func.json_group_array(func.json_array(candidates.c.id, candidates.c.starts_at))
+    listed = select(aggregate).select_from(candidates).scalar_subquery()
+    return case((Slot.booked >= Slot.capacity, listed), else_=None).label("free_times")
+
+
+def _free_times_of(listed: str, at: datetime, window: BookingWindow) -> list[FreeSlot] | None:
+    """The page's free times from `_free_times`' JSON text; None when the candidates ran out
+    before the page's six were found (nearest_free_slots then reads them)."""
+    entries = json.loads(listed)
+    moments = sorted((_utc(starts_at), slot_id) for slot_id, starts_at in entries)
+    found = [
+        FreeSlot(slot_id, starts_at)
+        for starts_at, slot_id in moments
+        if booking_status(starts_at, at, window) is WindowStatus.open
+    ][:FREE_TIMES_LISTED]
+    if len(found) < FREE_TIMES_LISTED and len(entries) == _FREE_CANDIDATES:
+        return None
+    return found
+
+
+def _utc(text: str) -> datetime:
+    """A moment as JSON gives it: PostgreSQL's with its offset, SQLite's stored naive UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# The form's slot and the topics it offers in one round trip; for a full slot, its free times.
 _BOOKABLE_WITH_TOPICS = {
-    dialect: _BOOKABLE.add_columns(_active_topics(dialect)) for dialect in ("postgresql", "sqlite")
+    dialect: _BOOKABLE.add_columns(_active_topics(dialect), _free_times(dialect))
+    for dialect in ("postgresql", "sqlite")
 }
 
 
@@ -404,7 +463,13 @@ def get_slot(slot_id: int) -> BookableSlot:
 
 def _bookable_slot_of(row: Any, at: datetime) -> BookableSlot:
     slot = _slot_of(row)
-    _check_bookable(slot, at)
+    try:
+        _check_bookable(slot, at)
+    except SlotUnavailable as refusal:
+        listed = row._mapping.get("free_times")
+        if listed is not None and refusal.window is not None:
+            refusal.free_times = _free_times_of(listed, at, refusal.window)
+        raise
     return slot
 
 
@@ -486,7 +551,7 @@ def nearest_free_slots(
     institution_id: int,
     schedule_id: int | None = None,
     at: datetime | None = None,
-    limit: int = 6,
+    limit: int = FREE_TIMES_LISTED,
     exclude_slot_id: int | None = None,
     window: BookingWindow | None = None,
 ) -> list[FreeSlot]:

@@ -57,8 +57,8 @@ def _iin_key() -> str:
 
 
 def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
-    alternatives = []
-    if error.institution_id is not None:
+    alternatives = error.free_times or []
+    if error.free_times is None and error.institution_id is not None:
         alternatives = services.nearest_free_slots(
             institution_id=error.institution_id,
             schedule_id=error.schedule_id,

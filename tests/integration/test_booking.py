@@ -265,6 +265,36 @@ def test_kept_pages_are_the_pages_rendered_for_the_request(
     assert len(keys) == 2  # a fresh form key for every form
 
 
+@pytest.mark.parametrize("closed_free_slots", [3, 30])
+def test_a_full_slots_page_lists_the_free_times_nearest_free_slots_gives(
+    app, client, topic, closed_free_slots
+):
+    """A full slot's free times are read with the slot (up to 24 candidates, the booking window
+    kept in Python); when the candidates run out before six are found (30 free times in the hour
+    ahead, where booking has closed), they are read as nearest_free_slots reads them. Either way
+    the page lists what nearest_free_slots gives."""
+    first = make_open_session(slots=5)  # in 72 hours: open
+    add_session(first, hours_later=-71, slots=closed_free_slots)  # in an hour: closed
+    add_session(first, hours_later=24 * 40, slots=2)  # in 43 days: not open yet
+    add_session(first, hours_later=24, slots=4)
+    full = first.slots[0]
+    db.session.execute(Slot.__table__.update().where(Slot.id == full.id).values(booked=1))
+    db.session.commit()
+    page = client.get(f"/book/{full.id}", headers={"Accept-Language": "en"})
+    assert page.status_code == 409
+    listed = [
+        int(n) for n in re.findall(r'class="slot" href="/book/(\d+)"', page.get_data(as_text=True))
+    ]
+    with app.test_request_context("/"):
+        expected = services.nearest_free_slots(
+            institution_id=first.institution_id,
+            schedule_id=first.schedule_id,
+            exclude_slot_id=full.id,
+        )
+    assert listed == [free.id for free in expected]
+    assert len(listed) == 6 and full.id not in listed
+
+
 def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
     slot = session.slots[0]
     csrf, key = book_form(client, slot.id)
@@ -851,10 +881,10 @@ def test_opening_the_form_reads_without_a_transaction_on_postgresql(app, client,
         db.session.remove()
         assert client.get(f"/book/{full_id}").status_code == 409  # with its free times
         db.session.remove()
-        # The form: its slot with the topics it offers; the 409: the slot, then its free times
-        # (on SQLite each request's BEGIN as well).
+        # One statement each: the form's slot with the topics it offers, the full slot with its
+        # free times (on SQLite each request's BEGIN as well).
         queries = [statement for statement, _ in seen if statement != "BEGIN"]
-        assert len(queries) == 3
+        assert len(queries) == 2
         in_transaction = {flag for _, flag in seen}
         assert in_transaction == ({False} if db.engine.dialect.name == "postgresql" else {True})
         seen.clear()
