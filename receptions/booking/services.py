@@ -365,11 +365,6 @@ _BOOKABLE_FOR_TOPIC_LOCKING = _BOOKABLE_FOR_TOPIC.add_columns(
 )
 
 
-def _submission_read(dialect: str) -> Any:
-    """The statement a submission reads its slot with (SQLite's write lock serialises citizens)."""
-    return _BOOKABLE_FOR_TOPIC_LOCKING if dialect == "postgresql" else _BOOKABLE_FOR_TOPIC
-
-
 def _active_topics(dialect: str) -> Any:
     """The active topics as one JSON array of [position, slug, id, name_kk, name_ru, name_en]
     (sorted by the reader: neither backend's aggregate promises an order here)."""
@@ -443,6 +438,17 @@ _BOOKABLE_WITH_TOPICS = {
     dialect: _BOOKABLE.add_columns(_active_topics(dialect), _free_times(dialect))
     for dialect in ("postgresql", "sqlite")
 }
+# A submission's read: with the citizen's lock on PostgreSQL (SQLite's write lock serialises
+# citizens), and a full slot's free times for the refusal's page.
+_SUBMISSION_READS = {
+    "postgresql": _BOOKABLE_FOR_TOPIC_LOCKING.add_columns(_free_times("postgresql")),
+    "sqlite": _BOOKABLE_FOR_TOPIC.add_columns(_free_times("sqlite")),
+}
+
+
+def _submission_read(dialect: str) -> Any:
+    """The statement a submission reads its slot with."""
+    return _SUBMISSION_READS[dialect]
 
 
 def _view(view: type, row: Any, **nested: Any) -> Any:
@@ -852,6 +858,7 @@ def _seat_for(
             "slot_id": request.slot_id,
             "topic_id": request.topic_id,
             "lock_key": _citizen_lock_key(iin_hash),
+            "at": at,
         },
     )
     slot = _bookable_slot_of(row, at)

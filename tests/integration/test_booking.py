@@ -296,12 +296,14 @@ def test_a_full_slots_page_lists_the_free_times_nearest_free_slots_gives(
 
 
 def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
-    slot = session.slots[0]
-    csrf, key = book_form(client, slot.id)
-    db.session.execute(Slot.__table__.update().where(Slot.id == slot.id).values(booked=1))
+    slot_id, next_id, topic_id = session.slots[0].id, session.slots[1].id, topic.id
+    csrf, key = book_form(client, slot_id)
+    db.session.execute(Slot.__table__.update().where(Slot.id == slot_id).values(booked=1))
     db.session.commit()
+    db.session.remove()  # the tests' requests share the test's session
+    seen, stop = _transactional_statements()
     response = client.post(
-        f"/book/{slot.id}",
+        f"/book/{slot_id}",
         data={
             "csrf_token": csrf,
             "idempotency_key": key,
@@ -309,18 +311,22 @@ def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
             "iin": IIN,
             "phone": "+77011234567",
             "locale": "ru",
-            "topic_id": str(topic.id),
+            "topic_id": str(topic_id),
             "question": "Вопрос о ремонте дороги",
             "consent": "y",
         },
         headers={"Accept-Language": "en"},
     )
+    stop()
     assert response.status_code == 409
+    # The slot with its free times (one statement), then the look for a repeat of the form.
+    queries = [statement for statement, _ in seen if not statement.startswith("BEGIN")]
+    assert len(queries) == 2, queries
     page = response.get_data(as_text=True)
     assert "just been taken" in page
-    assert f"/book/{session.slots[1].id}" in page
+    assert f"/book/{next_id}" in page
     assert count(Booking) == 0
-    assert client.get(f"/book/{slot.id}").status_code == 409
+    assert client.get(f"/book/{slot_id}").status_code == 409
 
 
 @pytest.fixture
