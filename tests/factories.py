@@ -21,10 +21,20 @@ def _n() -> int:
     return next(_seq)
 
 
+def _base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, digit = divmod(n, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[digit] + digits
+        if n == 0:
+            return digits
+
+
 def make_region(**values: Any) -> Region:
     n = _n()
     defaults = dict(
-        code=f"KZ-T{n}",
+        # Region codes have 8 characters: a whole suite makes more than 10,000 objects.
+        code=f"KZ-T{_base36(n)}",
         short=f"T{n % 100:02d}"[:3],
         name_kk=f"Сынақ облысы {n}",
         name_ru=f"Тестовая область {n}",
