@@ -14,6 +14,7 @@ the "time just taken" page more than any other, and rendering them cost more tha
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -29,6 +30,7 @@ from .i18n import current_language
 # What `next` is while the kept header is rendered: letters only, so that url_for and the
 # template's escaping print it as it is and it can be found again.
 _NEXT_MARKER = "ASHYQNEXTPAGE"
+_RETURN_MARKER = f"next={_NEXT_MARKER}"
 
 
 def request_path() -> str:
@@ -53,10 +55,14 @@ def site_header(context: Any) -> Markup:
 
 
 def _with_return_path(html: str) -> str:
+    return html.replace(_RETURN_MARKER, _return_path())
+
+
+def _return_path() -> str:
     # The switcher's links differ by language only in their path: their query string, where
     # `next` goes, is the same for all of them, encoded by url_for as the template does.
     query = url_for("public.set_language", code=current_language(), next=request_path())
-    return html.replace(f"next={_NEXT_MARKER}", str(escape(query.partition("?")[2])))
+    return str(escape(query.partition("?")[2]))
 
 
 # Languages × application roots; more than that is someone making up roots.
@@ -67,9 +73,15 @@ def _visitors_header(language: str, script_root: str) -> str:
 
 
 _KEEPING = "ashyq_keeping_page"
-_KEPT_PAGES: OrderedDict[tuple[Hashable, str, str], str] = OrderedDict()
+# Each kept page split at its markers: text, marker, text, ... (markers at the odd places).
+_KEPT_PAGES: OrderedDict[tuple[Hashable, str, str], tuple[str, ...]] = OrderedDict()
 _KEPT_LOCK = threading.Lock()  # threaded workers share the pages
 KEPT_PAGES_MAX = 256
+
+
+@functools.lru_cache(maxsize=16)
+def _splitter(markers: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("(" + "|".join(re.escape(marker) for marker in markers) + ")")
 
 
 def visitors_page(
@@ -79,28 +91,32 @@ def visitors_page(
     application root, then kept (the most recently used `KEPT_PAGES_MAX`), with the language
     switcher's return path and `fills` (marker: text, escaped already) put in for each request.
 
+    The kept page is split at its markers once, when it is kept, and each request's texts are
+    joined in at those places: nothing a request puts in (its path, a token) is searched for
+    markers again, so a marker in a query string stays text.
+
     `key` must name every input of the page that is not a marker, so that a kept page is the
     page `render()` would give now. None for a signed-in member of staff or a visitor with a
     message waiting to be shown: the caller renders those pages itself.
     """
     if current_user.is_authenticated or session.get("_flashes"):
         return None
+    texts = {**(fills or {}), _RETURN_MARKER: ""}
     kept_key = (key, current_language(), request.script_root)
     with _KEPT_LOCK:
-        page = _KEPT_PAGES.get(kept_key)
-        if page is not None:
+        pieces = _KEPT_PAGES.get(kept_key)
+        if pieces is not None:
             _KEPT_PAGES.move_to_end(kept_key)
-    if page is None:
+    if pieces is None:
         g.setdefault(_KEEPING, True)
         try:
             page = render()
         finally:
             g.pop(_KEEPING, None)
+        pieces = tuple(_splitter(tuple(texts)).split(page))
         with _KEPT_LOCK:
-            _KEPT_PAGES[kept_key] = page
+            _KEPT_PAGES[kept_key] = pieces
             if len(_KEPT_PAGES) > KEPT_PAGES_MAX:
                 _KEPT_PAGES.popitem(last=False)
-    page = _with_return_path(page)
-    for marker, text in (fills or {}).items():
-        page = page.replace(marker, text)
-    return page
+    texts[_RETURN_MARKER] = _return_path()
+    return "".join(texts[piece] if index % 2 else piece for index, piece in enumerate(pieces))

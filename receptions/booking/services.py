@@ -26,7 +26,7 @@ from scheduling.rules import BookingStatus as WindowStatus
 from scheduling.rules import BookingWindow, CancellationPolicy, booking_status
 
 from ..clock import now as clock_now
-from ..database import read_only_request, write_transaction
+from ..database import read_only_request, utcnow, write_transaction
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..geography.models import District, Region
@@ -617,11 +617,9 @@ def booking_by_reference(reference: str) -> Booking | None:
     return db.session.scalars(select(Booking).where(Booking.reference == reference)).first()
 
 
-_ACTIVE_TOPICS = (
-    select(Topic.id, Topic.name_kk, Topic.name_ru, Topic.name_en)
-    .where(Topic.active.is_(True))
-    .order_by(Topic.position, Topic.slug)
-)
+_ACTIVE_TOPICS = select(
+    Topic.id, Topic.name_kk, Topic.name_ru, Topic.name_en, Topic.position, Topic.slug
+).where(Topic.active.is_(True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,7 +640,9 @@ def _choices(topics: Iterable[Any], language: str | None = None) -> list[tuple[i
 def topic_choices() -> list[tuple[int, str]]:
     """The active topics as a form's choices, in the reader's language (plain rows, no objects;
     the booking form reads them with its slot, slot_for_booking)."""
-    return _choices(db.session.connection().execute(_ACTIVE_TOPICS))
+    rows = db.session.connection().execute(_ACTIVE_TOPICS)
+    # Sorted here as slot_for_booking sorts them, whatever the database's collation.
+    return _choices(sorted(rows, key=lambda row: (row.position, row.slug)))
 
 
 def local_month(moment: datetime, tz: str) -> str:
@@ -1032,7 +1032,7 @@ def _booking_at_once(names: tuple[str, ...], messages: int) -> Any:
             literal(outbox.c.status.default.arg, outbox.c.status.type).label("status"),
             literal(outbox.c.attempts.default.arg, outbox.c.attempts.type).label("attempts"),
             literal(outbox.c.last_error.default.arg, outbox.c.last_error.type).label("last_error"),
-            bindparam("event_at", type_=outbox.c.created_at.type).label("created_at"),
+            bindparam("messages_created_at", type_=outbox.c.created_at.type).label("created_at"),
         )
         for number in range(messages)
     ]
@@ -1081,6 +1081,7 @@ def _insert_booking_at_once(
         reference = _new_reference(prefix)
         rows = [row for row in messages(None, reference) if row is not None]
         params = {**values, "reference": reference, "event_at": at, "event_kind": "booked"}
+        params["messages_created_at"] = utcnow()  # the column's default, as SQLite's insert gives
         for number, row in enumerate(rows):
             params |= {f"m{number}_{name}": row[name] for name in _MESSAGE_COLUMNS}
         statement = _booking_at_once(names, len(rows))

@@ -11,13 +11,21 @@ import pytest
 import vobject
 from sqlalchemy import func, inspect, select, text
 
+from receptions.auth.models import Role
 from receptions.booking import services, views
 from receptions.booking.models import Booking, StatusEvent
 from receptions.extensions import db
 from receptions.notify.models import Notification
 from receptions.schedules.models import ScheduledSession, Slot
-from tests.conftest import csrf_from
-from tests.factories import make_iin, make_institution, make_open_session, make_topic
+from tests.conftest import csrf_from, sign_in
+from tests.factories import (
+    PASSWORD,
+    make_iin,
+    make_institution,
+    make_open_session,
+    make_topic,
+    make_user,
+)
 from tests.integration.test_migrations import empty_database  # noqa: F401 (a fixture)
 
 IIN = make_iin(1)
@@ -293,6 +301,28 @@ def test_a_full_slots_page_lists_the_free_times_nearest_free_slots_gives(
         )
     assert listed == [free.id for free in expected]
     assert len(listed) == 6 and full.id not in listed
+
+
+def test_a_kept_page_is_each_visitors_own(app, client, session, topic):
+    """Each visitor gets their own tokens in a kept form page; a marker sent in the query string
+    stays text (nothing a request puts in is searched for markers); a signed-in member of staff
+    gets the page rendered for them."""
+    from receptions import layout
+    from receptions.booking.views import _CSRF_MARKER, _KEY_MARKER, _PANEL_MARKER
+
+    layout._KEPT_PAGES.clear()
+    path = f"/book/{session.slots[0].id}"
+    first, other = client.get(path).get_data(as_text=True), app.test_client().get(path)
+    assert csrf_from(first) != csrf_from(other.get_data(as_text=True))
+    for marker in (_CSRF_MARKER, _KEY_MARKER, _PANEL_MARKER):
+        page = client.get(f"{path}?x={marker}").get_data(as_text=True)
+        assert page.count(csrf_from(page)) == 1  # in its hidden field only
+        assert f"x%3D{marker}" in page and page.count('class="panel"') == 1
+    staff = make_user(Role.staff, full_name="Дана Қызметкерова")
+    signed_in = app.test_client()
+    sign_in(signed_in, staff.email, PASSWORD)
+    page = signed_in.get(path).get_data(as_text=True)
+    assert "Дана Қызметкерова" in page and page.count('class="panel"') == 1
 
 
 def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
