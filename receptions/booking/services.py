@@ -194,7 +194,7 @@ class ForeignFormKey(DomainError):
 
 
 def _new_reference(prefix: str) -> str:
-    """A random reference; `_insert_booking` draws again when the database already has it."""
+    """A random reference; `_under_fresh_reference` draws again when the database has it."""
     return prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
 
 
@@ -233,7 +233,7 @@ def slot_for_booking(
 def _listed_choices(listed: str | None, language: str) -> tuple[tuple[int, str], ...]:
     """The form's choices from the slot read's JSON text of the active topics (an edited list
     is other text: a new key)."""
-    entries = sorted(json.loads(listed) if listed else (), key=lambda entry: (entry[0], entry[1]))
+    entries = sorted(json.loads(listed or "[]"), key=lambda entry: (entry[0], entry[1]))
     return tuple(_choices((TopicNames(*entry[2:]) for entry in entries), language))
 
 
@@ -365,14 +365,20 @@ _BOOKABLE_FOR_TOPIC_LOCKING = _BOOKABLE_FOR_TOPIC.add_columns(
 )
 
 
+def _json_rows(dialect: str, *columns: Any) -> Any:
+    """An aggregate of `columns`, one JSON array per row, as the JSON text of an array: SQLite's
+    gives text, PostgreSQL's is cast to it (an empty one included), so readers parse it and may
+    keep what they made of it by that text."""
+    if dialect == "postgresql":
+        return func.coalesce(cast(func.json_agg(func.json_build_array(*columns)), Text), "[]")
+    return func.json_group_array(func.json_array(*columns))
+
+
 def _active_topics(dialect: str) -> Any:
     """The active topics as one JSON array of [position, slug, id, name_kk, name_ru, name_en]
     (sorted by the reader: neither backend's aggregate promises an order here)."""
     columns = (Topic.position, Topic.slug, Topic.id, Topic.name_kk, Topic.name_ru, Topic.name_en)
-    if dialect == "postgresql":  # as text, as SQLite gives it: the choices are kept by it
-        aggregate = cast(func.json_agg(func.json_build_array(*columns)), Text)
-    else:
-        aggregate = func.json_group_array(func.json_array(*columns))
+    aggregate = _json_rows(dialect, *columns)
     listed = select(aggregate).where(Topic.active.is_(True)).scalar_subquery()
     # A full slot's page lists free times, not topics: the aggregate is not run for it.
     return case((Slot.booked < Slot.capacity, listed), else_=None).label("active_topics")
@@ -403,11 +409,7 @@ def _free_times(dialect: str) -> Any:
         .correlate(ScheduledSession, Slot)
         .subquery("free")
     )
-    if dialect == "postgresql":
-        pairs = func.json_agg(func.json_build_array(candidates.c.id, candidates.c.starts_at))
-        aggregate = func.coalesce(cast(pairs, Text), "[]")
-    else:
-        aggregate = func.json_group_array(func.json_array(candidates.c.id, candidates.c.starts_at))
+    aggregate = _json_rows(dialect, candidates.c.id, candidates.c.starts_at)
     listed = select(aggregate).select_from(candidates).scalar_subquery()
     return case((Slot.booked >= Slot.capacity, listed), else_=None).label("free_times")
 
@@ -704,15 +706,21 @@ def _take_seat(slot_id: int) -> bool:
     return db.session.connection().execute(_TAKE_SEAT, {"slot_id": slot_id}).rowcount == 1
 
 
-def _held(institution_id: int, iin_hash: str, month: str, *, except_id: int = 0) -> int:
-    """The citizen's active bookings at one institution in one month (ids start at 1: the
-    default leaves none out)."""
-    params = {
+def _held_params(
+    institution_id: int, iin_hash: str, month: str, except_id: int = 0
+) -> dict[str, Any]:
+    """`_HELD`'s parameters (ids start at 1: the default leaves no booking out)."""
+    return {
         "institution_id": institution_id,
         "iin_hash": iin_hash,
         "month": month,
         "except_id": except_id,
     }
+
+
+def _held(institution_id: int, iin_hash: str, month: str, *, except_id: int = 0) -> int:
+    """The citizen's active bookings at one institution in one month."""
+    params = _held_params(institution_id, iin_hash, month, except_id)
     return db.session.connection().execute(_HELD, params).scalar() or 0
 
 
@@ -805,34 +813,41 @@ def _find_repeat(key_hash: str, iin_hash: str) -> Any:
 
 
 _REFERENCE_DRAWS = 20
-_BOOKING_INSERTS: dict[str, Any] = {}
+# SQLite's booking insert (PostgreSQL's is _booking_at_once, with the event and the messages).
+_SQLITE_BOOKING_INSERT = (
+    sqlite_insert(Booking.__table__)
+    .on_conflict_do_nothing(index_elements=["reference"])
+    .returning(Booking.__table__.c.id)
+)
+
+
+def _under_fresh_reference(prefix: str, insert: Callable[[str], Any]) -> tuple[Any, str]:
+    """What `insert(reference)` returns for the first reference drawn that is not in use, and
+    that reference.
+
+    A reference already in use (31^6 codes per region) is drawn again. The inserts skip that
+    conflict themselves (ON CONFLICT (reference) DO NOTHING: `insert` returns None), so no query
+    looks first and the transaction is never broken by it; any other unique conflict (the same
+    form sent twice) still raises.
+    """
+    for _ in range(_REFERENCE_DRAWS):
+        reference = _new_reference(prefix)
+        inserted = insert(reference)
+        if inserted is not None:
+            return inserted, reference
+    raise RuntimeError(f"no free booking reference after {_REFERENCE_DRAWS} draws")
 
 
 def _insert_booking(prefix: str, values: dict[str, Any]) -> tuple[int, str]:
-    """Insert a booking under a fresh reference (Core, on the session's connection): its id and
-    the reference.
-
-    A reference already in use (31^6 codes per region) is drawn again. The insert skips that
-    conflict itself (ON CONFLICT (reference) DO NOTHING, on SQLite and PostgreSQL alike), so no
-    query looks first and the transaction is never broken by it; any other unique conflict
-    (the same form sent twice) still raises.
-    """
-    dialect = db.session.get_bind().dialect.name
-    statement = _BOOKING_INSERTS.get(dialect)
-    if statement is None:
-        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        table = Booking.__table__
-        statement = (
-            upsert(table).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
-        )
-        _BOOKING_INSERTS[dialect] = statement
-    for _ in range(_REFERENCE_DRAWS):
-        reference = _new_reference(prefix)
-        row = db.session.connection().execute(statement, {**values, "reference": reference})
-        booking_id = row.scalar()
-        if booking_id is not None:
-            return booking_id, reference
-    raise RuntimeError(f"no free booking reference after {_REFERENCE_DRAWS} draws")
+    """Insert a booking under a fresh reference on SQLite (Core, on the session's connection):
+    its id and the reference."""
+    connection = db.session.connection()
+    return _under_fresh_reference(
+        prefix,
+        lambda reference: connection.execute(
+            _SQLITE_BOOKING_INSERT, {**values, "reference": reference}
+        ).scalar(),
+    )
 
 
 def _refused(error: DomainError, key_hash: str, iin_hash: str, token: str) -> BookingResult:
@@ -876,11 +891,8 @@ def _seat_for(
     limit = int(current_app.config.get("BOOKINGS_PER_INSTITUTION_MONTH", 1))
     # Only the statement's parameters: a column's name among them would be SET as well.
     within_limit = {
+        **_held_params(facts["institution_id"], iin_hash, facts["month"]),
         "slot_id": facts["slot_id"],
-        "institution_id": facts["institution_id"],
-        "iin_hash": iin_hash,
-        "month": facts["month"],
-        "except_id": 0,
         "limit": limit,
     }
     if db.session.connection().execute(_TAKE_SEAT_WITHIN_LIMIT, within_limit).rowcount != 1:
@@ -945,7 +957,7 @@ def _record_booking(
     token: str,
     key_hash: str,
     at: datetime,
-) -> tuple[str, list[Notification | int | None]]:
+) -> tuple[str, list[int]]:
     """The booking of a seat just taken, its first event and its messages, as plain inserts:
     nothing in this session holds them, and the unit of work cost more than the rest of the
     booking. Its reference, and the messages to deliver once committed."""
@@ -977,13 +989,12 @@ def _record_booking(
 
     prefix = slot.session.institution.district.region.short
     if db.session.get_bind().dialect.name == "postgresql":
-        reference, message_ids = _insert_booking_at_once(prefix, values, at, messages)
-        return reference, list(message_ids)
+        return _insert_booking_at_once(prefix, values, at, messages)
     booking_id, reference = _insert_booking(prefix, values)
     db.session.connection().execute(
         insert(StatusEvent.__table__), {"booking_id": booking_id, "at": at, "kind": "booked"}
     )
-    return reference, list(enqueue_rows(messages(booking_id, reference)))
+    return reference, enqueue_rows(messages(booking_id, reference))
 
 
 # On PostgreSQL a booking, its first event and its messages are one statement (data-modifying
@@ -1077,8 +1088,8 @@ def _insert_booking_at_once(
     messages' ids."""
     values = _with_defaults(Booking.__table__, {**values, "reference": ""})
     names = tuple(sorted(values))
-    for _ in range(_REFERENCE_DRAWS):
-        reference = _new_reference(prefix)
+
+    def insert(reference: str) -> list[int] | None:
         rows = [row for row in messages(None, reference) if row is not None]
         params = {**values, "reference": reference, "event_at": at, "event_kind": "booked"}
         params["messages_created_at"] = utcnow()  # the column's default, as SQLite's insert gives
@@ -1086,9 +1097,10 @@ def _insert_booking_at_once(
             params |= {f"m{number}_{name}": row[name] for name in _MESSAGE_COLUMNS}
         statement = _booking_at_once(names, len(rows))
         inserted = db.session.connection().execute(statement, params).first()
-        if inserted is not None:
-            return reference, list(inserted.message_ids or ())
-    raise RuntimeError(f"no free booking reference after {_REFERENCE_DRAWS} draws")
+        return None if inserted is None else list(inserted.message_ids or ())
+
+    message_ids, reference = _under_fresh_reference(prefix, insert)
+    return reference, message_ids
 
 
 def _lock_booking(token: str) -> Booking:

@@ -57,23 +57,29 @@ def _iin_key() -> str:
 
 
 def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
-    alternatives = error.free_times or []
-    if error.free_times is None and error.institution_id is not None:
-        alternatives = services.nearest_free_slots(
+    alternatives = error.free_times  # read with the slot, when the slot was full
+    if alternatives is None:
+        alternatives = []
+        if error.institution_id is not None:
+            alternatives = services.nearest_free_slots(
+                institution_id=error.institution_id,
+                schedule_id=error.schedule_id,
+                exclude_slot_id=error.slot_id,
+                window=error.window,
+            )
+
+    def render() -> str:
+        return render_template(
+            "booking/taken.html",
+            message=error.user_message,
+            alternatives=alternatives,
             institution_id=error.institution_id,
-            schedule_id=error.schedule_id,
-            exclude_slot_id=error.slot_id,
-            window=error.window,
         )
-    context = {
-        "message": error.user_message,
-        "alternatives": alternatives,
-        "institution_id": error.institution_id,
-    }
+
     # A rush's refusals share their message and free times: the page is kept by both.
     key = ("booking/taken.html", error.user_message, tuple(alternatives), error.institution_id)
-    page = visitors_page(key, lambda: render_template("booking/taken.html", **context))
-    return (page if page is not None else render_template("booking/taken.html", **context)), 409
+    page = visitors_page(key, render)
+    return (page if page is not None else render()), 409
 
 
 @bp.errorhandler(services.SlotUnavailable)
