@@ -77,8 +77,11 @@ def book_form(client, slot_id, lang="ru"):
     page = client.get(f"/book/{slot_id}", headers={"Accept-Language": lang})
     assert page.status_code == 200, page.status_code
     html = page.get_data(as_text=True)
-    key = re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', html).group(1)
-    return csrf_from(html), key
+    return csrf_from(html), form_key(html)
+
+
+def form_key(html: str) -> str:
+    return re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', html).group(1)
 
 
 def book(client, slot_id, topic, *, lang="ru", meanwhile=None, **overrides):
@@ -266,10 +269,7 @@ def test_kept_pages_are_the_pages_rendered_for_the_request(
     assert "from%3Dlist%26x%3D%2522" in rendered[0] and "ASHYQ" not in rendered[0] + rendered[1]
     tokens = [client.get(paths[0], headers=headers).get_data(as_text=True) for _ in range(2)]
     assert len({csrf_from(page) for page in tokens}) == 1  # one session, one CSRF token
-    keys = {
-        re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', page).group(1)
-        for page in tokens
-    }
+    keys = {form_key(page) for page in tokens}
     assert len(keys) == 2  # a fresh form key for every form
 
 
