@@ -20,6 +20,7 @@ BREAK_OUTSIDE_SESSION: Final = "break_outside_session"
 BREAKS_OVERLAP: Final = "breaks_overlap"
 UNKNOWN_TIMEZONE: Final = "unknown_timezone"
 HOST_BUSY: Final = "host_busy"
+BOOKING_WINDOW_INVERTED: Final = "booking_window_inverted"
 INVALID_SCHEDULE: Final = "invalid_schedule"
 
 # The Flask side needs a translated message for each of these; a test there can check coverage.
@@ -40,6 +41,7 @@ ALL_CODES: Final = frozenset(
         BREAKS_OVERLAP,
         UNKNOWN_TIMEZONE,
         HOST_BUSY,
+        BOOKING_WINDOW_INVERTED,
         INVALID_SCHEDULE,
     }
 )

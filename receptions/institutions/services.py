@@ -15,6 +15,7 @@ from ..database import write_transaction
 from ..errors import Forbidden
 from ..extensions import db
 from ..geography.models import District, Region
+from ..schedules.services import follow_region_rule
 from .models import Institution, InstitutionType, search_key
 
 EDITABLE_FIELDS = (
@@ -120,6 +121,7 @@ def create_institution(actor: User, district_id: int, values: dict[str, Any]) ->
                 setattr(institution, field, values[field])
         db.session.add(institution)
         db.session.flush()
+        follow_region_rule(institution)
         audit("institution.created", "institution", institution.id)
     return institution
 
@@ -140,5 +142,9 @@ def update_institution(
         if institution.district_id != district_id:
             institution.district_id = district_id
             changed.append("district_id")
+        if {"active", "district_id"} & set(changed):
+            db.session.flush()
+            db.session.refresh(institution, ["district"])
+            follow_region_rule(institution)
         audit("institution.updated", "institution", institution.id, fields=changed)
     return institution

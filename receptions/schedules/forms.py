@@ -70,6 +70,10 @@ CODE_MESSAGES = {
     codes.BREAK_OUTSIDE_SESSION: _l("The break must lie inside the session."),
     codes.BREAKS_OVERLAP: _l("Breaks must not overlap."),
     codes.UNKNOWN_TIMEZONE: _l("The region's time zone is not known."),
+    codes.BOOKING_WINDOW_INVERTED: _l(
+        "Booking cannot close before it opens: close it fewer hours before the session, or "
+        "open it more days ahead."
+    ),
     codes.INVALID_SCHEDULE: _l("Please correct the schedule."),
 }
 

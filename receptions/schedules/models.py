@@ -11,11 +11,13 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -85,6 +87,11 @@ class UnifiedRuleException(db.Model):
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
     allowed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The schedule the region's rule had given the institution, detached for it to keep: it
+    # follows the rule again when the exception is withdrawn.
+    detached_schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedule.id", ondelete="SET NULL")
+    )
 
 
 class Schedule(ScheduleFields, db.Model):
@@ -126,7 +133,19 @@ class ScheduledSession(db.Model):
     """One dated occurrence of a schedule (the glossary's "session")."""
 
     __tablename__ = "session"
-    __table_args__ = (UniqueConstraint("schedule_id", "starts_at"),)
+    # One planned session per schedule and start. Only planned ones: a session withdrawn or
+    # cancelled keeps its time (and the bookings that were made and cancelled for it), and the
+    # schedule may bring a new session at that time.
+    __table_args__ = (
+        Index(
+            "uq_session_planned_start",
+            "schedule_id",
+            "starts_at",
+            unique=True,
+            sqlite_where=text("status = 'planned'"),
+            postgresql_where=text("status = 'planned'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     schedule_id: Mapped[int] = mapped_column(ForeignKey("schedule.id", ondelete="CASCADE"))

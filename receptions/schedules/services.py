@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -49,6 +49,7 @@ from .models import (
     UnifiedOpenDoorRule,
     UnifiedRuleException,
 )
+from .queries import window_of
 
 SPEC_FIELDS = (
     "rrule",
@@ -248,60 +249,138 @@ class _Diff:
     withdraw: list[ScheduledSession] = field(default_factory=list)
     conflicts: list[ScheduledSession] = field(default_factory=list)
     walk_ins: list[tuple[ScheduledSession, int]] = field(default_factory=list)
+    more_seats: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
 
 
-def _diff(schedule: Schedule, start: date, end: date, calendar: WorkingCalendar | None) -> _Diff:
+def _times(layout: tuple[Any, ...]) -> tuple[Any, ...]:
+    starts_at, ends_at, slots = layout
+    return starts_at, ends_at, tuple((start, end) for start, end, _ in slots)
+
+
+def _only_more_seats(session: ScheduledSession, plan: SessionPlan) -> bool:
+    """The plan keeps the session's times and gives no slot fewer seats than it has: applied
+    in place, whoever booked it (a seat taken meanwhile cannot exceed a capacity that grows)."""
+    return _times(_session_layout(session)) == _times(_plan_layout(plan)) and all(
+        planned.capacity >= slot.capacity
+        for slot, planned in zip(session.slots, plan.slots, strict=True)
+    )
+
+
+def _with_history(session_ids: Iterable[int]) -> set[int]:
+    """The sessions that citizens booked (whatever became of the bookings) or were received at:
+    those records point at its slots, so they are never replaced."""
+    from ..booking.models import Booking
+    from ..visits.models import Visit
+
+    ids = list(session_ids)
+    if not ids:
+        return set()
+    booked = select(Booking.session_id).where(Booking.session_id.in_(ids))
+    visited = select(Visit.session_id).where(Visit.session_id.in_(ids))
+    return set(db.session.scalars(booked.union(visited)))
+
+
+def _settled(session: ScheduledSession, now: datetime) -> bool:
+    """A session that has begun, was held, or that staff cancelled settles its day: nothing on
+    that day is changed and nothing is added to it (a session the system withdrew does not)."""
+    if session.status == SessionStatus.cancelled:
+        return session.cancel_code != SYSTEM_CANCEL_CODE
+    return session.status != SessionStatus.planned or session.starts_at <= now
+
+
+def _diff(
+    schedule: Schedule,
+    start: date,
+    end: date,
+    calendar: WorkingCalendar | None,
+    now: datetime,
+) -> _Diff:
     tz = schedule.institution.district.region.timezone
-    plans: dict[date, SessionPlan] = {}
-    if schedule.status == ScheduleStatus.active:
-        calendar = calendar or working_calendar(range(start.year, end.year + 1))
-        plans = {p.date: p for p in plan_sessions(spec_from(schedule, tz), start, end, calendar)}
     existing = (
         db.session.scalars(
             select(ScheduledSession)
-            .where(
-                ScheduledSession.schedule_id == schedule.id,
-                ScheduledSession.local_date >= start,
-                ScheduledSession.local_date <= end,
-            )
+            .where(ScheduledSession.schedule_id == schedule.id, ScheduledSession.local_date >= start)
             .options(selectinload(ScheduledSession.slots))
         ).all()
         if schedule.id is not None
         else []
     )
-    live = {s.local_date: s for s in existing if s.status == SessionStatus.planned}
-    withdrawn = {
-        (s.local_date, s.starts_at): s
-        for s in existing
-        if s.status == SessionStatus.cancelled and s.cancel_code == SYSTEM_CANCEL_CODE
+    # Every stored session is compared with the rule, also those planned further ahead than
+    # the horizon (a longer run of the nightly job).
+    last = max((s.local_date for s in existing), default=end)
+    if last > end:
+        end, calendar = last, None
+    plans: dict[date, SessionPlan] = {}
+    if schedule.status == ScheduleStatus.active:
+        calendar = calendar or working_calendar(range(start.year, end.year + 1))
+        plans = {
+            p.date: p
+            for p in plan_sessions(spec_from(schedule, tz), start, end, calendar)
+            if p.start > now  # today's session the rule puts before now is not made
+        }
+    days: dict[date, list[ScheduledSession]] = {}
+    for session in existing:
+        days.setdefault(session.local_date, []).append(session)
+    open_days = {
+        day: sessions
+        for day, sessions in days.items()
+        if not any(_settled(s, now) for s in sessions)
     }
-    staff_cancelled = {
-        s.starts_at
-        for s in existing
-        if s.status == SessionStatus.cancelled and s.cancel_code != SYSTEM_CANCEL_CODE
-    }
+    history: set[int] | None = None
+
+    def has_history(session: ScheduledSession) -> bool:
+        nonlocal history
+        if history is None:  # read once, and only when a session is to be replaced
+            history = _with_history(s.id for sessions in open_days.values() for s in sessions)
+        return session.id in history
 
     diff = _Diff()
-    for day, session in live.items():
-        plan = plans.get(day)
-        if plan is not None and _session_layout(session) == _plan_layout(plan):
-            if session.walk_in_places != plan.walk_in_places:
-                diff.walk_ins.append((session, plan.walk_in_places))
+
+    def retire(session: ScheduledSession) -> None:
+        (diff.conflicts if session.booked else diff.withdraw).append(session)
+
+    for day in sorted(set(open_days) | (set(plans) - set(days))):
+        sessions, plan = open_days.get(day, []), plans.get(day)
+        live = [s for s in sessions if s.status == SessionStatus.planned]
+        if plan is None:
+            for session in live:
+                retire(session)
             continue
-        if session.booked:
-            diff.conflicts.append(session)
-        elif plan is None:
-            diff.withdraw.append(session)
-        else:
-            diff.refill.append((session, plan))
-    for day, plan in plans.items():
-        if day in live or plan.start in staff_cancelled:
+        same = next((s for s in live if _session_layout(s) == _plan_layout(plan)), None)
+        current = same or next(iter(live), None)
+        for session in live:
+            if session is not current:
+                retire(session)
+        if current is not None and (same is not None or _only_more_seats(current, plan)):
+            if same is None:
+                diff.more_seats.append((current, plan))
+            if current.walk_in_places != plan.walk_in_places:
+                diff.walk_ins.append((current, plan.walk_in_places))
             continue
-        revived = withdrawn.get((day, plan.start))
-        if revived is not None:
-            diff.revive.append((revived, plan))
-        else:
+        if current is not None and current.booked:
+            diff.conflicts.append(current)
+            continue
+        # The plan goes into a session of that day that nobody holds a seat of: one withdrawn
+        # just as the plan has it (it comes back as it was, with its history and its calendar
+        # entry), else one that can be refilled, having no history; otherwise a new one.
+        withdrawn = [s for s in sessions if s.status == SessionStatus.cancelled]
+        as_planned = [s for s in withdrawn if _session_layout(s) == _plan_layout(plan)]
+        target = next(
+            (
+                s
+                for s in (*as_planned, *([current] if current else []), *withdrawn)
+                if s in as_planned or not has_history(s)
+            ),
+            None,
+        )
+        if current is not None and target is not current:
+            diff.withdraw.append(current)
+        if target is None:
             diff.create.append(plan)
+        elif target is current:
+            diff.refill.append((current, plan))
+        else:
+            diff.revive.append((target, plan))
     return diff
 
 
@@ -319,24 +398,37 @@ def materialise_schedule(
 ) -> MaterialiseResult:
     """Bring the schedule's future sessions in line with its rule, inside the caller's transaction.
 
-    Idempotent. Past sessions are never touched. A session that has bookings is never changed
-    or dropped silently: it is kept as it is and reported as a conflict for staff to resolve.
+    Idempotent. A session that has begun, was held or was cancelled by staff is never touched,
+    and its day gets no other session. A session that has bookings is never changed or dropped
+    silently: it is kept as it is and reported as a conflict for staff to resolve (a change
+    that only adds seats is applied to it). A session that citizens booked and cancelled, or
+    were received at, keeps its slots (the records point at them): when the rule moves it, it
+    is withdrawn and a new session takes its place.
     """
     start, end = _window(schedule, today, days)
-    diff = _diff(schedule, start, end, calendar)
+    diff = _diff(schedule, start, end, calendar, clock_now())
     for session, places in diff.walk_ins:
         session.walk_in_places = places
+    for session, plan in diff.more_seats:
+        for slot, planned in zip(session.slots, plan.slots, strict=True):
+            slot.capacity = planned.capacity
     for session in diff.withdraw:
         session.status = SessionStatus.cancelled.value
         session.cancel_code = SYSTEM_CANCEL_CODE
         session.sequence += 1
+    # Withdrawals first: a session revived or created at the time of one just withdrawn is
+    # planned only once that one is not.
+    db.session.flush()
     for session, plan in diff.refill:
         _fill(session, plan)
         session.sequence += 1
     for session, plan in diff.revive:
         session.status, session.cancel_code = SessionStatus.planned.value, None
         session.sequence += 1
-        _fill(session, plan)
+        if _session_layout(session) != _plan_layout(plan):
+            _fill(session, plan)
+        else:
+            session.moved_from, session.walk_in_places = plan.moved_from, plan.walk_in_places
     for plan in diff.create:
         session = ScheduledSession(
             schedule=schedule,
@@ -349,7 +441,7 @@ def materialise_schedule(
     db.session.flush()
     return MaterialiseResult(
         created=len(diff.create),
-        updated=len(diff.refill) + len(diff.revive),
+        updated=len(diff.refill) + len(diff.revive) + len(diff.more_seats),
         withdrawn=len(diff.withdraw),
         conflicts=diff.conflicts,
     )
@@ -447,6 +539,7 @@ def save_schedule(
             for name in SCHEDULE_FIELDS:
                 if name in values:
                     setattr(schedule, name, values[name])
+            _check_booking_window(schedule)
             _check_host_is_free(schedule, institution.id, tz)
             db.session.flush()
             result = materialise_schedule(schedule)
@@ -460,6 +553,18 @@ def save_schedule(
     except StaleDataError as error:
         raise Conflict() from error
     return schedule, result
+
+
+def _check_booking_window(schedule: Schedule) -> None:
+    """Booking must open before it closes; each bound alone is checked by the form."""
+    try:
+        window_of(schedule)
+    except ValueError as error:
+        raise ScheduleRejected(
+            InvalidSchedule(
+                [SchedulingError(codes.BOOKING_WINDOW_INVERTED, "booking_closes_hours", str(error))]
+            )
+        ) from error
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -526,7 +631,7 @@ def set_schedule_status(
 def conflicts(schedule: Schedule) -> list[ScheduledSession]:
     """Booked future sessions that the current rule no longer produces as they are."""
     start, end = _window(schedule, None, None)
-    return _diff(schedule, start, end, None).conflicts
+    return _diff(schedule, start, end, None, clock_now()).conflicts
 
 
 def cancel_session(actor: User, session_id: int, reason: str) -> ScheduledSession:
@@ -543,8 +648,17 @@ def cancel_session(actor: User, session_id: int, reason: str) -> ScheduledSessio
         assert session is not None
         if session.status != SessionStatus.planned:
             raise Conflict(str(_l("This session is no longer planned.")))
-        if session.ends_at <= clock_now():
-            raise DomainError(str(_l("A session in the past cannot be cancelled.")))
+        if session.starts_at <= clock_now():
+            # Citizens may have been received already: a session under way or over is closed
+            # (held or not held), which keeps what happened at it.
+            raise DomainError(
+                str(
+                    _l(
+                        "A session that has begun cannot be cancelled: close it as held or "
+                        "not held instead."
+                    )
+                )
+            )
         session.status = SessionStatus.cancelled.value
         session.cancel_reason = reason
         session.cancel_code = None
@@ -635,17 +749,22 @@ def allow_exception(actor: User, institution_id: int, reason: str) -> UnifiedRul
         ).first()
         if existing is not None:
             raise Conflict(str(_l("This institution already has an exception.")))
-        exception = UnifiedRuleException(
-            institution_id=institution_id, reason=reason.strip(), allowed_by_id=actor.id
-        )
-        db.session.add(exception)
-        # The inherited schedule stays, detached, so the institution starts from it.
-        for schedule in db.session.scalars(
+        # The inherited schedule stays, detached, so the institution starts from it; the
+        # exception remembers it for the day it is withdrawn.
+        inherited = db.session.scalars(
             select(Schedule).where(
                 Schedule.institution_id == institution_id, Schedule.unified_rule_id.isnot(None)
             )
-        ):
+        ).all()
+        for schedule in inherited:
             schedule.unified_rule_id = None
+        exception = UnifiedRuleException(
+            institution_id=institution_id,
+            reason=reason.strip(),
+            allowed_by_id=actor.id,
+            detached_schedule_id=inherited[0].id if inherited else None,
+        )
+        db.session.add(exception)
         db.session.flush()
         audit("unified_rule.exception", "institution", institution_id)
     return exception
@@ -657,18 +776,72 @@ def withdraw_exception(actor: User, institution_id: int) -> MaterialiseResult:
         raise Forbidden()
     institution = access.get_institution_in_scope(actor, institution_id)
     with write_transaction():
-        db.session.execute(
-            delete(UnifiedRuleException).where(
+        exception = db.session.scalars(
+            select(UnifiedRuleException).where(
                 UnifiedRuleException.institution_id == institution_id
             )
-        )
-        rule = db.session.scalars(
-            select(UnifiedOpenDoorRule).where(
-                UnifiedOpenDoorRule.region_id == institution.district.region_id
-            )
         ).first()
-        result = _apply_unified(rule, institution) if rule else MaterialiseResult()
+        if exception is None:
+            raise Conflict(str(_l("This institution has no exception.")))
+        detached_id = exception.detached_schedule_id
+        db.session.delete(exception)
+        rule = unified_rule_for(institution.district.region_id)
+        result = MaterialiseResult()
+        if rule is not None:
+            result = _follow_rule_again(rule, institution, detached_id)
         audit("unified_rule.exception_withdrawn", "institution", institution_id)
+    return result
+
+
+def _follow_rule_again(
+    rule: UnifiedOpenDoorRule, institution: Institution, detached_id: int | None
+) -> MaterialiseResult:
+    """The region's day is the institution's open-door day again: the schedule the exception
+    detached follows the rule once more (its sessions at the rule's times, and their bookings,
+    stay), and the institution's own open-door schedules are paused (their booked sessions stay,
+    listed as conflicts), so that it never holds two open-door days."""
+    result = MaterialiseResult()
+    own = db.session.scalars(
+        select(Schedule).where(
+            Schedule.institution_id == institution.id,
+            Schedule.kind == ScheduleKind.open_door.value,
+            Schedule.unified_rule_id.is_(None),
+        )
+    ).all()
+    for schedule in own:
+        if schedule.id == detached_id:
+            schedule.unified_rule_id, schedule.status = rule.id, ScheduleStatus.active.value
+        elif schedule.status == ScheduleStatus.active:
+            schedule.status = ScheduleStatus.paused.value
+            db.session.flush()
+            result.add(materialise_schedule(schedule))
+    result.add(_apply_unified(rule, institution))
+    return result
+
+
+def follow_region_rule(institution: Institution) -> MaterialiseResult:
+    """Give an institution that is new to a region (created, moved there or shown again) the
+    region's open-door day, unless it has an exception; inside the caller's transaction."""
+    rule = unified_rule_for(institution.district.region_id)
+    exempt = db.session.scalars(
+        select(UnifiedRuleException.id).where(
+            UnifiedRuleException.institution_id == institution.id
+        )
+    ).first()
+    result = MaterialiseResult()
+    # A schedule another region's rule gave it (the institution moved) no longer applies.
+    for stale in db.session.scalars(
+        select(Schedule).where(
+            Schedule.institution_id == institution.id,
+            Schedule.unified_rule_id.isnot(None),
+            Schedule.unified_rule_id != (rule.id if rule is not None else 0),
+        )
+    ).all():
+        stale.unified_rule_id, stale.status = None, ScheduleStatus.paused.value
+        db.session.flush()
+        result.add(materialise_schedule(stale))
+    if rule is not None and exempt is None and institution.active:
+        result.add(_apply_unified(rule, institution))
     return result
 
 

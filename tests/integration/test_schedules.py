@@ -257,7 +257,7 @@ def test_cancelling_a_session_needs_a_reason_and_shows_in_the_feed(client, head)
     # session in the past cannot be cancelled.
     session = db.session.scalars(
         select(ScheduledSession)
-        .where(ScheduledSession.ends_at > clock_now())
+        .where(ScheduledSession.starts_at > clock_now())
         .order_by(ScheduledSession.starts_at)
     ).first()
     booking = make_booking(session.slots[0], email="saule@example.kz")
