@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 STATUSES: Final = frozenset({"CONFIRMED", "CANCELLED", "TENTATIVE"})
-# The VTIMEZONE must cover every event; these bounds cover Kazakhstan's 2024 change and beyond.
-_TZ_FIRST: Final = date(2000, 1, 1)
+# The VTIMEZONE covers every event: from the first of January of the earliest event's year (a
+# zone's history before it only confuses readers: Atyrau's ends on a DST observance from 2004,
+# and vobject then read 2026 as +04) up to this bound.
 _TZ_LAST: Final = date(2100, 1, 1)
 _UID_PART: Final = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -60,17 +61,19 @@ def event_uid(kind: str, ident: int | str, domain: str) -> str:
     return f"{kind}-{ident}@{domain}"
 
 
-@functools.lru_cache(maxsize=32)
-def _vtimezone_ical(tz: str) -> bytes:
-    # Building a VTIMEZONE walks the tz database over a century; the text is cached and parsed
+@functools.lru_cache(maxsize=64)
+def _vtimezone_ical(tz: str, first_year: int) -> bytes:
+    # Building a VTIMEZONE walks the tz database over decades; the text is cached and parsed
     # per calendar so that no mutable component is shared between calendars.
-    component = icalendar.Timezone.from_tzid(tz, first_date=_TZ_FIRST, last_date=_TZ_LAST)
+    first = date(first_year, 1, 1)
+    component = icalendar.Timezone.from_tzid(tz, first_date=first, last_date=_TZ_LAST)
     return bytes(component.to_ical())
 
 
-def vtimezone(tz: str) -> icalendar.Timezone:
+def vtimezone(tz: str, first_year: int) -> icalendar.Timezone:
+    """The zone's VTIMEZONE from the first of January of `first_year` on."""
     ZoneInfo(tz)
-    parsed = icalendar.Timezone.from_ical(_vtimezone_ical(tz))
+    parsed = icalendar.Timezone.from_ical(_vtimezone_ical(tz, first_year))
     assert isinstance(parsed, icalendar.Timezone)
     return parsed
 
@@ -92,6 +95,9 @@ def render_calendar(
     zone = ZoneInfo(tz)
     if stamp is not None:
         _require_aware("stamp", stamp)
+    events = list(events)
+    # An empty calendar still names its zone; its VTIMEZONE starts with Kazakhstan's last change.
+    first_year = min((item.start.astimezone(zone).year for item in events), default=2024)
     calendar = icalendar.Calendar()
     calendar.add("prodid", prodid)
     calendar.add("version", "2.0")
@@ -100,7 +106,7 @@ def render_calendar(
         calendar.add("method", method.upper())
     calendar.add("x-wr-calname", name)
     calendar.add("x-wr-timezone", tz)
-    calendar.add_component(vtimezone(tz))
+    calendar.add_component(vtimezone(tz, first_year))
     for item in events:
         event = icalendar.Event()
         event.add("uid", item.uid)

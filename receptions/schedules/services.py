@@ -527,15 +527,7 @@ def save_schedule(
                 schedule = _schedule_in(institution, schedule_id)
                 if expected_version is not None and schedule.version != expected_version:
                     raise Conflict()
-                if schedule.unified_rule_id is not None:
-                    raise DomainError(
-                        str(
-                            _l(
-                                "This open-door day is set by the regional akimat for every institution "
-                                "of the region. Ask the akimat for an exception to change it."
-                            )
-                        )
-                    )
+                _refuse_inherited(schedule)
             for name in SCHEDULE_FIELDS:
                 if name in values:
                     setattr(schedule, name, values[name])
@@ -565,6 +557,20 @@ def _check_booking_window(schedule: Schedule) -> None:
                 [SchedulingError(codes.BOOKING_WINDOW_INVERTED, "booking_closes_hours", str(error))]
             )
         ) from error
+
+
+def _refuse_inherited(schedule: Schedule) -> None:
+    """The region's open-door day is changed (or paused) only by the akimat, for every
+    institution at once, or given up through an exception."""
+    if schedule.unified_rule_id is not None:
+        raise DomainError(
+            str(
+                _l(
+                    "This open-door day is set by the regional akimat for every institution "
+                    "of the region. Ask the akimat for an exception to change it."
+                )
+            )
+        )
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -621,6 +627,8 @@ def set_schedule_status(
     schedule = get_schedule(actor, schedule_id)
     with write_transaction():
         schedule = _schedule_in(schedule.institution, schedule_id)
+        if status is ScheduleStatus.paused:
+            _refuse_inherited(schedule)
         schedule.status = status.value
         db.session.flush()
         result = materialise_schedule(schedule)

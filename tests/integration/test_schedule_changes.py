@@ -345,3 +345,19 @@ def test_an_institution_new_to_the_region_gets_its_open_door_day(region_officer,
     admin = make_user(Role.admin)
     institutions.update_institution(admin, created.id, elsewhere.id, values)
     assert open_door_schedules(created.id) == []
+
+
+def test_only_the_akimat_pauses_the_region_s_open_door_day(app, region_officer, clock):
+    institution = make_institution(make_district(region_officer.region))
+    services.set_unified_rule(region_officer, region_officer.region_id, rule_values())
+    (inherited,) = open_door_schedules(institution.id)
+    staff = make_user(Role.head, institution=institution)
+    with app.test_request_context():
+        login_user(staff)
+        with pytest.raises(DomainError, match="облыс әкімдігі"):
+            services.set_schedule_status(staff, inherited.id, ScheduleStatus.paused)
+    assert db.session.get(Schedule, inherited.id).status == "active"
+    client = app.test_client()
+    sign_in(client, staff.email, PASSWORD)
+    page = client.get(f"/staff/institutions/{institution.id}/schedules").get_data(as_text=True)
+    assert f"/staff/schedules/{inherited.id}/status" not in page

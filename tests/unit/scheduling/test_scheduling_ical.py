@@ -75,3 +75,34 @@ def test_invalid_events_are_rejected() -> None:
         CalendarEvent("u@x", start, start.replace(hour=6), "s", status="DONE")
     with pytest.raises(ValueError):
         event_uid("session", "a b", "x.kz")
+
+
+KAZAKHSTAN_ZONES = (
+    "Asia/Almaty",
+    "Asia/Qostanay",
+    "Asia/Qyzylorda",
+    "Asia/Aqtobe",
+    "Asia/Aqtau",
+    "Asia/Atyrau",
+    "Asia/Oral",
+)
+
+
+@pytest.mark.parametrize("tz", KAZAKHSTAN_ZONES)
+def test_every_kazakhstan_zone_reads_back_at_the_same_instant(tz: str) -> None:
+    """The VTIMEZONE starts with the year of the first event: a zone whose history ends on an
+    old DST observance (Atyrau, Oral, Aqtau: +05 since 2004) was read an hour off by vobject."""
+    import vobject
+
+    moments = [datetime(2026, 6, 1, 5, 0, tzinfo=UTC), datetime(2024, 2, 27, 4, 0, tzinfo=UTC)]
+    for start in moments:
+        event = CalendarEvent(
+            uid=event_uid("session", 1, "ashyq-esik.kz"),
+            start=start,
+            end=start.replace(hour=start.hour + 1),
+            summary="Приём",
+        )
+        raw = render_calendar([event], tz=tz, name="n")
+        assert icalendar.Calendar.from_ical(raw).walk("VEVENT")[0].decoded("DTSTART") == start
+        if start.year > 2024:  # vobject reads only the last STANDARD observance of a zone
+            assert vobject.readOne(raw.decode()).vevent.dtstart.value == start
