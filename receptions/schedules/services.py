@@ -248,7 +248,7 @@ class _Diff:
     revive: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
     withdraw: list[ScheduledSession] = field(default_factory=list)
     conflicts: list[ScheduledSession] = field(default_factory=list)
-    walk_ins: list[tuple[ScheduledSession, int]] = field(default_factory=list)
+    details: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
     more_seats: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
 
 
@@ -354,8 +354,11 @@ def _diff(
         if current is not None and (same is not None or _only_more_seats(current, plan)):
             if same is None:
                 diff.more_seats.append((current, plan))
-            if current.walk_in_places != plan.walk_in_places:
-                diff.walk_ins.append((current, plan.walk_in_places))
+            if (current.walk_in_places, current.moved_from) != (
+                plan.walk_in_places,
+                plan.moved_from,
+            ):
+                diff.details.append((current, plan))
             continue
         if current is not None and current.booked:
             diff.conflicts.append(current)
@@ -407,8 +410,8 @@ def materialise_schedule(
     """
     start, end = _window(schedule, today, days)
     diff = _diff(schedule, start, end, calendar, clock_now())
-    for session, places in diff.walk_ins:
-        session.walk_in_places = places
+    for session, plan in diff.details:
+        session.walk_in_places, session.moved_from = plan.walk_in_places, plan.moved_from
     for session, plan in diff.more_seats:
         for slot, planned in zip(session.slots, plan.slots, strict=True):
             slot.capacity = planned.capacity

@@ -361,3 +361,14 @@ def test_only_the_akimat_pauses_the_region_s_open_door_day(app, region_officer, 
     sign_in(client, staff.email, PASSWORD)
     page = client.get(f"/staff/institutions/{institution.id}/schedules").get_data(as_text=True)
     assert f"/staff/schedules/{inherited.id}/status" not in page
+
+
+def test_a_session_that_is_no_longer_moved_stops_saying_so(head, clock):
+    """Monday 8 March 2027 is a holiday: the Monday session moves to Friday the 5th. Made a
+    Friday schedule, that session is simply Friday's, at the same time."""
+    schedule = save(head, rrule="FREQ=WEEKLY;BYDAY=MO", day_off_policy="previous_working_day")
+    (moved,) = sessions_on(date(2027, 3, 5))
+    assert moved.moved_from == date(2027, 3, 8)
+    save(head, schedule.id, rrule="FREQ=WEEKLY;BYDAY=FR", day_off_policy="previous_working_day")
+    (same,) = sessions_on(date(2027, 3, 5))
+    assert same.id == moved.id and same.moved_from is None
