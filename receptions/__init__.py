@@ -16,6 +16,8 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from scheduling.zones import require_current_zone_data
+
 from .config import CONFIGS, INSTANCE_DIR, Config, local_secret
 from .database import (
     end_reads_without_transaction,
@@ -34,6 +36,7 @@ CONTENT_SECURITY_POLICY = (
 
 def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
     """Build the application. `config` is a config name or a mapping of overrides."""
+    require_current_zone_data()
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
