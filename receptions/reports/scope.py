@@ -16,6 +16,7 @@ from ..errors import DomainError, Forbidden, NotInScope
 from ..extensions import db
 from ..geography.models import District, Region
 from ..institutions.models import Institution, InstitutionType
+from ..urls import whole_number
 
 REPORT_ROLES = (Role.district_officer, Role.region_officer, Role.admin)
 # Kazakhstan keeps one offset everywhere since 2024-03-01; months are cut in this zone.
@@ -77,8 +78,9 @@ def parse_scope(text: str | None) -> Scope:
     level, _, ident = head.partition(":")
     if level == "nation" and not ident:
         return Scope("nation", None, institution_type)
-    if level in ("region", "district", "institution") and ident.isdigit() and len(ident) < 10:
-        return Scope(level, int(ident), institution_type)
+    number = whole_number(ident)
+    if level in ("region", "district", "institution") and number is not None:
+        return Scope(level, number, institution_type)
     raise BadReportRequest(str(_l("Unknown report scope.")))
 
 

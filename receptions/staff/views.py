@@ -16,6 +16,7 @@ from ..clock import now as clock_now
 from ..extensions import db
 from ..geography.models import District, Region
 from ..institutions.models import Institution
+from ..urls import int_arg
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -54,8 +55,9 @@ def fill_scope_choices(form: InviteForm) -> None:
 def invite():
     form = InviteForm()
     fill_scope_choices(form)
-    if request.method == "GET" and request.args.get("institution", "").isdigit():
-        form.institution_id.data = int(request.args["institution"])
+    chosen = int_arg(request.args, "institution")
+    if request.method == "GET" and chosen is not None:
+        form.institution_id.data = chosen
     link = None
     status = 200
     if form.validate_on_submit():

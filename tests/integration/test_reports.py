@@ -334,6 +334,8 @@ def test_csv_neutralises_formula_injection(client, dataset):
     [
         ("scope=bogus", 400),
         ("scope=region:abc", 400),
+        ("scope=region:²", 400),
+        ("scope=region:٣", 400),
         ("month=2026-13", 400),
         ("month=26-01", 400),
         ("month=2099-01", 400),

@@ -226,6 +226,16 @@ def test_stale_outcome_form_is_a_409(client, day):
     assert response.status_code == 409
 
 
+def test_a_version_in_other_digits_is_no_version_and_the_outcome_is_recorded(client, day):
+    """"²" passes str.isdigit() but not int(): the form is read as one without a version."""
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    assert _outcome(client, question, outcome="explained", version="²").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).outcome == "explained"
+
+
 def test_outcome_on_a_cancelled_booking_is_refused(client, day):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
