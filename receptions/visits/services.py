@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -28,6 +27,7 @@ from ..extensions import db
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
+from ..reports.scope import year_and_month
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from .labels import MONTH_FIGURE_KEYS
 from .models import MonthSignoff, Outcome, Question, QuestionEvent, ReceivedBy, Visit
@@ -40,7 +40,6 @@ CLOSEOUT_REMINDER_DAYS = (1, 3)
 # and the calendar arithmetic of dates near year 1 or 9999 overflows.
 EARLIEST_DAY = date(2000, 1, 1)
 YEARS_AHEAD = 2
-MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class StaleRecord(Conflict):
@@ -111,18 +110,11 @@ def parse_day(text: str, institution: Institution) -> date:
 
 def parse_month(text: str, institution: Institution) -> str:
     """A month as YYYY-MM between January 2000 and two years ahead; anything else is a 400."""
-    match = MONTH_RE.match(text)
-    if not match:
+    parts = year_and_month(text)
+    if parts is None:
         raise DateOutOfRange(_("The month must look like 2026-11."))
     last = latest_day(local_today(institution))
-    if (
-        not (EARLIEST_DAY.year, 1)
-        <= (int(match.group(1)), int(match.group(2)))
-        <= (
-            last.year,
-            last.month,
-        )
-    ):
+    if not (EARLIEST_DAY.year, 1) <= parts <= (last.year, last.month):
         raise DateOutOfRange(
             _(
                 "Choose a month between %(first)s and %(last)s.",

@@ -338,6 +338,9 @@ def test_csv_neutralises_formula_injection(client, dataset):
         ("scope=region:٣", 400),
         ("month=2026-13", 400),
         ("month=26-01", 400),
+        ("month=٢٠٢٦-09", 400),  # Arabic-Indic digits
+        ("month=2026-09%0A", 400),  # a newline after the month
+        ("from=2026-08&to=2026-09%0A", 400),
         ("month=2099-01", 400),
         ("format=docx", 400),
         ("by=planet", 400),

@@ -743,6 +743,23 @@ def test_dates_inside_the_range_and_malformed_ones(client, day):
         assert client.get(f"{base}/{bad}").status_code == 400
 
 
+@pytest.mark.parametrize("month", ["٢٠٢٦-10", "2026-10%0A"])
+def test_a_month_in_other_digits_or_with_a_newline_is_a_400_and_never_signed(client, app, month):
+    session = make_open_session(slots=1, starts_in_hours=-24 * 40)
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    base = f"/staff/institutions/{session.institution_id}/months"
+    page = client.get(f"{base}/2026-10").get_data(as_text=True)
+    response = client.get(f"{base}/{month}", headers={"Accept-Language": "ru"})
+    assert response.status_code == 400
+    assert "Месяц должен выглядеть как 2026-11." in response.get_data(as_text=True)
+    signed = client.post(
+        f"{base}/{month}", data={"csrf_token": csrf_from(page)}, headers={"Accept-Language": "ru"}
+    )
+    assert signed.status_code == 400
+    assert count(MonthSignoff) == 0
+
+
 def test_month_page_shows_each_signed_version_and_what_changed_since(client, app):
     from zoneinfo import ZoneInfo
 
