@@ -376,10 +376,16 @@ def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, data
     )
 
 
+def _hours_to(month: str) -> float:
+    """Hours from now to the start of `month` (negative: it has begun), for make_open_session."""
+    year, number = (int(part) for part in month.split("-"))
+    start = datetime(year, number, 1, tzinfo=ZONE).astimezone(UTC)
+    return (start - datetime.now(UTC)).total_seconds() / 3600
+
+
 def _district_with_visits(received: list[int]):
     district = make_district(make_region())
-    start = datetime(2026, 9, 1, tzinfo=ZONE).astimezone(UTC)
-    hours = (datetime.now(UTC) - start).total_seconds() / 3600 - 48
+    hours = -_hours_to(MONTH) - 48
     institutions = []
     for n in received:
         institution = make_institution(district)
@@ -496,6 +502,11 @@ def _institution_with_pending(institutions):
     raise AssertionError("the dataset has no pending question in the month")
 
 
+def _signed_facts(counts):
+    """The figures a sign-off fixes: what is overdue or not closed is read live."""
+    return {name: n for name, n in counts.items() if name not in services.LIVE_STATES}
+
+
 def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(app, client, dataset):
     _, institutions = dataset
     institution, pending = _institution_with_pending(institutions)
@@ -514,7 +525,8 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     _visit(session, None, random.Random(1), [db.session.get(Topic, pending.topic_id)])
 
     official = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
-    assert official.total.counts == signoff.figures  # exactly what the head signed
+    # Exactly what the head signed.
+    assert _signed_facts(official.total.counts) == _signed_facts(signoff.figures)
     assert official.rows[0].signed and official.rows[0].changed_since_signoff
     live = services.rollup(
         Scope("institution", institution.id), MONTH, grouping="institution", live=True
@@ -525,9 +537,10 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     region_after = services.rollup(
         Scope("region", institution.district.region_id), MONTH, grouping="district"
     ).total.counts
-    assert region_after == region_before
+    assert _signed_facts(region_after) == _signed_facts(region_before)
     nation = services.rollup(Scope("nation"), MONTH, grouping="institution")
-    assert next(r for r in nation.rows if r.key == institution.id).counts == signoff.figures
+    row = next(r for r in nation.rows if r.key == institution.id)
+    assert _signed_facts(row.counts) == _signed_facts(signoff.figures)
     for name in services.COUNTS:
         assert nation.total[name] == sum(r[name] for r in nation.rows)
 
@@ -546,6 +559,53 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     again = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
     assert again.total.counts == corrected.figures
     assert not again.rows[0].changed_since_signoff
+
+
+def test_a_signed_month_shows_what_became_overdue_and_what_was_reopened_after_sign_off(app, client):
+    """Overdue and not closed are states of today, not facts the head signed: a signed month
+    takes them from the live rows, as the follow-up and close-out pages do."""
+    from receptions.visits import services as visit_services
+
+    district, (institution,) = _district_with_visits([1])
+    second = make_open_session(institution, slots=1, starts_in_hours=_hours_to(MONTH) + 72)
+    second.status, second.closed_at = "held", datetime.now(UTC)
+    visit = db.session.scalars(select(Visit)).one()
+    due = datetime.now(ZONE).date() + timedelta(days=10)
+    db.session.add(
+        Question(
+            visit_id=visit.id,
+            institution_id=institution.id,
+            topic_id=make_topic().id,
+            summary="q",
+            outcome="pending",
+            responsible="R",
+            due_date=due,
+        )
+    )
+    db.session.commit()
+    signoff = _sign(app, institution)
+    assert signoff.figures["overdue"] == 0 and signoff.figures["sessions_not_closed"] == 0
+    head = db.session.scalars(select(User).where(User.role == Role.head.value)).one()
+    with app.test_request_context():
+        visit_services.reopen_session(head, second.id, "Бір азамат тіркелмей қалды")
+    app.config["FROZEN_NOW"] = datetime.now(UTC) + timedelta(days=11)  # the due date has passed
+
+    scope = Scope("institution", institution.id)
+    report = services.rollup(scope, MONTH, grouping="institution")
+    assert report.rows[0].signed
+    assert report.total["overdue"] == 1 and report.total["sessions_not_closed"] == 1
+    assert report.total["sessions_held"] == signoff.figures["sessions_held"] == 2
+    assert report.total["pending"] == signoff.figures["pending"] == 1
+    district_total = services.rollup(Scope("district", district.id), MONTH).total
+    assert district_total["overdue"] == 1 and district_total["sessions_not_closed"] == 1
+
+    _officer_client(client, district.region)
+    page = client.get(
+        f"/reports/rankings?scope=district:{district.id}&month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    overdue = page[page.index('id="rank-overdue"') :]
+    assert f'<th scope="row">{institution.name_en}</th><td>1</td>' in overdue
 
 
 def test_xlsx_headers_follow_the_officers_language_and_panes_are_frozen(client, dataset, tmp_path):
