@@ -227,7 +227,7 @@ def test_stale_outcome_form_is_a_409(client, day):
 
 
 def test_a_version_in_other_digits_is_no_version_and_the_outcome_is_recorded(client, day):
-    """"²" passes str.isdigit() but not int(): the form is read as one without a version."""
+    """A version of "²" passes str.isdigit() but not int(): the form has no version."""
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
     _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
@@ -758,6 +758,17 @@ def test_a_month_in_other_digits_or_with_a_newline_is_a_400_and_never_signed(cli
     )
     assert signed.status_code == 400
     assert count(MonthSignoff) == 0
+
+
+def test_the_workspace_links_the_month_just_ended_in_almaty_not_in_utc(client, app):
+    from datetime import UTC, datetime
+
+    head = make_user(Role.head)
+    # 01:30 on 1 December in Almaty, still 30 November in UTC: November has just ended.
+    app.config["FROZEN_NOW"] = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)
+    sign_in(client, head.email, PASSWORD)
+    page = client.get("/staff/").get_data(as_text=True)
+    assert f"/staff/institutions/{head.institution_id}/months/2026-11" in page
 
 
 def test_month_page_shows_each_signed_version_and_what_changed_since(client, app):
