@@ -11,7 +11,7 @@ from flask import current_app, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -162,7 +162,11 @@ class Agenda:
 def agenda(
     actor: User, institution_id: int, day: date, *, week: bool = False, page: str = "agenda"
 ) -> Agenda:
-    """Sessions of one day (or the week around it) with bookings and walk-ins; audited as `page`."""
+    """Sessions of one day (or the week around it) with bookings and walk-ins; audited as `page`.
+
+    A session cancelled in advance (by staff, or withdrawn by a schedule change) is left out:
+    nothing happens at it. One closed as not held is kept, so that the head can reopen it.
+    """
     institution = require_workspace(actor, institution_id)
     check_day_in_range(day, local_today(institution))
     if week:
@@ -177,7 +181,10 @@ def agenda(
             ScheduledSession.institution_id == institution_id,
             ScheduledSession.starts_at >= start,
             ScheduledSession.starts_at < end,
-            ScheduledSession.status != SessionStatus.cancelled.value,
+            or_(
+                ScheduledSession.status != SessionStatus.cancelled.value,
+                ScheduledSession.closed_at.isnot(None),
+            ),
         )
         .order_by(ScheduledSession.starts_at)
     ).all()

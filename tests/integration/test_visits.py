@@ -400,6 +400,35 @@ def test_only_the_head_reopens_and_never_a_session_cancelled_in_advance(client, 
     assert db.session.get(ScheduledSession, cancelled.id).status == "cancelled"
 
 
+def test_a_session_closed_as_not_held_is_on_the_agenda_and_the_head_reopens_it_there(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    # Another of the same day, cancelled in advance as schedules.cancel_session leaves it.
+    in_advance = make_open_session(session.institution, slots=1, starts_in_hours=-3)
+    in_advance.status, in_advance.cancel_reason = "cancelled", "Карантин"
+    db.session.commit()
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+    page = client.get(agenda_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f'id="s{session.id}"' in page and f'id="s{in_advance.id}"' not in page
+    assert "Did not take place" in page and "Су құбыры жарылды" in page
+    assert f'action="/staff/sessions/{session.id}/reopen"' in page
+    register = client.get(
+        f"/staff/institutions/{session.institution_id}/register?date={session.local_date}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert "<strong>Did not take place</strong>. Reason: Су құбыры жарылды" in register
+    assert register.count('<section class="register-page">') == 1
+    reopened = submit(
+        client, f"/staff/sessions/{session.id}/reopen", {"reason": "Өтті"}, form_url=agenda_url
+    )
+    assert reopened.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert db.session.get(ScheduledSession, in_advance.id).status == "cancelled"
+
+
 def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
     session = make_open_session(slots=3, starts_in_hours=-3)
     bookings = [
