@@ -20,6 +20,7 @@ from ..audit.services import record as audit
 from ..auth.models import Role, User
 from ..booking import identity
 from ..booking.models import Booking, BookingStatus, StatusEvent, Topic
+from ..booking.services import cancel_for_session
 from ..clock import now as clock_now
 from ..database import write_transaction
 from ..errors import Conflict, DomainError, Forbidden, NotInScope
@@ -631,11 +632,14 @@ def close_session(
 
     Check-in is never automatic: a session is closed as held only when every booking is marked,
     or when staff confirm that exactly the `mark_no_shows` remaining bookings did not come; each
-    of those is audited under the confirming user.
+    of those is audited under the confirming user. A session that did not take place ends its
+    bookings as a cancellation in advance does (cancelled by the institution, the citizens told),
+    so that none of them is left booked, or counted as booked, for a meeting that never was.
     """
     session = _session_in_workspace(actor, session_id)
     if not held and not reason.strip():
         raise DomainError(str(_l("Give the reason why the session did not take place.")))
+    outbox: list[Notification | None] = []
     with write_transaction():
         session = _lock_session(session_id)
         if session.status != SessionStatus.planned:
@@ -668,6 +672,7 @@ def close_session(
                 raise Conflict(str(_l("Citizens were received at this session: close it as held.")))
             session.status = SessionStatus.cancelled.value
             session.cancel_reason = reason.strip()
+            outbox = cancel_for_session(session)
         session.closed_at = clock_now()
         audit(
             "session.closed",
@@ -677,14 +682,16 @@ def close_session(
             received=received,
             marked_no_show=marked_no_show,
         )
+    deliver_after_commit(outbox)
     return session
 
 
 def reopen_session(actor: User, session_id: int, reason: str) -> ScheduledSession:
     """Undo a close-out made by mistake: the head only, with a reason, audited.
 
-    Visits, questions and check-ins stay as they are; the session is open again for corrections
-    and counts as not closed out until it is closed anew. A session the institution cancelled
+    Visits, questions and check-ins stay as they are, and so do bookings cancelled when it was
+    closed as not held (their citizens were told; one who came after all is a walk-in); the
+    session is open again for corrections and counts as not closed out until it is closed anew. A session the institution cancelled
     in advance (its citizens were told) is not reopened here: publish a new session instead.
     """
     if actor.role_enum is not Role.head:

@@ -400,6 +400,44 @@ def test_only_the_head_reopens_and_never_a_session_cancelled_in_advance(client, 
     assert db.session.get(ScheduledSession, cancelled.id).status == "cancelled"
 
 
+def test_closing_as_not_held_cancels_the_bookings_and_tells_the_citizens(client, app):
+    from zoneinfo import ZoneInfo
+
+    from receptions.notify.models import Notification
+    from receptions.reports.scope import Scope
+    from receptions.reports.services import rollup
+
+    session = make_open_session(slots=3, starts_in_hours=-3)
+    booked = [
+        make_booking(session.slots[0], email="citizen@example.kz"),
+        make_booking(session.slots[1]),
+    ]
+    withdrawn = make_booking(session.slots[2], status="cancelled_by_citizen")
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
+    db.session.expire_all()
+    assert [db.session.get(Booking, b.id).status for b in booked] == ["cancelled_by_institution"] * 2
+    assert db.session.get(Booking, withdrawn.id).status == "cancelled_by_citizen"
+    assert [s.booked for s in db.session.get(ScheduledSession, session.id).slots] == [0, 0, 0]
+    events = db.session.scalars(select(StatusEvent).order_by(StatusEvent.booking_id)).all()
+    assert [(e.booking_id, e.kind) for e in events] == [
+        (b.id, "cancelled_by_institution") for b in booked
+    ]
+    messages = db.session.scalars(
+        select(Notification).where(Notification.template == "session_cancelled")
+    ).all()
+    assert sorted((m.booking_id, m.channel) for m in messages) == [
+        (booked[0].id, "email"),
+        (booked[0].id, "sms"),
+        (booked[1].id, "sms"),
+    ]
+    assert all(m.payload["reason"] == "Су құбыры жарылды" for m in messages)
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    figures = rollup(Scope("institution", session.institution_id), month, live=True).total
+    assert figures["citizens_booked"] == 0 and figures["sessions_cancelled"] == 1
+
+
 def test_a_session_closed_as_not_held_is_on_the_agenda_and_the_head_reopens_it_there(client, app):
     session = make_open_session(slots=1, starts_in_hours=-3)
     # Another of the same day, cancelled in advance as schedules.cancel_session leaves it.
