@@ -452,6 +452,30 @@ def test_a_single_small_institution_hides_the_district_total(client, app):
     assert "fewer than 5" in page and "<td>3</td>" not in page
 
 
+@pytest.mark.parametrize("institutions", [12, 21])
+def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, app, institutions):
+    import re
+
+    district, made = _district_with_visits(list(range(institutions)))
+    _officer_client(client, district.region)
+    page = client.get(
+        f"/reports/rankings?scope=district:{district.id}&month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    sections = page.split('<section aria-labelledby="rank-')[1:]
+    assert len(sections) == 4
+    for section in sections:
+        listed = re.findall(r'<th scope="row">([^<]*)</th>', section)
+        if section.startswith(("resolved_share", "satisfied_share")):
+            assert listed == []  # no questions and no ratings: no share to rank
+        elif institutions <= 20:  # one list, every institution once
+            assert sorted(listed) == sorted(i.name_en for i in made)
+            assert "From best to worst" in section and "Leaders" not in section
+        else:  # ten leaders and ten outsiders, none of them twice
+            assert len(listed) == len(set(listed)) == 20
+            assert "Leaders" in section and "Outsiders" in section
+
+
 def test_suppression_is_done_by_the_reporting_service():
     rows = [services.Figures(k, str(k)) for k in range(4)]
     for row, n in zip(rows, [2, 7, 9, 12], strict=True):
