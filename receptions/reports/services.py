@@ -118,11 +118,16 @@ class Rollup:
     top_topics: list[tuple[str, int]]
 
     def change(self, name: str) -> float | None:
-        """Change on the period before: a difference of counts, or of shares in points."""
-        now, before = self.total[name], self.previous_total[name]
-        if now is None or before is None:
-            return None
-        return now - before  # type: ignore[no-any-return]
+        return figure_change(self.total, self.previous_total, name)
+
+
+def figure_change(total: Figures, previous: Figures, name: str) -> float | None:
+    """Change on the period before: a difference of counts, or of the unrounded shares (a
+    fraction of 1), rounded only where it is shown, so that the page and the downloads agree."""
+    now, before = total[name], previous[name]
+    if now is None or before is None:
+        return None
+    return now - before  # type: ignore[no-any-return]
 
 
 def month_list(month: str, months: int) -> list[str]:

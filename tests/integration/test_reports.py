@@ -18,7 +18,7 @@ from receptions.auth.models import Role, User
 from receptions.booking.models import Booking, Feedback, Topic
 from receptions.extensions import db
 from receptions.reports import services
-from receptions.reports.exports import COLUMNS
+from receptions.reports.exports import COLUMNS, PDF_COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question, Visit
@@ -245,6 +245,15 @@ def _officer_client(client, region):
     return officer
 
 
+def _pdf_text(pdf: bytes, folder, *options: str) -> str:
+    """The text of a downloaded PDF, as pdftotext reads it."""
+    path = folder / "report.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(
+        ["pdftotext", *options, str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     regions, _ = dataset
     _officer_client(client, regions[0])
@@ -287,13 +296,7 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
         headers={"Accept-Language": "en"},
     )
     assert pdf.headers["Content-Type"] == "application/pdf"
-    (tmp_path / "report.pdf").write_bytes(pdf.get_data())
-    text = subprocess.run(
-        ["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    text = _pdf_text(pdf.get_data(), tmp_path, "-layout")
     total_line = next(line for line in text.splitlines() if line.strip().startswith("Total"))
     numbers = total_line.split()[1:]
     assert numbers[0] == str(rollup.total["sessions_planned"])
@@ -310,10 +313,7 @@ def test_pdf_renders_kazakh_letters(client, dataset, tmp_path):
         f"/reports/download?scope=region:{region.id}&month={MONTH}&format=pdf",
         headers={"Accept-Language": "kk"},
     )
-    (tmp_path / "kk.pdf").write_bytes(pdf.get_data())
-    text = subprocess.run(
-        ["pdftotext", str(tmp_path / "kk.pdf"), "-"], capture_output=True, text=True, check=True
-    ).stdout
+    text = _pdf_text(pdf.get_data(), tmp_path)
     assert "Әғқңөұүһі облысы" in text
 
 
@@ -773,6 +773,66 @@ def test_dashboard_shows_change_for_the_main_figures_and_outcome_shares(client, 
     assert "script-src 'self'" in policy
     assert chart.headers["X-Frame-Options"] == "DENY"
     assert chart.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _questions_in(institution, month, outcomes):
+    """A held session on the 3rd of `month` with one visit that raised a question per outcome."""
+    topic = make_topic()
+    session = make_open_session(institution, slots=1, starts_in_hours=_hours_to(month) + 48)
+    session.status = "held"
+    visit = Visit(
+        session_id=session.id,
+        institution_id=institution.id,
+        citizen_name="Тест",
+        at=session.starts_at,
+    )
+    db.session.add(visit)
+    db.session.flush()
+    for outcome in outcomes:
+        db.session.add(
+            Question(
+                visit_id=visit.id,
+                institution_id=institution.id,
+                topic_id=topic.id,
+                summary="q",
+                outcome=outcome,
+            )
+        )
+    db.session.commit()
+
+
+def test_the_change_of_a_share_is_the_same_on_the_page_and_in_every_download(client, app, tmp_path):
+    """33.3 % against 16.7 % is +16.7 points (1/3 - 1/6), not 33.3 - 16.7 = 16.6."""
+    import re
+
+    institution = make_institution(make_district(make_region()))
+    _questions_in(institution, "2026-08", ["resolved"] + ["explained"] * 5)
+    _questions_in(institution, MONTH, ["resolved", "explained", "explained"])
+    _officer_client(client, institution.district.region)
+    query = f"scope=district:{institution.district_id}&month={MONTH}"
+    page = client.get(f"/reports/dashboard?{query}", headers={"Accept-Language": "en"})
+    shown = re.search(
+        r'<th scope="row">Share resolved</th>\s*<td>[^<]*</td><td>([^<]*) pp</td>',
+        page.get_data(as_text=True),
+    )
+    assert shown and shown.group(1) == "+16.7"
+    column = 1 + [name for name, _label, _kind in COLUMNS].index("resolved_share")
+
+    body = client.get(f"/reports/download?{query}&format=csv").get_data().decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(body)))[-1][column] == "16.7"
+    (tmp_path / "report.xlsx").write_bytes(
+        client.get(f"/reports/download?{query}&format=xlsx").get_data()
+    )
+    book = CalamineWorkbook.from_path(str(tmp_path / "report.xlsx"))
+    for name in book.sheet_names:
+        assert book.get_sheet_by_name(name).to_python()[-1][column] == 16.7, name
+    pdf = client.get(f"/reports/download?{query}&format=pdf").get_data()
+    text = _pdf_text(pdf, tmp_path, "-layout")
+    # The last line of figures is the change (its label wraps onto lines of its own); no cell
+    # before the share is empty, so the share's column is its place.
+    change = [line.split() for line in text.splitlines() if re.fullmatch(r"[-0-9. ]+", line)][-1]
+    pdf_fields = [name for name, _label, _kind in PDF_COLUMNS]
+    assert change[pdf_fields.index("resolved_share")] == "16.7"
 
 
 def _admin_client(client):
