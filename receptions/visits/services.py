@@ -518,10 +518,7 @@ def _notify_outcome(booking: Booking | None) -> list[Notification | None]:
         return []
     payload = {
         "reference": booking.reference,
-        "institution": {
-            lang: getattr(booking.institution, f"name_{lang}") or booking.institution.name_ru
-            for lang in ("kk", "ru", "en")
-        },
+        "institution": booking.institution.name_in_each_language,
         "status_url": url_for("booking.status", reference=booking.reference, _external=True),
     }
     return [
@@ -757,7 +754,7 @@ def queue_closeout_reminders(at: datetime | None = None) -> int:
                         "closeout_reminder",
                         user.locale,
                         {
-                            "institution": session.institution.name_ru,
+                            "institution": session.institution.name_in_each_language,
                             "starts_at": session.starts_at.isoformat(),
                             "days": days,
                         },

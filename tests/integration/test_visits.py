@@ -736,6 +736,27 @@ def test_open_sessions_remind_the_head_and_district_officer_after_one_and_three_
     assert count(Notification, Notification.template == "closeout_reminder") == 4
 
 
+def test_close_out_reminders_name_the_institution_in_each_readers_language(app):
+    from receptions.notify.models import Notification
+    from receptions.notify.services import render
+    from receptions.visits.services import queue_closeout_reminders
+
+    session = make_open_session(starts_in_hours=-30)
+    institution = session.institution
+    make_user(Role.head, institution=institution, locale="kk")
+    make_user(Role.district_officer, district=institution.district, locale="en")
+    assert queue_closeout_reminders() == 2
+    with app.test_request_context():
+        bodies = {
+            n.locale: render(n).body
+            for n in db.session.scalars(
+                select(Notification).where(Notification.template == "closeout_reminder")
+            )
+        }
+    assert institution.name_kk in bodies["kk"] and institution.name_ru not in bodies["kk"]
+    assert institution.name_en in bodies["en"] and institution.name_ru not in bodies["en"]
+
+
 def test_viewing_a_visit_is_audited(client, day):
     session, bookings, head, _ = day
     sign_in(client, head.email, PASSWORD)
