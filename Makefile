@@ -61,7 +61,7 @@ format: $(STAMP) ## Apply ruff's formatter and import sorting
 
 i18n: $(STAMP) ## Extract messages, update the catalogues, fill English, compile
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 -o receptions/translations/messages.pot --no-location --sort-output --project "Ashyq Esik" .
-	$(VENV)/bin/pybabel update -i receptions/translations/messages.pot -d receptions/translations --no-fuzzy-matching --ignore-obsolete
+	$(VENV)/bin/pybabel update -i receptions/translations/messages.pot -d receptions/translations --no-fuzzy-matching --ignore-obsolete --width 100
 	$(PY) -m receptions.i18n.catalogues fill-source
 	$(VENV)/bin/pybabel compile -d receptions/translations
 	$(PY) -m receptions.i18n.catalogues check

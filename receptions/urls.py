@@ -18,8 +18,17 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def whole_number(text: str | None) -> int | None:
+    """`text` as a number of at most nine ASCII digits (an id, a page, a version), or None.
+
+    isascii: str.isdigit() also accepts "²" and "٣", which int() refuses (a 500) or reads as 3;
+    ten digits and more overflow the database's integer columns.
+    """
+    text = text or ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
 def int_arg(args: Mapping[str, str], name: str, default: int | None = None) -> int | None:
     """A positive integer query argument, or `default` when absent or malformed."""
-    value = args.get(name, "")
-    # isascii: str.isdigit() also accepts "¹" and "٣", which int() refuses or reads differently.
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else default
+    value = whole_number(args.get(name))
+    return default if value is None else value

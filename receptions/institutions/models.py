@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..database import UTCDateTime, utcnow
 from ..extensions import db
 from ..geography.models import District
-from ..i18n import localized
+from ..i18n import FALLBACK_ORDER, localized
 
 
 class InstitutionType(enum.StrEnum):
@@ -57,6 +57,13 @@ class InstitutionNames:
     @property
     def address(self) -> str:
         return localized(self, "address")
+
+    @property
+    def name_in_each_language(self) -> dict[str, str]:
+        """The name in every language (Russian where one is missing), for a message that is
+        written later in its reader's language, not in the language of whoever queued it."""
+        names = {lang: getattr(self, f"name_{lang}") for lang in FALLBACK_ORDER}
+        return {lang: name or names["ru"] for lang, name in names.items()}
 
 
 class Institution(InstitutionNames, db.Model):

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from .services import Figures
+from .services import Figures, figure_change
 
 # (field, header, kind) — kind decides the number format.
 COLUMNS: list[tuple[str, Any, str]] = [
@@ -63,16 +63,19 @@ def headers(first: str) -> list[str]:
     return [first] + [str(label) for _, label, _ in COLUMNS]
 
 
+def _cell(value: Any, kind: str) -> Any:
+    """A figure as a file shows it: shares in per cent to one decimal, ratings to two."""
+    if value is None:
+        return ""
+    if kind == "share":
+        return round(value * 100, 1)
+    if kind == "rating":
+        return round(value, 2)
+    return value
+
+
 def values(row: Figures, columns: list[tuple[str, Any, str]] = COLUMNS) -> list[Any]:
-    out: list[Any] = []
-    for name, _, kind in columns:
-        value = row[name]
-        if kind == "share" and value is not None:
-            value = round(value * 100, 1)
-        elif kind == "rating" and value is not None:
-            value = round(value, 2)
-        out.append("" if value is None else value)
-    return out
+    return [_cell(row[name], kind) for name, _, kind in columns]
 
 
 def _neutralise(cell: Any) -> Any:
@@ -85,11 +88,9 @@ def _neutralise(cell: Any) -> Any:
 def change_values(
     total: Figures, previous: Figures, columns: list[tuple[str, Any, str]] = COLUMNS
 ) -> list[Any]:
-    """Each column's change on the period before (shares in percentage points)."""
-    return [
-        "" if now == "" or before == "" else round(now - before, 2)
-        for now, before in zip(values(total, columns), values(previous, columns), strict=True)
-    ]
+    """Each column's change on the period before (shares in percentage points), rounded from
+    the unrounded figures as the dashboard does: two rounded shares can differ by 0.1 more."""
+    return [_cell(figure_change(total, previous, name), kind) for name, _, kind in columns]
 
 
 def _totalled(rows: Iterable[Figures], total: Figures) -> Iterator[Figures]:

@@ -16,11 +16,14 @@ from ..errors import DomainError, Forbidden, NotInScope
 from ..extensions import db
 from ..geography.models import District, Region
 from ..institutions.models import Institution, InstitutionType
+from ..urls import whole_number
 
 REPORT_ROLES = (Role.district_officer, Role.region_officer, Role.admin)
 # Kazakhstan keeps one offset everywhere since 2024-03-01; months are cut in this zone.
 REPORT_ZONE = ZoneInfo("Asia/Almaty")
-MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits and nothing after the month: `\d` also matches "٢٠٢٦", and `$` matches before a
+# final newline ("2026-10\n" then reached the reports and PostgreSQL's varchar(7)).
+MONTH_RE = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
 class BadReportRequest(DomainError):
@@ -77,8 +80,9 @@ def parse_scope(text: str | None) -> Scope:
     level, _, ident = head.partition(":")
     if level == "nation" and not ident:
         return Scope("nation", None, institution_type)
-    if level in ("region", "district", "institution") and ident.isdigit() and len(ident) < 10:
-        return Scope(level, int(ident), institution_type)
+    number = whole_number(ident)
+    if level in ("region", "district", "institution") and number is not None:
+        return Scope(level, number, institution_type)
     raise BadReportRequest(str(_l("Unknown report scope.")))
 
 
@@ -109,17 +113,22 @@ def authorise(user: User, scope: Scope) -> Scope:
     return scope
 
 
+def year_and_month(text: str) -> tuple[int, int] | None:
+    """(year, month) of a YYYY-MM text, or None when it is not one: the one reading of a month
+    that staff and akimats type or put in a URL."""
+    match = MONTH_RE.match(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def parse_month(text: str | None, *, today: date) -> str:
     """A finished or current month as YYYY-MM; malformed or future months are a 400."""
     if not text:
         return today.strftime("%Y-%m")
-    match = MONTH_RE.match(text)
-    if not match:
+    parts = year_and_month(text)
+    if parts is None or parts[0] < 2000:
         raise BadReportRequest(str(_l("The month must look like 2026-11.")))
-    if (int(match.group(1)), int(match.group(2))) > (today.year, today.month):
+    if parts > (today.year, today.month):
         raise BadReportRequest(str(_l("Reports cannot cover a month in the future.")))
-    if int(match.group(1)) < 2000:
-        raise BadReportRequest(str(_l("The month must look like 2026-11.")))
     return text
 
 

@@ -47,6 +47,10 @@ COUNTS = (
     "really_resolved_no",
     "staff_resolved_citizen_no",
 )
+# States of today, not facts a head signs: questions past their due date and sessions past their
+# end that nobody closed (a session reopened after sign-off is open again). A signed month takes
+# them from the live rows, as the follow-up and close-out pages do; the rest from its snapshot.
+LIVE_STATES = frozenset(("overdue", "sessions_not_closed"))
 
 
 @dataclass
@@ -114,11 +118,16 @@ class Rollup:
     top_topics: list[tuple[str, int]]
 
     def change(self, name: str) -> float | None:
-        """Change on the period before: a difference of counts, or of shares in points."""
-        now, before = self.total[name], self.previous_total[name]
-        if now is None or before is None:
-            return None
-        return now - before  # type: ignore[no-any-return]
+        return figure_change(self.total, self.previous_total, name)
+
+
+def figure_change(total: Figures, previous: Figures, name: str) -> float | None:
+    """Change on the period before: a difference of counts, or of the unrounded shares (a
+    fraction of 1), rounded only where it is shown, so that the page and the downloads agree."""
+    now, before = total[name], previous[name]
+    if now is None or before is None:
+        return None
+    return now - before  # type: ignore[no-any-return]
 
 
 def month_list(month: str, months: int) -> list[str]:
@@ -362,6 +371,7 @@ def _signed(window: _Window) -> Any:
             *(
                 func.coalesce(MonthSignoff.figures[name].as_integer(), 0).label(name)
                 for name in COUNTS
+                if name not in LIVE_STATES
             ),
         )
         .join(
@@ -379,7 +389,8 @@ def _signed(window: _Window) -> Any:
 def _figures_by_group(window: _Window) -> Any:
     """Live figures and signed snapshots merged per institution-month, then summed per group.
 
-    A signed institution-month counts with its snapshot, any other with its live rows; with
+    A signed institution-month counts with its snapshot (but for the `LIVE_STATES`), any other
+    with its live rows; with
     `window.compare` the live sums come along too (the drift flag), and with `window.current`
     the months before it are summed apart as `previous_*` (the change on the period before).
     """
@@ -400,7 +411,11 @@ def _figures_by_group(window: _Window) -> Any:
     columns = []
     for name in COUNTS:
         live = func.coalesce(part_of[name].c[name], 0)
-        served = live if signed is None else case((is_signed, signed.c[name]), else_=live)
+        served = (
+            live
+            if signed is None or name in LIVE_STATES
+            else case((is_signed, signed.c[name]), else_=live)
+        )
         columns.append(summed(served, name))
         if current is not None:
             columns.append(summed(served, f"previous_{name}", before=True))
@@ -491,7 +506,8 @@ def iter_figures(
 ) -> Iterator[Figures]:
     """The rows of a roll-up as the database sends them: a server-side cursor, never a list.
 
-    Signed institution-months count with their latest signed snapshot (what the head filed);
+    Signed institution-months count with their latest signed snapshot (what the head filed),
+    but for the `LIVE_STATES`, which are today's;
     `snapshots=False` gives the live figures, which is what a sign-off itself records.
     `compare=True` also flags signed rows whose live figures no longer give the snapshot.
     """
@@ -679,7 +695,8 @@ def rollup(
 ) -> Rollup:
     """Figures for `months` months from `month`, one row per group, with totals and the period
     before's. Signed institution-months are served from their latest sign-off snapshot, so that
-    what an akimat filed stays what it filed; `live=True` reads today's rows instead.
+    what an akimat filed stays what it filed (what is overdue or not closed is today's all the
+    same); `live=True` reads today's rows instead.
     """
     if grouping not in GROUPINGS:
         raise ValueError(grouping)

@@ -41,6 +41,7 @@ from .scope import (
 bp = Blueprint("reports", __name__)
 OFFICERS = access.role_required(*REPORT_ROLES)
 PUBLIC_MIN_VISITS = 5
+RANKING_LENGTH = 10  # leaders, and as many outsiders
 SORTABLE = {name for name, _, _ in exports.COLUMNS} | {"label"}
 
 
@@ -221,7 +222,7 @@ def rankings():
             key=lambda r: r[name],
             reverse=higher_is_better,
         )
-        tables.append((name, label, ranked[:10], list(reversed(ranked[-10:]))))
+        tables.append((name, label, ranking_lists(ranked)))
     return render_template(
         "reports/rankings.html",
         scope=scope,
@@ -230,6 +231,21 @@ def rankings():
         month=period.label,
         tables=tables,
     )
+
+
+def ranking_lists(
+    ranked: list[services.Figures],
+) -> list[tuple[str, list[tuple[int, services.Figures]]]]:
+    """(caption, [(place, row)]) lists of rows ranked best first: the leaders and the outsiders
+    (worst first) when there are more rows than both hold, else one list of them all, so that no
+    row stands among the leaders and the outsiders at once."""
+    placed = list(enumerate(ranked, start=1))
+    if len(placed) <= 2 * RANKING_LENGTH:
+        return [(_("From best to worst"), placed)]
+    return [
+        (_("Leaders"), placed[:RANKING_LENGTH]),
+        (_("Outsiders"), list(reversed(placed[-RANKING_LENGTH:]))),
+    ]
 
 
 @bp.route("/reports/topics")

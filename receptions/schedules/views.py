@@ -28,6 +28,7 @@ from ..extensions import db
 from ..geography.models import District
 from ..geography.queries import district_or_404
 from ..institutions.models import Institution
+from ..urls import whole_number
 from . import queries, services
 from .forms import (
     CalendarDayForm,
@@ -98,13 +99,12 @@ def _preview_or_save(
                 if "preview" in request.form:
                     preview = services.preview(values, _timezone(institution))
                 else:
-                    version = str(form.version.data or "")
                     _saved, result = services.save_schedule(
                         current_user,
                         institution.id,
                         values,
                         schedule_id=schedule.id if schedule else None,
-                        expected_version=int(version) if version.isdigit() else None,
+                        expected_version=whole_number(form.version.data),
                     )
                     flash(_("The schedule has been saved."), "success")
                     _flash_result(result)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -12,10 +10,12 @@ from .. import access
 from ..auth import services as auth_services
 from ..auth.forms import InviteForm
 from ..auth.models import Role
-from ..clock import now as clock_now
 from ..extensions import db
 from ..geography.models import District, Region
 from ..institutions.models import Institution
+from ..reports.scope import previous_month
+from ..urls import int_arg
+from ..visits.services import local_today
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -26,10 +26,14 @@ def dashboard():
     institutions = db.session.scalars(
         access.institutions_in_scope(current_user).order_by(Institution.name_ru).limit(200)
     ).all()
-    first_of_month = clock_now().date().replace(day=1)
-    previous_month = (first_of_month - timedelta(days=1)).strftime("%Y-%m")
+    # The month just ended where the institution is: in the first hours of a Kazakh day the UTC
+    # date is still the day before, and on the 1st it linked the month before that.
+    institution = current_user.institution
+    month_ended = (
+        previous_month(local_today(institution).strftime("%Y-%m")) if institution else None
+    )
     return render_template(
-        "staff/dashboard.html", institutions=institutions, previous_month=previous_month
+        "staff/dashboard.html", institutions=institutions, month_ended=month_ended
     )
 
 
@@ -54,8 +58,9 @@ def fill_scope_choices(form: InviteForm) -> None:
 def invite():
     form = InviteForm()
     fill_scope_choices(form)
-    if request.method == "GET" and request.args.get("institution", "").isdigit():
-        form.institution_id.data = int(request.args["institution"])
+    chosen = int_arg(request.args, "institution")
+    if request.method == "GET" and chosen is not None:
+        form.institution_id.data = chosen
     link = None
     status = 200
     if form.validate_on_submit():

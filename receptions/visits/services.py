@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -12,7 +11,7 @@ from flask import current_app, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,6 +20,7 @@ from ..audit.services import record as audit
 from ..auth.models import Role, User
 from ..booking import identity
 from ..booking.models import Booking, BookingStatus, StatusEvent, Topic
+from ..booking.services import cancel_for_session
 from ..clock import now as clock_now
 from ..database import write_transaction
 from ..errors import Conflict, DomainError, Forbidden, NotInScope
@@ -28,6 +28,7 @@ from ..extensions import db
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
+from ..reports.scope import year_and_month
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from .labels import MONTH_FIGURE_KEYS
 from .models import MonthSignoff, Outcome, Question, QuestionEvent, ReceivedBy, Visit
@@ -40,7 +41,6 @@ CLOSEOUT_REMINDER_DAYS = (1, 3)
 # and the calendar arithmetic of dates near year 1 or 9999 overflows.
 EARLIEST_DAY = date(2000, 1, 1)
 YEARS_AHEAD = 2
-MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class StaleRecord(Conflict):
@@ -111,18 +111,11 @@ def parse_day(text: str, institution: Institution) -> date:
 
 def parse_month(text: str, institution: Institution) -> str:
     """A month as YYYY-MM between January 2000 and two years ahead; anything else is a 400."""
-    match = MONTH_RE.match(text)
-    if not match:
+    parts = year_and_month(text)
+    if parts is None:
         raise DateOutOfRange(_("The month must look like 2026-11."))
     last = latest_day(local_today(institution))
-    if (
-        not (EARLIEST_DAY.year, 1)
-        <= (int(match.group(1)), int(match.group(2)))
-        <= (
-            last.year,
-            last.month,
-        )
-    ):
+    if not (EARLIEST_DAY.year, 1) <= parts <= (last.year, last.month):
         raise DateOutOfRange(
             _(
                 "Choose a month between %(first)s and %(last)s.",
@@ -170,7 +163,11 @@ class Agenda:
 def agenda(
     actor: User, institution_id: int, day: date, *, week: bool = False, page: str = "agenda"
 ) -> Agenda:
-    """Sessions of one day (or the week around it) with bookings and walk-ins; audited as `page`."""
+    """Sessions of one day (or the week around it) with bookings and walk-ins; audited as `page`.
+
+    A session cancelled in advance (by staff, or withdrawn by a schedule change) is left out:
+    nothing happens at it. One closed as not held is kept, so that the head can reopen it.
+    """
     institution = require_workspace(actor, institution_id)
     check_day_in_range(day, local_today(institution))
     if week:
@@ -185,7 +182,10 @@ def agenda(
             ScheduledSession.institution_id == institution_id,
             ScheduledSession.starts_at >= start,
             ScheduledSession.starts_at < end,
-            ScheduledSession.status != SessionStatus.cancelled.value,
+            or_(
+                ScheduledSession.status != SessionStatus.cancelled.value,
+                ScheduledSession.closed_at.isnot(None),
+            ),
         )
         .order_by(ScheduledSession.starts_at)
     ).all()
@@ -518,10 +518,7 @@ def _notify_outcome(booking: Booking | None) -> list[Notification | None]:
         return []
     payload = {
         "reference": booking.reference,
-        "institution": {
-            lang: getattr(booking.institution, f"name_{lang}") or booking.institution.name_ru
-            for lang in ("kk", "ru", "en")
-        },
+        "institution": booking.institution.name_in_each_language,
         "status_url": url_for("booking.status", reference=booking.reference, _external=True),
     }
     return [
@@ -632,11 +629,14 @@ def close_session(
 
     Check-in is never automatic: a session is closed as held only when every booking is marked,
     or when staff confirm that exactly the `mark_no_shows` remaining bookings did not come; each
-    of those is audited under the confirming user.
+    of those is audited under the confirming user. A session that did not take place ends its
+    bookings as a cancellation in advance does (cancelled by the institution, the citizens told),
+    so that none of them is left booked, or counted as booked, for a meeting that never was.
     """
     session = _session_in_workspace(actor, session_id)
     if not held and not reason.strip():
         raise DomainError(str(_l("Give the reason why the session did not take place.")))
+    outbox: list[Notification | None] = []
     with write_transaction():
         session = _lock_session(session_id)
         if session.status != SessionStatus.planned:
@@ -669,6 +669,7 @@ def close_session(
                 raise Conflict(str(_l("Citizens were received at this session: close it as held.")))
             session.status = SessionStatus.cancelled.value
             session.cancel_reason = reason.strip()
+            outbox = cancel_for_session(session)
         session.closed_at = clock_now()
         audit(
             "session.closed",
@@ -678,14 +679,16 @@ def close_session(
             received=received,
             marked_no_show=marked_no_show,
         )
+    deliver_after_commit(outbox)
     return session
 
 
 def reopen_session(actor: User, session_id: int, reason: str) -> ScheduledSession:
     """Undo a close-out made by mistake: the head only, with a reason, audited.
 
-    Visits, questions and check-ins stay as they are; the session is open again for corrections
-    and counts as not closed out until it is closed anew. A session the institution cancelled
+    Visits, questions and check-ins stay as they are, and so do bookings cancelled when it was
+    closed as not held (their citizens were told; one who came after all is a walk-in); the
+    session is open again for corrections and counts as not closed out until it is closed anew. A session the institution cancelled
     in advance (its citizens were told) is not reopened here: publish a new session instead.
     """
     if actor.role_enum is not Role.head:
@@ -751,7 +754,7 @@ def queue_closeout_reminders(at: datetime | None = None) -> int:
                         "closeout_reminder",
                         user.locale,
                         {
-                            "institution": session.institution.name_ru,
+                            "institution": session.institution.name_in_each_language,
                             "starts_at": session.starts_at.isoformat(),
                             "days": days,
                         },

@@ -14,6 +14,7 @@ from ..booking.services import topic_choices
 from ..errors import DomainError, form_error_message
 from ..forms import Form
 from ..schedules.models import ScheduledSession
+from ..urls import whole_number
 from . import services
 from .forms import (
     CloseQuestionForm,
@@ -179,7 +180,7 @@ def outcome(question_id: int):
         responsible=(form.responsible.data or "") if pending else "",
         due_date=form.due_date.data if pending else None,
         note=form.note.data or "",
-        expected_version=int(form.version.data) if str(form.version.data).isdigit() else None,
+        expected_version=whole_number(form.version.data),
     )
     flash(_("The outcome has been recorded."), "success")
     target = request.form.get("back") == "follow-up"

@@ -18,7 +18,7 @@ from receptions.auth.models import Role, User
 from receptions.booking.models import Booking, Feedback, Topic
 from receptions.extensions import db
 from receptions.reports import services
-from receptions.reports.exports import COLUMNS
+from receptions.reports.exports import COLUMNS, PDF_COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question, Visit
@@ -245,6 +245,15 @@ def _officer_client(client, region):
     return officer
 
 
+def _pdf_text(pdf: bytes, folder, *options: str) -> str:
+    """The text of a downloaded PDF, as pdftotext reads it."""
+    path = folder / "report.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(
+        ["pdftotext", *options, str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     regions, _ = dataset
     _officer_client(client, regions[0])
@@ -287,13 +296,7 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
         headers={"Accept-Language": "en"},
     )
     assert pdf.headers["Content-Type"] == "application/pdf"
-    (tmp_path / "report.pdf").write_bytes(pdf.get_data())
-    text = subprocess.run(
-        ["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    text = _pdf_text(pdf.get_data(), tmp_path, "-layout")
     total_line = next(line for line in text.splitlines() if line.strip().startswith("Total"))
     numbers = total_line.split()[1:]
     assert numbers[0] == str(rollup.total["sessions_planned"])
@@ -310,10 +313,7 @@ def test_pdf_renders_kazakh_letters(client, dataset, tmp_path):
         f"/reports/download?scope=region:{region.id}&month={MONTH}&format=pdf",
         headers={"Accept-Language": "kk"},
     )
-    (tmp_path / "kk.pdf").write_bytes(pdf.get_data())
-    text = subprocess.run(
-        ["pdftotext", str(tmp_path / "kk.pdf"), "-"], capture_output=True, text=True, check=True
-    ).stdout
+    text = _pdf_text(pdf.get_data(), tmp_path)
     assert "Әғқңөұүһі облысы" in text
 
 
@@ -334,8 +334,13 @@ def test_csv_neutralises_formula_injection(client, dataset):
     [
         ("scope=bogus", 400),
         ("scope=region:abc", 400),
+        ("scope=region:²", 400),
+        ("scope=region:٣", 400),
         ("month=2026-13", 400),
         ("month=26-01", 400),
+        ("month=٢٠٢٦-09", 400),  # Arabic-Indic digits
+        ("month=2026-09%0A", 400),  # a newline after the month
+        ("from=2026-08&to=2026-09%0A", 400),
         ("month=2099-01", 400),
         ("format=docx", 400),
         ("by=planet", 400),
@@ -371,10 +376,16 @@ def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, data
     )
 
 
+def _hours_to(month: str) -> float:
+    """Hours from now to the start of `month` (negative: it has begun), for make_open_session."""
+    year, number = (int(part) for part in month.split("-"))
+    start = datetime(year, number, 1, tzinfo=ZONE).astimezone(UTC)
+    return (start - datetime.now(UTC)).total_seconds() / 3600
+
+
 def _district_with_visits(received: list[int]):
     district = make_district(make_region())
-    start = datetime(2026, 9, 1, tzinfo=ZONE).astimezone(UTC)
-    hours = (datetime.now(UTC) - start).total_seconds() / 3600 - 48
+    hours = -_hours_to(MONTH) - 48
     institutions = []
     for n in received:
         institution = make_institution(district)
@@ -441,6 +452,30 @@ def test_a_single_small_institution_hides_the_district_total(client, app):
     assert "fewer than 5" in page and "<td>3</td>" not in page
 
 
+@pytest.mark.parametrize("institutions", [12, 21])
+def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, app, institutions):
+    import re
+
+    district, made = _district_with_visits(list(range(institutions)))
+    _officer_client(client, district.region)
+    page = client.get(
+        f"/reports/rankings?scope=district:{district.id}&month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    sections = page.split('<section aria-labelledby="rank-')[1:]
+    assert len(sections) == 4
+    for section in sections:
+        listed = re.findall(r'<th scope="row">([^<]*)</th>', section)
+        if section.startswith(("resolved_share", "satisfied_share")):
+            assert listed == []  # no questions and no ratings: no share to rank
+        elif institutions <= 20:  # one list, every institution once
+            assert sorted(listed) == sorted(i.name_en for i in made)
+            assert "From best to worst" in section and "Leaders" not in section
+        else:  # ten leaders and ten outsiders, none of them twice
+            assert len(listed) == len(set(listed)) == 20
+            assert "Leaders" in section and "Outsiders" in section
+
+
 def test_suppression_is_done_by_the_reporting_service():
     rows = [services.Figures(k, str(k)) for k in range(4)]
     for row, n in zip(rows, [2, 7, 9, 12], strict=True):
@@ -491,6 +526,11 @@ def _institution_with_pending(institutions):
     raise AssertionError("the dataset has no pending question in the month")
 
 
+def _signed_facts(counts):
+    """The figures a sign-off fixes: what is overdue or not closed is read live."""
+    return {name: n for name, n in counts.items() if name not in services.LIVE_STATES}
+
+
 def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(app, client, dataset):
     _, institutions = dataset
     institution, pending = _institution_with_pending(institutions)
@@ -509,7 +549,8 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     _visit(session, None, random.Random(1), [db.session.get(Topic, pending.topic_id)])
 
     official = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
-    assert official.total.counts == signoff.figures  # exactly what the head signed
+    # Exactly what the head signed.
+    assert _signed_facts(official.total.counts) == _signed_facts(signoff.figures)
     assert official.rows[0].signed and official.rows[0].changed_since_signoff
     live = services.rollup(
         Scope("institution", institution.id), MONTH, grouping="institution", live=True
@@ -520,9 +561,10 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     region_after = services.rollup(
         Scope("region", institution.district.region_id), MONTH, grouping="district"
     ).total.counts
-    assert region_after == region_before
+    assert _signed_facts(region_after) == _signed_facts(region_before)
     nation = services.rollup(Scope("nation"), MONTH, grouping="institution")
-    assert next(r for r in nation.rows if r.key == institution.id).counts == signoff.figures
+    row = next(r for r in nation.rows if r.key == institution.id)
+    assert _signed_facts(row.counts) == _signed_facts(signoff.figures)
     for name in services.COUNTS:
         assert nation.total[name] == sum(r[name] for r in nation.rows)
 
@@ -541,6 +583,53 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     again = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
     assert again.total.counts == corrected.figures
     assert not again.rows[0].changed_since_signoff
+
+
+def test_a_signed_month_shows_what_became_overdue_and_what_was_reopened_after_sign_off(app, client):
+    """Overdue and not closed are states of today, not facts the head signed: a signed month
+    takes them from the live rows, as the follow-up and close-out pages do."""
+    from receptions.visits import services as visit_services
+
+    district, (institution,) = _district_with_visits([1])
+    second = make_open_session(institution, slots=1, starts_in_hours=_hours_to(MONTH) + 72)
+    second.status, second.closed_at = "held", datetime.now(UTC)
+    visit = db.session.scalars(select(Visit)).one()
+    due = datetime.now(ZONE).date() + timedelta(days=10)
+    db.session.add(
+        Question(
+            visit_id=visit.id,
+            institution_id=institution.id,
+            topic_id=make_topic().id,
+            summary="q",
+            outcome="pending",
+            responsible="R",
+            due_date=due,
+        )
+    )
+    db.session.commit()
+    signoff = _sign(app, institution)
+    assert signoff.figures["overdue"] == 0 and signoff.figures["sessions_not_closed"] == 0
+    head = db.session.scalars(select(User).where(User.role == Role.head.value)).one()
+    with app.test_request_context():
+        visit_services.reopen_session(head, second.id, "Бір азамат тіркелмей қалды")
+    app.config["FROZEN_NOW"] = datetime.now(UTC) + timedelta(days=11)  # the due date has passed
+
+    scope = Scope("institution", institution.id)
+    report = services.rollup(scope, MONTH, grouping="institution")
+    assert report.rows[0].signed
+    assert report.total["overdue"] == 1 and report.total["sessions_not_closed"] == 1
+    assert report.total["sessions_held"] == signoff.figures["sessions_held"] == 2
+    assert report.total["pending"] == signoff.figures["pending"] == 1
+    district_total = services.rollup(Scope("district", district.id), MONTH).total
+    assert district_total["overdue"] == 1 and district_total["sessions_not_closed"] == 1
+
+    _officer_client(client, district.region)
+    page = client.get(
+        f"/reports/rankings?scope=district:{district.id}&month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    overdue = page[page.index('id="rank-overdue"') :]
+    assert f'<th scope="row">{institution.name_en}</th><td>1</td>' in overdue
 
 
 def test_xlsx_headers_follow_the_officers_language_and_panes_are_frozen(client, dataset, tmp_path):
@@ -684,6 +773,66 @@ def test_dashboard_shows_change_for_the_main_figures_and_outcome_shares(client, 
     assert "script-src 'self'" in policy
     assert chart.headers["X-Frame-Options"] == "DENY"
     assert chart.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _questions_in(institution, month, outcomes):
+    """A held session on the 3rd of `month` with one visit that raised a question per outcome."""
+    topic = make_topic()
+    session = make_open_session(institution, slots=1, starts_in_hours=_hours_to(month) + 48)
+    session.status = "held"
+    visit = Visit(
+        session_id=session.id,
+        institution_id=institution.id,
+        citizen_name="Тест",
+        at=session.starts_at,
+    )
+    db.session.add(visit)
+    db.session.flush()
+    for outcome in outcomes:
+        db.session.add(
+            Question(
+                visit_id=visit.id,
+                institution_id=institution.id,
+                topic_id=topic.id,
+                summary="q",
+                outcome=outcome,
+            )
+        )
+    db.session.commit()
+
+
+def test_the_change_of_a_share_is_the_same_on_the_page_and_in_every_download(client, app, tmp_path):
+    """33.3 % against 16.7 % is +16.7 points (1/3 - 1/6), not 33.3 - 16.7 = 16.6."""
+    import re
+
+    institution = make_institution(make_district(make_region()))
+    _questions_in(institution, "2026-08", ["resolved"] + ["explained"] * 5)
+    _questions_in(institution, MONTH, ["resolved", "explained", "explained"])
+    _officer_client(client, institution.district.region)
+    query = f"scope=district:{institution.district_id}&month={MONTH}"
+    page = client.get(f"/reports/dashboard?{query}", headers={"Accept-Language": "en"})
+    shown = re.search(
+        r'<th scope="row">Share resolved</th>\s*<td>[^<]*</td><td>([^<]*) pp</td>',
+        page.get_data(as_text=True),
+    )
+    assert shown and shown.group(1) == "+16.7"
+    column = 1 + [name for name, _label, _kind in COLUMNS].index("resolved_share")
+
+    body = client.get(f"/reports/download?{query}&format=csv").get_data().decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(body)))[-1][column] == "16.7"
+    (tmp_path / "report.xlsx").write_bytes(
+        client.get(f"/reports/download?{query}&format=xlsx").get_data()
+    )
+    book = CalamineWorkbook.from_path(str(tmp_path / "report.xlsx"))
+    for name in book.sheet_names:
+        assert book.get_sheet_by_name(name).to_python()[-1][column] == 16.7, name
+    pdf = client.get(f"/reports/download?{query}&format=pdf").get_data()
+    text = _pdf_text(pdf, tmp_path, "-layout")
+    # The last line of figures is the change (its label wraps onto lines of its own); no cell
+    # before the share is empty, so the share's column is its place.
+    change = [line.split() for line in text.splitlines() if re.fullmatch(r"[-0-9. ]+", line)][-1]
+    pdf_fields = [name for name, _label, _kind in PDF_COLUMNS]
+    assert change[pdf_fields.index("resolved_share")] == "16.7"
 
 
 def _admin_client(client):

@@ -75,3 +75,17 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, world):
     response = client.get(_edit(world[2][0]))
     assert response.status_code == 302
     assert "/auth/sign-in" in response.headers["Location"]
+
+
+def test_the_invite_page_preselects_only_an_institution_given_in_ascii_digits(client, world):
+    regions, _, institutions = world
+    user = make_user(Role.region_officer, region=regions[0])
+    sign_in(client, user.email, PASSWORD)
+    chosen = institutions[0].id
+    page = client.get(f"/staff/invite?institution={chosen}").get_data(as_text=True)
+    assert f'<option selected value="{chosen}">' in page
+    arabic_indic = "".join(chr(0x0660 + int(digit)) for digit in str(chosen))
+    for value in ("²", arabic_indic, "1" * 12):
+        response = client.get(f"/staff/invite?institution={value}")
+        assert response.status_code == 200, value
+        assert f'<option selected value="{chosen}">' not in response.get_data(as_text=True)

@@ -226,6 +226,16 @@ def test_stale_outcome_form_is_a_409(client, day):
     assert response.status_code == 409
 
 
+def test_a_version_in_other_digits_is_no_version_and_the_outcome_is_recorded(client, day):
+    """A version of "²" passes str.isdigit() but not int(): the form has no version."""
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    assert _outcome(client, question, outcome="explained", version="²").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).outcome == "explained"
+
+
 def test_outcome_on_a_cancelled_booking_is_refused(client, day):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
@@ -388,6 +398,73 @@ def test_only_the_head_reopens_and_never_a_session_cancelled_in_advance(client, 
         services.reopen_session(head, cancelled.id, "қате")
     assert refused.value.status_code == 409
     assert db.session.get(ScheduledSession, cancelled.id).status == "cancelled"
+
+
+def test_closing_as_not_held_cancels_the_bookings_and_tells_the_citizens(client, app):
+    from zoneinfo import ZoneInfo
+
+    from receptions.notify.models import Notification
+    from receptions.reports.scope import Scope
+    from receptions.reports.services import rollup
+
+    session = make_open_session(slots=3, starts_in_hours=-3)
+    booked = [
+        make_booking(session.slots[0], email="citizen@example.kz"),
+        make_booking(session.slots[1]),
+    ]
+    withdrawn = make_booking(session.slots[2], status="cancelled_by_citizen")
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
+    db.session.expire_all()
+    assert [db.session.get(Booking, b.id).status for b in booked] == ["cancelled_by_institution"] * 2
+    assert db.session.get(Booking, withdrawn.id).status == "cancelled_by_citizen"
+    assert [s.booked for s in db.session.get(ScheduledSession, session.id).slots] == [0, 0, 0]
+    events = db.session.scalars(select(StatusEvent).order_by(StatusEvent.booking_id)).all()
+    assert [(e.booking_id, e.kind) for e in events] == [
+        (b.id, "cancelled_by_institution") for b in booked
+    ]
+    messages = db.session.scalars(
+        select(Notification).where(Notification.template == "session_cancelled")
+    ).all()
+    assert sorted((m.booking_id, m.channel) for m in messages) == [
+        (booked[0].id, "email"),
+        (booked[0].id, "sms"),
+        (booked[1].id, "sms"),
+    ]
+    assert all(m.payload["reason"] == "Су құбыры жарылды" for m in messages)
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    figures = rollup(Scope("institution", session.institution_id), month, live=True).total
+    assert figures["citizens_booked"] == 0 and figures["sessions_cancelled"] == 1
+
+
+def test_a_session_closed_as_not_held_is_on_the_agenda_and_the_head_reopens_it_there(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    # Another of the same day, cancelled in advance as schedules.cancel_session leaves it.
+    in_advance = make_open_session(session.institution, slots=1, starts_in_hours=-3)
+    in_advance.status, in_advance.cancel_reason = "cancelled", "Карантин"
+    db.session.commit()
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+    page = client.get(agenda_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f'id="s{session.id}"' in page and f'id="s{in_advance.id}"' not in page
+    assert "Did not take place" in page and "Су құбыры жарылды" in page
+    assert f'action="/staff/sessions/{session.id}/reopen"' in page
+    register = client.get(
+        f"/staff/institutions/{session.institution_id}/register?date={session.local_date}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert "<strong>Did not take place</strong>. Reason: Су құбыры жарылды" in register
+    assert register.count('<section class="register-page">') == 1
+    reopened = submit(
+        client, f"/staff/sessions/{session.id}/reopen", {"reason": "Өтті"}, form_url=agenda_url
+    )
+    assert reopened.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert db.session.get(ScheduledSession, in_advance.id).status == "cancelled"
 
 
 def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
@@ -659,6 +736,27 @@ def test_open_sessions_remind_the_head_and_district_officer_after_one_and_three_
     assert count(Notification, Notification.template == "closeout_reminder") == 4
 
 
+def test_close_out_reminders_name_the_institution_in_each_readers_language(app):
+    from receptions.notify.models import Notification
+    from receptions.notify.services import render
+    from receptions.visits.services import queue_closeout_reminders
+
+    session = make_open_session(starts_in_hours=-30)
+    institution = session.institution
+    make_user(Role.head, institution=institution, locale="kk")
+    make_user(Role.district_officer, district=institution.district, locale="en")
+    assert queue_closeout_reminders() == 2
+    with app.test_request_context():
+        bodies = {
+            n.locale: render(n).body
+            for n in db.session.scalars(
+                select(Notification).where(Notification.template == "closeout_reminder")
+            )
+        }
+    assert institution.name_kk in bodies["kk"] and institution.name_ru not in bodies["kk"]
+    assert institution.name_en in bodies["en"] and institution.name_ru not in bodies["en"]
+
+
 def test_viewing_a_visit_is_audited(client, day):
     session, bookings, head, _ = day
     sign_in(client, head.email, PASSWORD)
@@ -731,6 +829,34 @@ def test_dates_inside_the_range_and_malformed_ones(client, day):
     assert client.get(f"{base}/months/2000-01").status_code == 200
     for bad in ("agenda?date=yesterday", "months/2026-13", "months/26-1"):
         assert client.get(f"{base}/{bad}").status_code == 400
+
+
+@pytest.mark.parametrize("month", ["٢٠٢٦-10", "2026-10%0A"])
+def test_a_month_in_other_digits_or_with_a_newline_is_a_400_and_never_signed(client, app, month):
+    session = make_open_session(slots=1, starts_in_hours=-24 * 40)
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    base = f"/staff/institutions/{session.institution_id}/months"
+    page = client.get(f"{base}/2026-10").get_data(as_text=True)
+    response = client.get(f"{base}/{month}", headers={"Accept-Language": "ru"})
+    assert response.status_code == 400
+    assert "Месяц должен выглядеть как 2026-11." in response.get_data(as_text=True)
+    signed = client.post(
+        f"{base}/{month}", data={"csrf_token": csrf_from(page)}, headers={"Accept-Language": "ru"}
+    )
+    assert signed.status_code == 400
+    assert count(MonthSignoff) == 0
+
+
+def test_the_workspace_links_the_month_just_ended_in_almaty_not_in_utc(client, app):
+    from datetime import UTC, datetime
+
+    head = make_user(Role.head)
+    # 01:30 on 1 December in Almaty, still 30 November in UTC: November has just ended.
+    app.config["FROZEN_NOW"] = datetime(2026, 11, 30, 20, 30, tzinfo=UTC)
+    sign_in(client, head.email, PASSWORD)
+    page = client.get("/staff/").get_data(as_text=True)
+    assert f"/staff/institutions/{head.institution_id}/months/2026-11" in page
 
 
 def test_month_page_shows_each_signed_version_and_what_changed_since(client, app):
