@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -26,8 +27,9 @@ from .. import access
 from ..auth.models import Role
 from ..clock import now as clock_now
 from ..database import read_only_request, read_only_view
-from ..errors import error_response, form_error_message
+from ..errors import DomainError
 from ..extensions import limiter
+from ..forms import Form
 from ..i18n import current_language
 from ..layout import visitors_page
 from . import identity, services
@@ -40,6 +42,7 @@ from .forms import (
     StatusLookupForm,
     TopicForm,
 )
+from .models import Booking
 
 bp = Blueprint("booking", __name__)
 
@@ -210,8 +213,12 @@ def _refused_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-d
 @bp.route("/m/<token>")
 @read_only_view
 def manage(token: str):
-    booking = services.booking_by_token(token)
-    feedback = services.feedback_for(booking)
+    return _manage_page(services.booking_by_token(token), token)
+
+
+def _manage_page(booking: Booking, token: str, refusal: str | None = None, **forms: Form) -> str:
+    """The manage page; `forms` are the page's forms as the citizen sent them (with what they
+    typed and its mistakes), `refusal` why the service refused what they asked."""
     return render_template(
         "booking/manage.html",
         booking=booking,
@@ -221,11 +228,15 @@ def manage(token: str):
         deadline=services.cancellation_deadline(booking),
         masked_iin=identity.mask_iin(booking.iin_last4),
         masked_phone=identity.mask_phone(booking.phone),
-        feedback=feedback,
-        feedback_form=FeedbackForm(),
-        resolved_form=ResolvedForm(),
+        feedback=services.feedback_for(booking),
         ask_resolved=services.resolution_check_due(booking),
-        cancel_form=CancelBookingForm(),
+        refusal=refusal,
+        **{
+            "feedback_form": FeedbackForm(),
+            "resolved_form": ResolvedForm(),
+            "cancel_form": CancelBookingForm(),
+            **forms,
+        },
     )
 
 
@@ -254,9 +265,10 @@ def reschedule(token: str):
         # One call decides: moved, or refused with the reason (4xx) and nothing changed.
         try:
             services.reschedule(token, form.slot_id.data)
-        except services.SlotUnavailable as taken:
-            # Taken meanwhile: the citizen chooses again here, not from the page for new bookings.
-            refusal, status = taken.user_message, taken.status_code
+        except DomainError as refused:
+            # Taken meanwhile, not a time of this schedule, the month's limit: the citizen
+            # chooses again here (not from the page for new bookings), told why.
+            refusal, status = refused.user_message, refused.status_code
         else:
             flash(_("Your meeting has been moved."), "success")
             return redirect(url_for("booking.manage", token=token), 303)
@@ -304,23 +316,42 @@ def booking_ics(token: str):
 
 @bp.route("/m/<token>/feedback", methods=["POST"])
 def feedback(token: str):
-    services.booking_by_token(token)
     form = FeedbackForm()
-    if not form.validate_on_submit():
-        return error_response(422, form_error_message(form))
-    services.leave_feedback(token, form.rating.data, form.comment.data or "")
-    flash(_("Thank you for your feedback."), "success")
-    return redirect(url_for("booking.manage", token=token), 303)
+    return _answer(
+        token,
+        "feedback_form",
+        form,
+        lambda: services.leave_feedback(token, form.rating.data, form.comment.data or ""),
+        _("Thank you for your feedback."),
+    )
 
 
 @bp.route("/m/<token>/resolved", methods=["POST"])
 def resolved(token: str):
-    services.booking_by_token(token)
     form = ResolvedForm()
+    return _answer(
+        token,
+        "resolved_form",
+        form,
+        lambda: services.answer_really_resolved(token, form.resolved.data == "yes"),
+        _("Thank you for your answer."),
+    )
+
+
+def _answer(  # type: ignore[no-untyped-def]
+    token: str, name: str, form: Form, record: Callable[[], object], thanks: str
+):
+    """A form of the manage page (`name` in its template): recorded and thanked for, or the
+    page again with the form as it was sent and why not (422 its mistakes, 4xx the refusal)."""
+    booking = services.booking_by_token(token)
     if not form.validate_on_submit():
-        return error_response(422, form_error_message(form))
-    services.answer_really_resolved(token, form.resolved.data == "yes")
-    flash(_("Thank you for your answer."), "success")
+        return _manage_page(booking, token, **{name: form}), 422
+    try:
+        record()
+    except DomainError as refused:
+        page = _manage_page(booking, token, refused.user_message, **{name: form})
+        return page, refused.status_code
+    flash(thanks, "success")
     return redirect(url_for("booking.manage", token=token), 303)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, inspect, select, text
 
 from receptions.auth.models import Role
 from receptions.booking import services, views
-from receptions.booking.models import Booking, StatusEvent
+from receptions.booking.models import Booking, Feedback, StatusEvent
 from receptions.extensions import db
 from receptions.notify.models import Notification
 from receptions.schedules.models import ScheduledSession, Slot
@@ -26,6 +26,7 @@ from tests.factories import (
     make_topic,
     make_user,
 )
+from tests.hostile import booking_with_token, outcome_long_ago
 from tests.integration.test_migrations import empty_database  # noqa: F401 (a fixture)
 
 IIN = make_iin(1)
@@ -705,7 +706,10 @@ def test_refused_reschedule_gives_the_reason_and_changes_nothing(
     }[choice]
     response = _reschedule(client, url, slot_id)
     assert response.status_code == status
-    assert reason in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert reason in text
+    # The reschedule page again, with the reason and the times to choose from.
+    assert 'role="alert"' in text and f'value="{session.slots[1].id}"' in text
     db.session.expire_all()
     booking = db.session.scalars(select(Booking)).one()
     assert booking.slot_id == session.slots[0].id
@@ -722,7 +726,9 @@ def test_reschedule_into_a_month_where_the_citizen_has_a_booking_is_refused(clie
     assert book(client, next_month.slots[0].id, topic)[0].status_code == 303
     response = _reschedule(client, url, next_month.slots[1].id)
     assert response.status_code == 409
-    assert "already have a booking" in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "already have a booking" in text
+    assert 'role="alert"' in text and f'value="{first.slots[1].id}"' in text
     db.session.expire_all()
     moved = db.session.scalars(select(Booking).where(Booking.slot_id == first.slots[0].id)).one()
     assert [e.kind for e in moved.events] == ["booked"]
@@ -1087,3 +1093,63 @@ def test_a_retired_topic_is_said_with_the_forms_other_mistakes(client, session, 
     page = response.get_data(as_text=True)
     assert 'id="iin-error"' in page and 'id="topic_id-error"' in page
     assert count(Booking) == 0
+
+
+def _attended(session, topic):
+    """A booking whose citizen came to the meeting, and its manage link."""
+    booking, token = booking_with_token(session.slots[0], topic=topic, status="attended")
+    return booking, f"/m/{token}"
+
+
+def _answer(client, url, form, data, csrf=None):
+    """Send one of the manage page's forms, with the page's CSRF token unless given one."""
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    return client.post(
+        f"{url}/{form}",
+        data={"csrf_token": csrf or csrf_from(page), **data},
+        headers={"Accept-Language": "en"},
+    )
+
+
+def test_feedback_with_a_mistake_is_the_manage_page_again_with_the_comment(client, session, topic):
+    booking, url = _attended(session, topic)
+    response = _answer(client, url, "feedback", {"comment": "Приняли вежливо, всё объяснили"})
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert booking.reference in text  # the manage page, not a bare error page
+    assert "Приняли вежливо, всё объяснили</textarea>" in text
+    assert 'href="#rating"' in text and 'aria-describedby="rating-error"' in text
+    assert '<p class="error" id="rating-error">Choose a rating.</p>' in text
+    assert count(StatusEvent, StatusEvent.kind == "feedback") == 0
+
+
+def test_refused_feedback_is_the_manage_page_with_the_reason(client, session, topic):
+    booking, url = _attended(session, topic)
+    csrf = csrf_from(client.get(url).get_data(as_text=True))
+    assert _answer(client, url, "feedback", {"rating": "5"}, csrf).status_code == 303
+    again = _answer(client, url, "feedback", {"rating": "1", "comment": "Передумал"}, csrf)
+    assert again.status_code == 409
+    text = again.get_data(as_text=True)
+    assert booking.reference in text and 'role="alert"' in text
+    assert "you have already rated this meeting" in text
+    db.session.expire_all()
+    assert db.session.scalars(select(Feedback)).one().rating == 5
+
+
+def test_a_really_resolved_answer_with_a_mistake_or_too_early_is_the_manage_page(
+    client, session, topic
+):
+    booking, url = _attended(session, topic)
+    question = outcome_long_ago(booking, days=2)
+    early = _answer(client, url, "resolved", {"resolved": "yes"})
+    assert early.status_code == 409
+    text = early.get_data(as_text=True)
+    assert booking.reference in text and "30 days after" in text
+    question.outcome_at -= timedelta(days=30)
+    db.session.commit()
+    unanswered = _answer(client, url, "resolved", {})
+    assert unanswered.status_code == 422
+    text = unanswered.get_data(as_text=True)
+    assert booking.reference in text and 'href="#resolved"' in text
+    assert '<p class="error" id="resolved-error">Choose an answer.</p>' in text
+    assert count(Feedback) == 0
