@@ -361,7 +361,7 @@ def district_feed(code: str, slug: str):
     body = queries.feed_for(
         queries.district_feed_sessions(district.id),
         tz=district.region.timezone,
-        name=f"{district.name}: {_('Open-door days')}",
+        name=_("%(district)s: open-door days", district=district.name),
         domain=_feed_domain(),
         kind_labels=kind_labels(),
         url_for_session=lambda s: url_for(

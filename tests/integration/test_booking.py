@@ -609,6 +609,23 @@ def test_booking_ics_is_a_valid_calendar(client, session, topic):
     assert "private" in response.headers["Cache-Control"]
 
 
+
+@pytest.mark.parametrize(
+    ("language", "meeting", "reference"),
+    [
+        ("kk", "Кездесу: ", "Жазылу нөмірі: "),
+        ("ru", "Встреча: ", "Номер записи: "),
+        ("en", "Meeting: ", "Booking reference: "),
+    ],
+)
+def test_booking_ics_is_in_the_readers_language(client, session, topic, language, meeting, reference):
+    url = _manage(client, session, topic)
+    response = client.get(url + "/booking.ics", headers={"Accept-Language": language})
+    event = vobject.readOne(response.get_data(as_text=True)).vevent
+    booking = db.session.scalars(select(Booking)).one()
+    assert event.summary.value.startswith(meeting)
+    assert event.description.value == reference + booking.reference
+
 def test_staff_cancelling_a_session_cancels_its_bookings(app, client, session, topic):
     book(client, session.slots[0].id, topic)
     from flask_login import login_user
