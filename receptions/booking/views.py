@@ -32,6 +32,7 @@ from ..extensions import limiter
 from ..forms import Form
 from ..i18n import current_language
 from ..layout import visitors_page
+from ..urls import calendar_uid_domain
 from . import identity, services
 from .forms import (
     BookingForm,
@@ -297,7 +298,7 @@ def booking_ics(token: str):
     booking = services.booking_by_token(token)
     institution = booking.institution
     event = CalendarEvent(
-        uid=event_uid("booking", booking.reference, request.host.split(":")[0]),
+        uid=event_uid("booking", booking.reference, calendar_uid_domain()),
         start=booking.slot.starts_at,
         end=booking.slot.ends_at,
         summary=_("Meeting: %(institution)s", institution=institution.name),

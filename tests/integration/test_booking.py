@@ -626,6 +626,23 @@ def test_booking_ics_is_in_the_readers_language(client, session, topic, language
     assert event.summary.value.startswith(meeting)
     assert event.description.value == reference + booking.reference
 
+
+def _ics_uid(client, url, host):
+    response = client.get(url + "/booking.ics", headers={"Host": host})
+    assert response.status_code == 200, (host, response.status_code)
+    return vobject.readOne(response.get_data(as_text=True)).vevent.uid.value
+
+
+def test_booking_ics_uid_is_the_same_whichever_name_the_site_is_reached_by(app, client, session, topic):
+    url = _manage(client, session, topic)
+    reference = db.session.scalars(select(Booking)).one().reference
+    names = ("ashyq-esik.kz", "www.ashyq-esik.kz", "WWW.Ashyq-Esik.kz.:8443")
+    assert {_ics_uid(client, url, host) for host in names} == {f"booking-{reference}@ashyq-esik.kz"}
+    assert _ics_uid(client, url, "[::1]:5000") == f"booking-{reference}@localhost"
+    app.config["CALENDAR_UID_DOMAIN"] = "priemnaya.example.kz"
+    for host in (*names, "[::1]:5000", "10.0.0.7:5000"):
+        assert _ics_uid(client, url, host) == f"booking-{reference}@priemnaya.example.kz"
+
 def test_staff_cancelling_a_session_cancels_its_bookings(app, client, session, topic):
     book(client, session.slots[0].id, topic)
     from flask_login import login_user
