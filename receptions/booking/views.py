@@ -53,11 +53,8 @@ def _limit(name: str):  # type: ignore[no-untyped-def]
 
 
 def _iin_key() -> str:
-    """Rate-limit key for booking attempts per citizen (keyed hash, never the IIN itself)."""
-    iin = request.form.get("iin", "")
-    if identity.is_valid_iin(iin):
-        return "iin:" + identity.iin_hash(iin, current_app.config["IIN_HASH_KEY"])
-    return "ip:" + (request.remote_addr or "unknown")
+    """Rate-limit key of a valid form's citizen (keyed hash, never the IIN itself)."""
+    return "iin:" + identity.iin_hash(request.form["iin"], current_app.config["IIN_HASH_KEY"])
 
 
 def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
@@ -169,14 +166,20 @@ def _form_page(  # type: ignore[no-untyped-def]
 
 # The limits apply to submissions only: called from `book` for a POST, they cost opening the form
 # nothing (the decorators of a GET-and-POST view ran the limiter's checks for every GET too).
+# Every submission counts toward its address's limit, only a valid form toward its IIN's: anyone
+# can send forms with a mistake and someone else's IIN, and they must not lock that citizen out.
 @limiter.limit(_limit("BOOKING_RATE_LIMIT"))
-@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
 def _submit_booking(slot_id: int):  # type: ignore[no-untyped-def]
     form = BookingForm()
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
     if not form.validate_on_submit():
         return _refused_form(slot_id, form)
+    return _book_valid_form(slot_id, form)
+
+
+@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
+def _book_valid_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-def]
     # book_slot reads the slot itself (an unknown one is a 404 there too).
     try:
         result = services.book_slot(
