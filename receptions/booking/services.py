@@ -1238,12 +1238,15 @@ def join_waitlist(token: str) -> WaitlistEntry:
     """Join (or rejoin) the waitlist of the booking's schedule.
 
     The count of notices belongs to the citizen and the schedule, not to one booking: rejoining,
-    or cancelling and booking again, keeps it, and after three notices joining is refused.
+    or cancelling and booking again, keeps it, and after three notices joining is refused. A
+    booking that can no longer be changed (past the deadline, or the meeting) cannot join.
     """
     with write_transaction():
         booking = _lock_booking(token)
         if not booking.is_active:
             raise Conflict(str(_l("This booking is already cancelled or closed.")))
+        if not can_change(booking):
+            raise ManageClosed()
         _citizen_lock(booking.iin_hash)
         entries = db.session.scalars(
             select(WaitlistEntry)

@@ -13,7 +13,7 @@ from sqlalchemy import func, inspect, select, text
 
 from receptions.auth.models import Role
 from receptions.booking import services, views
-from receptions.booking.models import Booking, Feedback, StatusEvent
+from receptions.booking.models import Booking, Feedback, StatusEvent, WaitlistEntry
 from receptions.extensions import db
 from receptions.notify.models import Notification
 from receptions.schedules.models import ScheduledSession, Slot
@@ -599,6 +599,27 @@ def test_changes_close_at_the_cancellation_deadline(client, topic):
         as_text=True
     )
 
+
+
+def _csrf(client):
+    """A CSRF token of this client's session, from a page that always has a form."""
+    return csrf_from(client.get(f"/book/{make_open_session().slots[0].id}").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("starts_in_hours", [2.5, -1])  # past the deadline; past the meeting
+def test_the_waitlist_is_closed_once_the_booking_can_no_longer_change(
+    client, topic, starts_in_hours
+):
+    late = make_open_session(starts_in_hours=starts_in_hours, cancel_hours_before=3)
+    _booking, token = booking_with_token(late.slots[0], topic=topic)
+    response = client.post(
+        f"/m/{token}/waitlist",
+        data={"csrf_token": _csrf(client), "confirm": "yes"},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 409
+    assert "the deadline has passed" in response.get_data(as_text=True)
+    assert count(WaitlistEntry) == 0
 
 def test_booking_ics_is_a_valid_calendar(client, session, topic):
     url = _manage(client, session, topic)
