@@ -1301,6 +1301,10 @@ def answer_really_resolved(token: str, resolved: bool) -> Feedback:
         ).first()
         if not resolution_check_due(booking):
             raise Conflict(str(_l("We will ask this 30 days after your question's outcome.")))
+        if feedback is not None and feedback.really_resolved is not None:
+            raise Conflict(
+                str(_l("Thank you, you have already told us whether your question was resolved."))
+            )
         if feedback is None:
             feedback = Feedback(booking_id=booking.id, comment="")
             db.session.add(feedback)

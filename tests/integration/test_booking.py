@@ -1208,3 +1208,17 @@ def test_a_really_resolved_answer_with_a_mistake_or_too_early_is_the_manage_page
     assert booking.reference in text and 'href="#resolved"' in text
     assert '<p class="error" id="resolved-error">Choose an answer.</p>' in text
     assert count(Feedback) == 0
+
+
+
+def test_the_really_resolved_question_is_answered_once(client, session, topic):
+    booking, url = _attended(session, topic)
+    outcome_long_ago(booking)
+    csrf = csrf_from(client.get(url).get_data(as_text=True))
+    assert _answer(client, url, "resolved", {"resolved": "yes"}, csrf).status_code == 303
+    again = _answer(client, url, "resolved", {"resolved": "no"}, csrf)
+    assert again.status_code == 409
+    text = again.get_data(as_text=True)
+    assert "you have already told us whether your question was resolved" in text
+    db.session.expire_all()
+    assert db.session.scalars(select(Feedback)).one().really_resolved is True
