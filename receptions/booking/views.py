@@ -252,8 +252,7 @@ def cancel(token: str):
         services.cancel_by_citizen(token)
         flash(_("Your booking is cancelled. The time is free for someone else."), "success")
         return redirect(url_for("booking.manage", token=token), 303)
-    if not services.can_change(booking):
-        raise services.ManageClosed()
+    services.require_changeable(booking)
     status = 400 if form.is_submitted() else 200
     return render_template("booking/cancel.html", booking=booking, token=token, form=form), status
 
@@ -261,8 +260,7 @@ def cancel(token: str):
 @bp.route("/m/<token>/reschedule", methods=["GET", "POST"])
 def reschedule(token: str):
     booking = services.booking_by_token(token)
-    if not services.can_change(booking):
-        raise services.ManageClosed()
+    services.require_changeable(booking)
     form = RescheduleForm()
     refusal, status = None, 200
     if form.validate_on_submit():

@@ -621,6 +621,18 @@ def test_the_waitlist_is_closed_once_the_booking_can_no_longer_change(
     assert "the deadline has passed" in response.get_data(as_text=True)
     assert count(WaitlistEntry) == 0
 
+
+@pytest.mark.parametrize("status", ["cancelled_by_citizen", "cancelled_by_institution", "attended"])
+def test_changing_a_closed_booking_says_it_is_closed_not_that_time_ran_out(
+    client, session, topic, status
+):
+    _booking, token = booking_with_token(session.slots[0], topic=topic, status=status)
+    for page in ("cancel", "reschedule"):
+        response = client.get(f"/m/{token}/{page}", headers={"Accept-Language": "en"})
+        assert response.status_code == 409
+        text = response.get_data(as_text=True)
+        assert "already cancelled or closed" in text and "deadline" not in text
+
 def test_booking_ics_is_a_valid_calendar(client, session, topic):
     url = _manage(client, session, topic)
     response = client.get(url + "/booking.ics")
