@@ -495,6 +495,48 @@ def test_built_in_field_messages_come_in_the_citizens_language(
         assert message in response.get_data(as_text=True)
 
 
+
+@pytest.mark.parametrize(
+    ("lang", "label"), [("kk", "Толық аты-жөні"), ("ru", "ФИО"), ("en", "Full name")]
+)
+def test_the_manage_page_labels_the_citizens_name_as_a_persons(client, session, topic, lang, label):
+    url = _manage(client, session, topic)
+    page = client.get(url, headers={"Accept-Language": lang}).get_data(as_text=True)
+    assert f"<dt>{label}</dt><dd>Сәуле Ержанқызы</dd>" in page
+
+
+@pytest.mark.parametrize("key", [None, "", "short"])
+def test_a_missing_or_broken_form_key_is_said_in_the_citizens_words(client, session, topic, key):
+    response, _ = book(client, session.slots[0].id, topic, lang="ru", idempotency_key=key)
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "Idempotency" not in text and "idempotency_key" not in text.split("<form")[0]
+    assert "Форма устарела или отправлена с другой страницы" in text
+    assert count(Booking) == 0
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("kk", "Тек ұсынылған нұсқалардан таңдаңыз."),
+        ("ru", "Выберите только из предложенных вариантов."),
+        ("en", "Choose only from the options given."),
+    ],
+)
+def test_an_unknown_accessibility_need_is_said_at_its_field(client, session, topic, lang, message):
+    response, _ = book(
+        client, session.slots[0].id, topic, lang=lang, accessibility=["wheelchair", "teleport"]
+    )
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "not a valid choice" not in text and "teleport" not in text
+    assert '<fieldset id="accessibility"' in text
+    assert 'aria-describedby="accessibility-error"' in text
+    assert f'<p class="error" id="accessibility-error">{message}</p>' in text
+    assert 'href="#accessibility"' in text  # the error summary links to the group
+    assert '<input checked id="accessibility-0" name="accessibility" type="checkbox"' in text
+    assert count(Booking) == 0
+
 def test_honeypot_and_missing_csrf_are_refused(client, session, topic):
     assert book(client, session.slots[0].id, topic, website="http://spam")[0].status_code == 400
     response = client.post(f"/book/{session.slots[0].id}", data={"full_name": "x"})
