@@ -48,6 +48,15 @@ from .models import Booking
 bp = Blueprint("booking", __name__)
 
 
+@bp.after_request
+def _manage_pages_are_private(response: Response) -> Response:
+    """Every answer under a manage link (pages, refusals, the .ics, redirects) may show the
+    citizen's name and question: neither a shared computer's browser nor a proxy keeps it."""
+    if request.url_rule is not None and request.url_rule.rule.startswith("/m/<token>"):
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def _limit(name: str):  # type: ignore[no-untyped-def]
     return lambda: str(current_app.config[name])
 
@@ -312,7 +321,6 @@ def booking_ics(token: str):
     body = render_calendar([event], tz=institution.district.region.timezone, name=institution.name)
     response = Response(body, content_type="text/calendar; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{booking.reference}.ics"'
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -1276,3 +1276,32 @@ def test_the_really_resolved_question_is_answered_once(client, session, topic):
     assert "you have already told us whether your question was resolved" in text
     db.session.expire_all()
     assert db.session.scalars(select(Feedback)).one().really_resolved is True
+
+
+
+def test_every_page_of_a_manage_link_is_kept_by_no_cache(client, session, topic):
+    """They show the citizen's name and question: neither a shared computer's browser nor a
+    proxy may keep them."""
+    url = _manage(client, session, topic)
+    _attended_booking, attended_url = _attended(make_open_session(), topic)
+    csrf = _csrf(client)
+    answers = [
+        client.get(url),
+        client.get(url + "?new=1"),
+        client.get(url + "/cancel"),
+        client.get(url + "/reschedule"),
+        client.get(url + "/booking.ics"),
+        client.post(url + "/reschedule", data={"csrf_token": csrf}),  # no time chosen: 422
+        client.post(url + "/waitlist", data={"csrf_token": csrf, "confirm": "yes"}),
+        client.post(url + "/cancel", data={"csrf_token": csrf, "confirm": "yes"}),
+        client.get(url + "/cancel"),  # now a refusal: already cancelled
+        client.get(attended_url),
+        client.post(attended_url + "/feedback", data={"csrf_token": csrf}),  # 422
+        client.post(attended_url + "/resolved", data={"csrf_token": csrf, "resolved": "yes"}),
+        client.get("/m/" + "A" * 43),  # not a booking: 404
+    ]
+    statuses = [200, 200, 200, 200, 200, 422, 303, 303, 409, 200, 422, 409, 404]
+    assert [answer.status_code for answer in answers] == statuses
+    assert [answer.headers.get("Cache-Control") for answer in answers] == [
+        "private, no-store"
+    ] * len(answers)
