@@ -15,6 +15,7 @@ from flask_babel import format_decimal, format_percent
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from scheduling.zones import require_current_zone_data
 
@@ -59,6 +60,7 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
 
     app.session_interface = KeptSignerSessionInterface()
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     _init_extensions(app)
     _register_blueprints(app)
     _limits_only_where_declared(app)
@@ -79,6 +81,25 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
     return app
+
+
+ROW_ID_MAX = 2**31 - 1  # PostgreSQL's integer, the type of every id column
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: a number no id column can hold does not match, so the answer
+    is the ordinary 404 rather than the database's refusal (PostgreSQL's "integer out of range",
+    SQLite's OverflowError past 2**63), which would be a 500."""
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = ROW_ID_MAX,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 class KeptSignerSessionInterface(SecureCookieSessionInterface):

@@ -69,6 +69,9 @@ class Config:
     MAIL_SENDER = "Ashyq Esik <no-reply@ashyq-esik.kz>"
     NOTIFY_SYNC = True
 
+    # The domain in calendar events' UIDs; unset, the request's host name (receptions.urls).
+    CALENDAR_UID_DOMAIN: str | None = None
+
     # Number of proxies in front of the app whose X-Forwarded-For is trusted.
     PROXY_COUNT = 0
     INVITATION_LIFETIME_HOURS = 72
@@ -97,6 +100,7 @@ class Config:
             "MAIL_SENDER",
             "MAIL_USERNAME",
             "MAIL_PASSWORD",
+            "CALENDAR_UID_DOMAIN",
         ):
             if os.environ.get(key):
                 values[key] = os.environ[key]

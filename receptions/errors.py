@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
+from datetime import timedelta
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -12,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .database import close_request_session
-from .extensions import db
+from .extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,9 @@ TITLES = {
     403: _l("Access denied"),
     404: _l("Page not found"),
     405: _l("This action is not allowed here"),
-    409: _l("Conflict"),
+    409: _l("This cannot be done"),
     413: _l("The request is too large"),
+    422: _l("Please check what you entered"),
     429: _l("Too many requests"),
     500: _l("Something went wrong on our side"),
     503: _l("The service is temporarily unavailable"),
@@ -68,7 +73,7 @@ MESSAGES = {
     405: _l("This address does not accept this kind of request."),
     409: _l("Someone else changed this record in the meantime. Reload the page and try again."),
     413: _l("The request is too large."),
-    429: _l("You have made too many requests. Please wait a minute and try again."),
+    422: _l("Please check what you entered and try again."),
     500: _l("We have been notified. Please try again in a few minutes."),
     503: _l("The database is not reachable right now. Please try again shortly."),
 }
@@ -108,7 +113,7 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         headers = {}
         if status == 429:
-            headers["Retry-After"] = "60"
+            return _too_many_requests()
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return error_response(status, headers=headers)
@@ -127,6 +132,18 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.endpoint)
         _safe_rollback()
         return error_response(500)
+
+
+def _too_many_requests():  # type: ignore[no-untyped-def]
+    """The 429 says how long to wait: until the window of the limit that was reached ends (an
+    hour at most for a booking), as Retry-After does; in whole minutes, rounded up, past the
+    first minute."""
+    limit = limiter.current_limit
+    seconds = max(1, math.ceil(limit.reset_at - time.time())) if limit is not None else 60
+    shown = seconds if seconds < 60 else math.ceil(seconds / 60) * 60
+    when = format_timedelta(timedelta(seconds=shown), add_direction=True)
+    message = _("You have made too many requests. Please try again %(when)s.", when=when)
+    return error_response(429, message, headers={"Retry-After": str(seconds)})
 
 
 def _safe_rollback() -> None:

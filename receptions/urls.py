@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from flask import current_app, request
+
+_HOST_NAME = re.compile(r"[a-z0-9.-]+")
 
 
 def safe_next(target: str | None) -> str | None:
@@ -32,3 +37,23 @@ def int_arg(args: Mapping[str, str], name: str, default: int | None = None) -> i
     """A positive integer query argument, or `default` when absent or malformed."""
     value = whole_number(args.get(name))
     return default if value is None else value
+
+
+def calendar_uid_domain() -> str:
+    """The domain in the UIDs of calendar events (`booking-ATY-7K3M9Q@ashyq-esik.kz`), which a
+    calendar uses to recognise an event it already holds: it must not change with the name the
+    site was reached by, or the same meeting is added twice.
+
+    CALENDAR_UID_DOMAIN when set (a site reached by several names sets it); else the request's
+    host name, in lower case, without its port, a leading "www." and a trailing dot; "localhost"
+    for an address that is not a name (an IPv6 literal such as [::1], whose colons a UID cannot
+    hold).
+    """
+    configured = current_app.config.get("CALENDAR_UID_DOMAIN")
+    if configured:
+        return str(configured)
+    host = request.host.lower()
+    if host.count(":") == 1:  # name:port (an IPv6 literal has more colons)
+        host = host.partition(":")[0]
+    host = host.removeprefix("www.").rstrip(".")
+    return host if _HOST_NAME.fullmatch(host) else "localhost"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
@@ -19,6 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import Form
 from . import identity
+from .services import ForeignFormKey
 
 QUESTION_MAX = 2000
 ACCESSIBILITY_NEEDS = [
@@ -40,6 +43,12 @@ def row_id(value: object) -> int:
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # WTForms' own message repeats the unknown value, and its Russian one is unfinished
+        # (fuzzy, so English is shown); a box that is not on the page is a form out of date.
+        kwargs.setdefault("invalid_choice_message", _l("Choose only from the options given."))
+        super().__init__(*args, **kwargs)
 
 
 class BookingForm(Form):
@@ -86,7 +95,13 @@ class BookingForm(Form):
     )
     # A field people never see; bots fill it in.
     website = StringField(_l("Leave this field empty"), validators=[Optional()])
-    idempotency_key = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+    # Only a page that was tampered with, or broken on its way, sends a key without its form.
+    idempotency_key = HiddenField(
+        validators=[
+            DataRequired(message=ForeignFormKey.message),
+            Length(min=16, max=64, message=ForeignFormKey.message),
+        ]
+    )
 
     def validate_iin(self, field: StringField) -> None:
         if not identity.is_valid_iin(field.data or ""):

@@ -125,6 +125,13 @@ class ManageClosed(DomainError):
     message = _l("This booking can no longer be changed online: the deadline has passed.")
 
 
+class BookingClosed(DomainError):
+    """Cancelled (by the citizen or the institution), or already attended or missed."""
+
+    status_code = 409
+    message = _l("This booking is already cancelled or closed.")
+
+
 @dataclass(frozen=True)
 class BookingRequest:
     slot_id: int
@@ -656,6 +663,15 @@ def can_change(booking: Booking, at: datetime | None = None) -> bool:
     return booking.is_active and policy.can_cancel(booking.slot.starts_at, at or clock_now())
 
 
+def require_changeable(booking: Booking, at: datetime | None = None) -> None:
+    """Refuse a change to a booking that is no longer active, or whose deadline has passed:
+    each with its own reason, the closed booking's first (its deadline no longer matters)."""
+    if not booking.is_active:
+        raise BookingClosed()
+    if not can_change(booking, at):
+        raise ManageClosed()
+
+
 def cancellation_deadline(booking: Booking) -> datetime:
     return CancellationPolicy(hours_before=booking.schedule.cancel_hours_before).deadline(
         booking.slot.starts_at
@@ -1116,10 +1132,7 @@ def cancel_by_citizen(token: str, at: datetime | None = None) -> Booking:
     at = at or clock_now()
     with write_transaction():
         booking = _lock_booking(token)
-        if not booking.is_active:
-            raise Conflict(str(_l("This booking is already cancelled or closed.")))
-        if not can_change(booking, at):
-            raise ManageClosed()
+        require_changeable(booking, at)
         booking.status = BookingStatus.cancelled_by_citizen.value
         booking.cancelled_at = at
         _release_seat(booking.slot_id)
@@ -1135,15 +1148,13 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
     """Move the booking to another free slot of the same schedule, all or nothing.
 
     The one judge of a move: it either moves the booking or raises with the reason (NotAnOption
-    422, SlotUnavailable or BookingLimitReached 409, ManageClosed) before anything is written.
+    422, SlotUnavailable or BookingLimitReached 409, BookingClosed, ManageClosed) before anything
+    is written.
     """
     at = at or clock_now()
     with write_transaction():
         booking = _lock_booking(token)
-        if not booking.is_active:
-            raise Conflict(str(_l("This booking is already cancelled or closed.")))
-        if not can_change(booking, at):
-            raise ManageClosed()
+        require_changeable(booking, at)
         if new_slot_id == booking.slot_id:
             raise NotAnOption(str(_l("Choose a different time.")))
         slot = db.session.get(Slot, new_slot_id, options=_SLOT_CONTEXT)
@@ -1238,12 +1249,12 @@ def join_waitlist(token: str) -> WaitlistEntry:
     """Join (or rejoin) the waitlist of the booking's schedule.
 
     The count of notices belongs to the citizen and the schedule, not to one booking: rejoining,
-    or cancelling and booking again, keeps it, and after three notices joining is refused.
+    or cancelling and booking again, keeps it, and after three notices joining is refused. A
+    booking that can no longer be changed (past the deadline, or the meeting) cannot join.
     """
     with write_transaction():
         booking = _lock_booking(token)
-        if not booking.is_active:
-            raise Conflict(str(_l("This booking is already cancelled or closed.")))
+        require_changeable(booking)
         _citizen_lock(booking.iin_hash)
         entries = db.session.scalars(
             select(WaitlistEntry)
@@ -1298,6 +1309,10 @@ def answer_really_resolved(token: str, resolved: bool) -> Feedback:
         ).first()
         if not resolution_check_due(booking):
             raise Conflict(str(_l("We will ask this 30 days after your question's outcome.")))
+        if feedback is not None and feedback.really_resolved is not None:
+            raise Conflict(
+                str(_l("Thank you, you have already told us whether your question was resolved."))
+            )
         if feedback is None:
             feedback = Feedback(booking_id=booking.id, comment="")
             db.session.add(feedback)

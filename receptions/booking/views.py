@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -26,10 +27,12 @@ from .. import access
 from ..auth.models import Role
 from ..clock import now as clock_now
 from ..database import read_only_request, read_only_view
-from ..errors import error_response, form_error_message
+from ..errors import DomainError
 from ..extensions import limiter
+from ..forms import Form
 from ..i18n import current_language
 from ..layout import visitors_page
+from ..urls import calendar_uid_domain
 from . import identity, services
 from .forms import (
     BookingForm,
@@ -40,8 +43,18 @@ from .forms import (
     StatusLookupForm,
     TopicForm,
 )
+from .models import Booking
 
 bp = Blueprint("booking", __name__)
+
+
+@bp.after_request
+def _manage_pages_are_private(response: Response) -> Response:
+    """Every answer under a manage link (pages, refusals, the .ics, redirects) may show the
+    citizen's name and question: neither a shared computer's browser nor a proxy keeps it."""
+    if request.url_rule is not None and request.url_rule.rule.startswith("/m/<token>"):
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _limit(name: str):  # type: ignore[no-untyped-def]
@@ -49,11 +62,8 @@ def _limit(name: str):  # type: ignore[no-untyped-def]
 
 
 def _iin_key() -> str:
-    """Rate-limit key for booking attempts per citizen (keyed hash, never the IIN itself)."""
-    iin = request.form.get("iin", "")
-    if identity.is_valid_iin(iin):
-        return "iin:" + identity.iin_hash(iin, current_app.config["IIN_HASH_KEY"])
-    return "ip:" + (request.remote_addr or "unknown")
+    """Rate-limit key of a valid form's citizen (keyed hash, never the IIN itself)."""
+    return "iin:" + identity.iin_hash(request.form["iin"], current_app.config["IIN_HASH_KEY"])
 
 
 def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
@@ -165,14 +175,20 @@ def _form_page(  # type: ignore[no-untyped-def]
 
 # The limits apply to submissions only: called from `book` for a POST, they cost opening the form
 # nothing (the decorators of a GET-and-POST view ran the limiter's checks for every GET too).
+# Every submission counts toward its address's limit, only a valid form toward its IIN's: anyone
+# can send forms with a mistake and someone else's IIN, and they must not lock that citizen out.
 @limiter.limit(_limit("BOOKING_RATE_LIMIT"))
-@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
 def _submit_booking(slot_id: int):  # type: ignore[no-untyped-def]
     form = BookingForm()
     if form.website.data:
         abort(400)  # the honeypot: people never see this field
     if not form.validate_on_submit():
         return _refused_form(slot_id, form)
+    return _book_valid_form(slot_id, form)
+
+
+@limiter.limit(_limit("BOOKING_IIN_RATE_LIMIT"), key_func=_iin_key)
+def _book_valid_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-def]
     # book_slot reads the slot itself (an unknown one is a 404 there too).
     try:
         result = services.book_slot(
@@ -210,8 +226,12 @@ def _refused_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-d
 @bp.route("/m/<token>")
 @read_only_view
 def manage(token: str):
-    booking = services.booking_by_token(token)
-    feedback = services.feedback_for(booking)
+    return _manage_page(services.booking_by_token(token), token)
+
+
+def _manage_page(booking: Booking, token: str, refusal: str | None = None, **forms: Form) -> str:
+    """The manage page; `forms` are the page's forms as the citizen sent them (with what they
+    typed and its mistakes), `refusal` why the service refused what they asked."""
     return render_template(
         "booking/manage.html",
         booking=booking,
@@ -221,11 +241,15 @@ def manage(token: str):
         deadline=services.cancellation_deadline(booking),
         masked_iin=identity.mask_iin(booking.iin_last4),
         masked_phone=identity.mask_phone(booking.phone),
-        feedback=feedback,
-        feedback_form=FeedbackForm(),
-        resolved_form=ResolvedForm(),
+        feedback=services.feedback_for(booking),
         ask_resolved=services.resolution_check_due(booking),
-        cancel_form=CancelBookingForm(),
+        refusal=refusal,
+        **{
+            "feedback_form": FeedbackForm(),
+            "resolved_form": ResolvedForm(),
+            "cancel_form": CancelBookingForm(),
+            **forms,
+        },
     )
 
 
@@ -237,8 +261,7 @@ def cancel(token: str):
         services.cancel_by_citizen(token)
         flash(_("Your booking is cancelled. The time is free for someone else."), "success")
         return redirect(url_for("booking.manage", token=token), 303)
-    if not services.can_change(booking):
-        raise services.ManageClosed()
+    services.require_changeable(booking)
     status = 400 if form.is_submitted() else 200
     return render_template("booking/cancel.html", booking=booking, token=token, form=form), status
 
@@ -246,17 +269,17 @@ def cancel(token: str):
 @bp.route("/m/<token>/reschedule", methods=["GET", "POST"])
 def reschedule(token: str):
     booking = services.booking_by_token(token)
-    if not services.can_change(booking):
-        raise services.ManageClosed()
+    services.require_changeable(booking)
     form = RescheduleForm()
     refusal, status = None, 200
     if form.validate_on_submit():
         # One call decides: moved, or refused with the reason (4xx) and nothing changed.
         try:
             services.reschedule(token, form.slot_id.data)
-        except services.SlotUnavailable as taken:
-            # Taken meanwhile: the citizen chooses again here, not from the page for new bookings.
-            refusal, status = taken.user_message, taken.status_code
+        except DomainError as refused:
+            # Taken meanwhile, not a time of this schedule, the month's limit: the citizen
+            # chooses again here (not from the page for new bookings), told why.
+            refusal, status = refused.user_message, refused.status_code
         else:
             flash(_("Your meeting has been moved."), "success")
             return redirect(url_for("booking.manage", token=token), 303)
@@ -285,12 +308,12 @@ def booking_ics(token: str):
     booking = services.booking_by_token(token)
     institution = booking.institution
     event = CalendarEvent(
-        uid=event_uid("booking", booking.reference, request.host.split(":")[0]),
+        uid=event_uid("booking", booking.reference, calendar_uid_domain()),
         start=booking.slot.starts_at,
         end=booking.slot.ends_at,
-        summary=f"{_('Meeting')}: {institution.name}",
+        summary=_("Meeting: %(institution)s", institution=institution.name),
         location=booking.schedule.location or institution.address,
-        description=f"{_('Booking reference')}: {booking.reference}",
+        description=_("Booking reference: %(reference)s", reference=booking.reference),
         status="CONFIRMED" if booking.is_active else "CANCELLED",
         sequence=len(booking.events),
         last_modified=booking.updated_at,
@@ -298,29 +321,47 @@ def booking_ics(token: str):
     body = render_calendar([event], tz=institution.district.region.timezone, name=institution.name)
     response = Response(body, content_type="text/calendar; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{booking.reference}.ics"'
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
 @bp.route("/m/<token>/feedback", methods=["POST"])
 def feedback(token: str):
-    services.booking_by_token(token)
     form = FeedbackForm()
-    if not form.validate_on_submit():
-        return error_response(422, form_error_message(form))
-    services.leave_feedback(token, form.rating.data, form.comment.data or "")
-    flash(_("Thank you for your feedback."), "success")
-    return redirect(url_for("booking.manage", token=token), 303)
+    return _answer(
+        token,
+        "feedback_form",
+        form,
+        lambda: services.leave_feedback(token, form.rating.data, form.comment.data or ""),
+        _("Thank you for your feedback."),
+    )
 
 
 @bp.route("/m/<token>/resolved", methods=["POST"])
 def resolved(token: str):
-    services.booking_by_token(token)
     form = ResolvedForm()
+    return _answer(
+        token,
+        "resolved_form",
+        form,
+        lambda: services.answer_really_resolved(token, form.resolved.data == "yes"),
+        _("Thank you for your answer."),
+    )
+
+
+def _answer(  # type: ignore[no-untyped-def]
+    token: str, name: str, form: Form, record: Callable[[], object], thanks: str
+):
+    """A form of the manage page (`name` in its template): recorded and thanked for, or the
+    page again with the form as it was sent and why not (422 its mistakes, 4xx the refusal)."""
+    booking = services.booking_by_token(token)
     if not form.validate_on_submit():
-        return error_response(422, form_error_message(form))
-    services.answer_really_resolved(token, form.resolved.data == "yes")
-    flash(_("Thank you for your answer."), "success")
+        return _manage_page(booking, token, **{name: form}), 422
+    try:
+        record()
+    except DomainError as refused:
+        page = _manage_page(booking, token, refused.user_message, **{name: form})
+        return page, refused.status_code
+    flash(thanks, "success")
     return redirect(url_for("booking.manage", token=token), 303)
 
 

@@ -10,7 +10,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -28,7 +27,7 @@ from ..extensions import db
 from ..geography.models import District
 from ..geography.queries import district_or_404
 from ..institutions.models import Institution
-from ..urls import whole_number
+from ..urls import calendar_uid_domain, whole_number
 from . import queries, services
 from .forms import (
     CalendarDayForm,
@@ -333,10 +332,6 @@ def _calendar_response(body: bytes, filename: str) -> Response:
     return response.make_conditional(request)
 
 
-def _feed_domain() -> str:
-    return str(current_app.config.get("CALENDAR_UID_DOMAIN") or request.host.split(":")[0])
-
-
 @bp.route("/institutions/<int:institution_id>/calendar.ics")
 def institution_feed(institution_id: int):
     institution = db.session.get(Institution, institution_id)
@@ -346,7 +341,7 @@ def institution_feed(institution_id: int):
         queries.institution_feed_sessions(institution_id),
         tz=_timezone(institution),
         name=institution.name,
-        domain=_feed_domain(),
+        domain=calendar_uid_domain(),
         kind_labels=kind_labels(),
         url_for_session=lambda s: url_for(
             "institutions.detail", institution_id=institution_id, _external=True
@@ -361,8 +356,8 @@ def district_feed(code: str, slug: str):
     body = queries.feed_for(
         queries.district_feed_sessions(district.id),
         tz=district.region.timezone,
-        name=f"{district.name}: {_('Open-door days')}",
-        domain=_feed_domain(),
+        name=_("%(district)s: open-door days", district=district.name),
+        domain=calendar_uid_domain(),
         kind_labels=kind_labels(),
         url_for_session=lambda s: url_for(
             "institutions.detail", institution_id=s.institution_id, _external=True

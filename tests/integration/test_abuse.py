@@ -18,13 +18,34 @@ def app_config():
     }
 
 
+def _from(client, address):
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = address
+    return client
+
+
 def test_booking_attempts_are_limited_per_iin(client):
+    # Valid forms with one IIN, each from another address: the booking, the month's limit
+    # refusing a second one, and then the citizen's limit.
     session = make_open_session(slots=4)
     topic = make_topic()
     statuses = [
-        book(client, session.slots[n].id, topic, question="")[0].status_code for n in range(3)
+        book(_from(client, f"10.0.1.{n}"), session.slots[n].id, topic)[0].status_code
+        for n in range(3)
     ]
-    assert statuses == [422, 422, 429]
+    assert statuses == [303, 409, 429]
+
+
+def test_mistaken_forms_with_someones_iin_do_not_lock_them_out(client):
+    """Anyone may type a citizen's IIN: a form that is refused for its mistakes counts toward the
+    sender's address only, never toward the IIN."""
+    session = make_open_session(slots=2)
+    topic = make_topic()
+    prankster = _from(client, "10.0.2.1")
+    statuses = [book(prankster, session.slots[0].id, topic, question="")[0].status_code]
+    statuses += [book(prankster, session.slots[0].id, topic, phone="1")[0].status_code]
+    statuses += [book(prankster, session.slots[0].id, topic, consent=None)[0].status_code]
+    assert statuses == [422, 422, 422]
+    assert book(_from(client, "10.0.2.2"), session.slots[1].id, topic)[0].status_code == 303
 
 
 def test_booking_attempts_are_limited_per_address_behind_the_proxy(client):
@@ -38,6 +59,22 @@ def test_booking_attempts_are_limited_per_address_behind_the_proxy(client):
 
     assert [attempt(n, "10.0.0.1").status_code for n in range(5)] == [422] * 4 + [429]
     assert attempt(9, "10.0.0.2").status_code == 422  # another citizen is not blocked
+
+
+@pytest.mark.parametrize(
+    ("language", "wait"),
+    [("kk", "1 сағаттан кейін"), ("ru", "через 1 час"), ("en", "in 1 hour")],
+)
+def test_the_429_page_says_how_long_to_wait(client, language, wait):
+    session = make_open_session(slots=1)
+    topic = make_topic()
+    for _ in range(4):
+        book(client, session.slots[0].id, topic, lang=language, question="")
+    refused, _data = book(client, session.slots[0].id, topic, lang=language, question="")
+    assert refused.status_code == 429
+    assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
+    text = refused.get_data(as_text=True)
+    assert wait in text and "minute" not in text and "минут" not in text
 
 
 def test_status_lookup_is_limited(client):
@@ -54,9 +91,9 @@ def test_opening_the_form_and_other_pages_count_against_no_limit(client):
     for _ in range(10):
         assert client.get(f"/book/{session.slots[0].id}").status_code == 200
         assert client.get("/healthz").status_code == 200
-    # The citizen's two attempts an hour are all still there, and then the limit holds.
-    statuses = [book(client, session.slots[0].id, topic, question="")[0].status_code for _ in "abc"]
-    assert statuses == [422, 422, 429]
+    # The address's four attempts an hour are all still there, and then the limit holds.
+    statuses = [book(client, session.slots[0].id, topic, question="")[0].status_code for _ in "abcde"]
+    assert statuses == [422, 422, 422, 422, 429]
     assert client.get("/status/ATY-ABCDEF").status_code == 404
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, inspect, select, text
 
 from receptions.auth.models import Role
 from receptions.booking import services, views
-from receptions.booking.models import Booking, StatusEvent
+from receptions.booking.models import Booking, Feedback, StatusEvent, WaitlistEntry
 from receptions.extensions import db
 from receptions.notify.models import Notification
 from receptions.schedules.models import ScheduledSession, Slot
@@ -26,6 +26,7 @@ from tests.factories import (
     make_topic,
     make_user,
 )
+from tests.hostile import booking_with_token, outcome_long_ago
 from tests.integration.test_migrations import empty_database  # noqa: F401 (a fixture)
 
 IIN = make_iin(1)
@@ -494,6 +495,48 @@ def test_built_in_field_messages_come_in_the_citizens_language(
         assert message in response.get_data(as_text=True)
 
 
+
+@pytest.mark.parametrize(
+    ("lang", "label"), [("kk", "Толық аты-жөні"), ("ru", "ФИО"), ("en", "Full name")]
+)
+def test_the_manage_page_labels_the_citizens_name_as_a_persons(client, session, topic, lang, label):
+    url = _manage(client, session, topic)
+    page = client.get(url, headers={"Accept-Language": lang}).get_data(as_text=True)
+    assert f"<dt>{label}</dt><dd>Сәуле Ержанқызы</dd>" in page
+
+
+@pytest.mark.parametrize("key", [None, "", "short"])
+def test_a_missing_or_broken_form_key_is_said_in_the_citizens_words(client, session, topic, key):
+    response, _ = book(client, session.slots[0].id, topic, lang="ru", idempotency_key=key)
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "Idempotency" not in text and "idempotency_key" not in text.split("<form")[0]
+    assert "Форма устарела или отправлена с другой страницы" in text
+    assert count(Booking) == 0
+
+
+@pytest.mark.parametrize(
+    ("lang", "message"),
+    [
+        ("kk", "Тек ұсынылған нұсқалардан таңдаңыз."),
+        ("ru", "Выберите только из предложенных вариантов."),
+        ("en", "Choose only from the options given."),
+    ],
+)
+def test_an_unknown_accessibility_need_is_said_at_its_field(client, session, topic, lang, message):
+    response, _ = book(
+        client, session.slots[0].id, topic, lang=lang, accessibility=["wheelchair", "teleport"]
+    )
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "not a valid choice" not in text and "teleport" not in text
+    assert '<fieldset id="accessibility"' in text
+    assert 'aria-describedby="accessibility-error"' in text
+    assert f'<p class="error" id="accessibility-error">{message}</p>' in text
+    assert 'href="#accessibility"' in text  # the error summary links to the group
+    assert '<input checked id="accessibility-0" name="accessibility" type="checkbox"' in text
+    assert count(Booking) == 0
+
 def test_honeypot_and_missing_csrf_are_refused(client, session, topic):
     assert book(client, session.slots[0].id, topic, website="http://spam")[0].status_code == 400
     response = client.post(f"/book/{session.slots[0].id}", data={"full_name": "x"})
@@ -599,6 +642,39 @@ def test_changes_close_at_the_cancellation_deadline(client, topic):
     )
 
 
+
+def _csrf(client):
+    """A CSRF token of this client's session, from a page that always has a form."""
+    return csrf_from(client.get(f"/book/{make_open_session().slots[0].id}").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("starts_in_hours", [2.5, -1])  # past the deadline; past the meeting
+def test_the_waitlist_is_closed_once_the_booking_can_no_longer_change(
+    client, topic, starts_in_hours
+):
+    late = make_open_session(starts_in_hours=starts_in_hours, cancel_hours_before=3)
+    _booking, token = booking_with_token(late.slots[0], topic=topic)
+    response = client.post(
+        f"/m/{token}/waitlist",
+        data={"csrf_token": _csrf(client), "confirm": "yes"},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 409
+    assert "the deadline has passed" in response.get_data(as_text=True)
+    assert count(WaitlistEntry) == 0
+
+
+@pytest.mark.parametrize("status", ["cancelled_by_citizen", "cancelled_by_institution", "attended"])
+def test_changing_a_closed_booking_says_it_is_closed_not_that_time_ran_out(
+    client, session, topic, status
+):
+    _booking, token = booking_with_token(session.slots[0], topic=topic, status=status)
+    for page in ("cancel", "reschedule"):
+        response = client.get(f"/m/{token}/{page}", headers={"Accept-Language": "en"})
+        assert response.status_code == 409
+        text = response.get_data(as_text=True)
+        assert "already cancelled or closed" in text and "deadline" not in text
+
 def test_booking_ics_is_a_valid_calendar(client, session, topic):
     url = _manage(client, session, topic)
     response = client.get(url + "/booking.ics")
@@ -607,6 +683,40 @@ def test_booking_ics_is_a_valid_calendar(client, session, topic):
     assert event.dtstart.value == session.slots[0].starts_at
     assert "private" in response.headers["Cache-Control"]
 
+
+
+@pytest.mark.parametrize(
+    ("language", "meeting", "reference"),
+    [
+        ("kk", "Кездесу: ", "Жазылу нөмірі: "),
+        ("ru", "Встреча: ", "Номер записи: "),
+        ("en", "Meeting: ", "Booking reference: "),
+    ],
+)
+def test_booking_ics_is_in_the_readers_language(client, session, topic, language, meeting, reference):
+    url = _manage(client, session, topic)
+    response = client.get(url + "/booking.ics", headers={"Accept-Language": language})
+    event = vobject.readOne(response.get_data(as_text=True)).vevent
+    booking = db.session.scalars(select(Booking)).one()
+    assert event.summary.value.startswith(meeting)
+    assert event.description.value == reference + booking.reference
+
+
+def _ics_uid(client, url, host):
+    response = client.get(url + "/booking.ics", headers={"Host": host})
+    assert response.status_code == 200, (host, response.status_code)
+    return vobject.readOne(response.get_data(as_text=True)).vevent.uid.value
+
+
+def test_booking_ics_uid_is_the_same_whichever_name_the_site_is_reached_by(app, client, session, topic):
+    url = _manage(client, session, topic)
+    reference = db.session.scalars(select(Booking)).one().reference
+    names = ("ashyq-esik.kz", "www.ashyq-esik.kz", "WWW.Ashyq-Esik.kz.:8443")
+    assert {_ics_uid(client, url, host) for host in names} == {f"booking-{reference}@ashyq-esik.kz"}
+    assert _ics_uid(client, url, "[::1]:5000") == f"booking-{reference}@localhost"
+    app.config["CALENDAR_UID_DOMAIN"] = "priemnaya.example.kz"
+    for host in (*names, "[::1]:5000", "10.0.0.7:5000"):
+        assert _ics_uid(client, url, host) == f"booking-{reference}@priemnaya.example.kz"
 
 def test_staff_cancelling_a_session_cancels_its_bookings(app, client, session, topic):
     book(client, session.slots[0].id, topic)
@@ -705,7 +815,10 @@ def test_refused_reschedule_gives_the_reason_and_changes_nothing(
     }[choice]
     response = _reschedule(client, url, slot_id)
     assert response.status_code == status
-    assert reason in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert reason in text
+    # The reschedule page again, with the reason and the times to choose from.
+    assert 'role="alert"' in text and f'value="{session.slots[1].id}"' in text
     db.session.expire_all()
     booking = db.session.scalars(select(Booking)).one()
     assert booking.slot_id == session.slots[0].id
@@ -722,7 +835,9 @@ def test_reschedule_into_a_month_where_the_citizen_has_a_booking_is_refused(clie
     assert book(client, next_month.slots[0].id, topic)[0].status_code == 303
     response = _reschedule(client, url, next_month.slots[1].id)
     assert response.status_code == 409
-    assert "already have a booking" in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "already have a booking" in text
+    assert 'role="alert"' in text and f'value="{first.slots[1].id}"' in text
     db.session.expire_all()
     moved = db.session.scalars(select(Booking).where(Booking.slot_id == first.slots[0].id)).one()
     assert [e.kind for e in moved.events] == ["booked"]
@@ -1087,3 +1202,106 @@ def test_a_retired_topic_is_said_with_the_forms_other_mistakes(client, session, 
     page = response.get_data(as_text=True)
     assert 'id="iin-error"' in page and 'id="topic_id-error"' in page
     assert count(Booking) == 0
+
+
+def _attended(session, topic):
+    """A booking whose citizen came to the meeting, and its manage link."""
+    booking, token = booking_with_token(session.slots[0], topic=topic, status="attended")
+    return booking, f"/m/{token}"
+
+
+def _answer(client, url, form, data, csrf=None):
+    """Send one of the manage page's forms, with the page's CSRF token unless given one."""
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    return client.post(
+        f"{url}/{form}",
+        data={"csrf_token": csrf or csrf_from(page), **data},
+        headers={"Accept-Language": "en"},
+    )
+
+
+def test_feedback_with_a_mistake_is_the_manage_page_again_with_the_comment(client, session, topic):
+    booking, url = _attended(session, topic)
+    response = _answer(client, url, "feedback", {"comment": "Приняли вежливо, всё объяснили"})
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert booking.reference in text  # the manage page, not a bare error page
+    assert "Приняли вежливо, всё объяснили</textarea>" in text
+    assert 'href="#rating"' in text and 'aria-describedby="rating-error"' in text
+    assert '<p class="error" id="rating-error">Choose a rating.</p>' in text
+    assert count(StatusEvent, StatusEvent.kind == "feedback") == 0
+
+
+def test_refused_feedback_is_the_manage_page_with_the_reason(client, session, topic):
+    booking, url = _attended(session, topic)
+    csrf = csrf_from(client.get(url).get_data(as_text=True))
+    assert _answer(client, url, "feedback", {"rating": "5"}, csrf).status_code == 303
+    again = _answer(client, url, "feedback", {"rating": "1", "comment": "Передумал"}, csrf)
+    assert again.status_code == 409
+    text = again.get_data(as_text=True)
+    assert booking.reference in text and 'role="alert"' in text
+    assert "you have already rated this meeting" in text
+    db.session.expire_all()
+    assert db.session.scalars(select(Feedback)).one().rating == 5
+
+
+def test_a_really_resolved_answer_with_a_mistake_or_too_early_is_the_manage_page(
+    client, session, topic
+):
+    booking, url = _attended(session, topic)
+    question = outcome_long_ago(booking, days=2)
+    early = _answer(client, url, "resolved", {"resolved": "yes"})
+    assert early.status_code == 409
+    text = early.get_data(as_text=True)
+    assert booking.reference in text and "30 days after" in text
+    question.outcome_at -= timedelta(days=30)
+    db.session.commit()
+    unanswered = _answer(client, url, "resolved", {})
+    assert unanswered.status_code == 422
+    text = unanswered.get_data(as_text=True)
+    assert booking.reference in text and 'href="#resolved"' in text
+    assert '<p class="error" id="resolved-error">Choose an answer.</p>' in text
+    assert count(Feedback) == 0
+
+
+
+def test_the_really_resolved_question_is_answered_once(client, session, topic):
+    booking, url = _attended(session, topic)
+    outcome_long_ago(booking)
+    csrf = csrf_from(client.get(url).get_data(as_text=True))
+    assert _answer(client, url, "resolved", {"resolved": "yes"}, csrf).status_code == 303
+    again = _answer(client, url, "resolved", {"resolved": "no"}, csrf)
+    assert again.status_code == 409
+    text = again.get_data(as_text=True)
+    assert "you have already told us whether your question was resolved" in text
+    db.session.expire_all()
+    assert db.session.scalars(select(Feedback)).one().really_resolved is True
+
+
+
+def test_every_page_of_a_manage_link_is_kept_by_no_cache(client, session, topic):
+    """They show the citizen's name and question: neither a shared computer's browser nor a
+    proxy may keep them."""
+    url = _manage(client, session, topic)
+    _attended_booking, attended_url = _attended(make_open_session(), topic)
+    csrf = _csrf(client)
+    answers = [
+        client.get(url),
+        client.get(url + "?new=1"),
+        client.get(url + "/cancel"),
+        client.get(url + "/reschedule"),
+        client.get(url + "/booking.ics"),
+        client.post(url + "/reschedule", data={"csrf_token": csrf}),  # no time chosen: 422
+        client.post(url + "/waitlist", data={"csrf_token": csrf, "confirm": "yes"}),
+        client.post(url + "/cancel", data={"csrf_token": csrf, "confirm": "yes"}),
+        client.get(url + "/cancel"),  # now a refusal: already cancelled
+        client.get(attended_url),
+        client.post(attended_url + "/feedback", data={"csrf_token": csrf}),  # 422
+        client.post(attended_url + "/resolved", data={"csrf_token": csrf, "resolved": "yes"}),
+        client.get("/m/" + "A" * 43),  # not a booking: 404
+    ]
+    statuses = [200, 200, 200, 200, 200, 422, 303, 303, 409, 200, 422, 409, 404]
+    assert [answer.status_code for answer in answers] == statuses
+    assert [answer.headers.get("Cache-Control") for answer in answers] == [
+        "private, no-store"
+    ] * len(answers)

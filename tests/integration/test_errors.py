@@ -8,8 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from receptions import create_app
+from receptions.auth.models import Role
+from receptions.errors import DomainError
 from receptions.extensions import db
-from tests.conftest import app_settings, terminate_backend
+from tests.conftest import app_settings, csrf_from, sign_in, terminate_backend
+from tests.factories import PASSWORD, make_open_session, make_user
 
 
 @pytest.fixture
@@ -92,3 +95,64 @@ def test_connection_terminated_before_the_session_closes_keeps_the_response(post
     assert client.get("/readyz").status_code == 200
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("row_id", [2**31, 2**63])  # past PostgreSQL's integer; past SQLite's
+@pytest.mark.parametrize(
+    ("role", "method", "path"),
+    [
+        (None, "GET", "/book/{}"),
+        (None, "POST", "/book/{}"),
+        (None, "GET", "/institutions/{}/calendar.ics"),
+        (Role.admin, "GET", "/admin/users/{}"),
+        (Role.admin, "POST", "/admin/topics/{}/active"),
+        (Role.staff, "GET", "/staff/institutions/{}/agenda"),
+        (Role.staff, "POST", "/staff/bookings/{}/check-in"),
+    ],
+)
+def test_a_path_id_beyond_the_databases_integers_is_the_translated_404(
+    client, role, method, path, row_id
+):
+    if role is None:
+        csrf_page = f"/book/{make_open_session().slots[0].id}"
+    else:
+        sign_in(client, make_user(role).email, PASSWORD)
+        csrf_page = "/"
+    token = csrf_from(client.get(csrf_page).get_data(as_text=True))
+    response = client.open(
+        path.format(row_id),
+        method=method,
+        data={"csrf_token": token, "mark": "attended"} if method == "POST" else None,
+        headers={"Accept-Language": "ru"},
+    )
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert '<html lang="ru">' in body and "Страница не найдена" in body
+
+
+@pytest.mark.parametrize(
+    ("status", "language", "title"),
+    [
+        (422, "kk", "Енгізгеніңізді тексеріңіз"),
+        (422, "ru", "Проверьте введённые данные"),
+        (422, "en", "Please check what you entered"),
+        (409, "kk", "Мұны орындау мүмкін емес"),
+        (409, "ru", "Это сделать нельзя"),
+        (409, "en", "This cannot be done"),
+    ],
+)
+def test_refusals_are_titled_in_words_a_citizen_understands(db_url, status, language, title):
+    app = create_app(app_settings(db_url))
+
+    class Refused(DomainError):
+        status_code = status
+
+    @app.route("/refused")
+    def refused():
+        raise Refused("Why it was refused.")
+
+    response = app.test_client().get("/refused", headers={"Accept-Language": language})
+    body = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert f"<title>{title} — " in body and f'<h1 id="error-title">{title}</h1>' in body
+    assert "Why it was refused." in body

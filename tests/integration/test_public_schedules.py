@@ -163,6 +163,33 @@ def test_district_feed_lists_open_door_days_only(app, client, institution):
     assert client.get("/regions/KZ-98/nowhere/calendar.ics").status_code == 404
 
 
+
+@pytest.mark.parametrize(
+    ("language", "name"),
+    [("kk", ": ашық есік күндері"), ("ru", ": дни открытых дверей"), ("en", ": open-door days")],
+)
+def test_district_feed_is_named_in_the_readers_language(app, client, institution, language, name):
+    _publish(app, institution, kind="open_door", rrule="FREQ=MONTHLY;BYDAY=-1FR")
+    body = client.get("/regions/KZ-98/town/calendar.ics", headers={"Accept-Language": language})
+    calendar = vobject.readOne(body.get_data(as_text=True))
+    assert calendar.x_wr_calname.value.endswith(name)
+
+
+def test_feed_uids_are_the_same_whichever_name_the_site_is_reached_by(app, client, institution):
+    _publish(app, institution)
+    url = f"/institutions/{institution.id}/calendar.ics"
+
+    def uids(host):
+        response = client.get(url, headers={"Host": host})
+        assert response.status_code == 200, (host, response.status_code)
+        events = vobject.readOne(response.get_data(as_text=True)).contents["vevent"]
+        return sorted(event.uid.value for event in events)
+
+    bare = uids("ashyq-esik.kz")
+    assert bare and all(uid.endswith("@ashyq-esik.kz") for uid in bare)
+    assert uids("www.ashyq-esik.kz:443") == bare
+    assert [uid.split("@")[1] for uid in uids("[::1]:5000")] == ["localhost"] * len(bare)
+
 def test_feed_of_unknown_or_hidden_institution_is_404(client):
     hidden = make_institution(active=False)
     assert client.get(f"/institutions/{hidden.id}/calendar.ics").status_code == 404

@@ -50,3 +50,23 @@ def test_every_form_builds_on_the_one_base_form():
         if "FlaskForm" in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+GETTEXT_NAMES = {"_", "_l", "gettext", "lazy_gettext", "ngettext"}
+
+
+def test_no_message_is_marked_inside_an_f_string():
+    """pybabel does not extract `_()` inside an f-string, so its text is never translated; a
+    message with parts is one msgid with placeholders: _("Meeting: %(institution)s", ...)."""
+    offenders = []
+    for path in sorted((ROOT / "receptions").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                offenders += [
+                    f"{path.relative_to(ROOT)}:{call.lineno}"
+                    for call in ast.walk(node)
+                    if isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Name)
+                    and call.func.id in GETTEXT_NAMES
+                ]
+    assert offenders == []
