@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import Form
+from ..urls import whole_number
 from . import identity
 from .services import ForeignFormKey
 
@@ -36,8 +37,8 @@ def row_id(value: object) -> int:
     """A row's id as a page sends it (a slot, a topic); anything else (a word, a sign, a number
     too long for the column) is 0, a row that does not exist, which the service refuses with
     its reason."""
-    text = str(value)
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+    number = whole_number(str(value))
+    return 0 if number is None else number
 
 
 class MultiCheckboxField(SelectMultipleField):
