@@ -8,16 +8,16 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
     Time,
     UniqueConstraint,
-    text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -133,19 +133,12 @@ class ScheduledSession(db.Model):
     """One dated occurrence of a schedule (the glossary's "session")."""
 
     __tablename__ = "session"
-    # One planned session per schedule and start. Only planned ones: a session withdrawn or
-    # cancelled keeps its time (and the bookings that were made and cancelled for it), and the
-    # schedule may bring a new session at that time.
-    __table_args__ = (
-        Index(
-            "uq_session_planned_start",
-            "schedule_id",
-            "starts_at",
-            unique=True,
-            sqlite_where=text("status = 'planned'"),
-            postgresql_where=text("status = 'planned'"),
-        ),
-    )
+    # One session per schedule and start, except those the system withdrew (`in_force` NULL:
+    # NULLs never collide): a withdrawn session keeps its time and the bookings that were made
+    # and cancelled for it, and the schedule may bring a new session at that time. Not a partial
+    # index: SQLite prepares again, on every run, a statement whose bound parameter could decide
+    # whether a partial index applies (any `status = ?` on sessions), which cost every booking.
+    __table_args__ = (UniqueConstraint("schedule_id", "starts_at", "in_force"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     schedule_id: Mapped[int] = mapped_column(ForeignKey("schedule.id", ondelete="CASCADE"))
@@ -157,6 +150,7 @@ class ScheduledSession(db.Model):
     moved_from: Mapped[date | None] = mapped_column(Date)
     walk_in_places: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(12), default=SessionStatus.planned.value, index=True)
+    in_force: Mapped[bool | None] = mapped_column(Boolean, default=True, server_default=true())
     cancel_code: Mapped[str | None] = mapped_column(String(30))
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(Integer, default=0)

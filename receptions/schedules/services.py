@@ -418,15 +418,17 @@ def materialise_schedule(
     for session in diff.withdraw:
         session.status = SessionStatus.cancelled.value
         session.cancel_code = SYSTEM_CANCEL_CODE
+        session.in_force = None  # its time may be planned again
         session.sequence += 1
-    # Withdrawals first: a session revived or created at the time of one just withdrawn is
-    # planned only once that one is not.
+    # Withdrawals first: a session revived or created at the time of one just withdrawn is in
+    # force only once that one is not.
     db.session.flush()
     for session, plan in diff.refill:
         _fill(session, plan)
         session.sequence += 1
     for session, plan in diff.revive:
         session.status, session.cancel_code = SessionStatus.planned.value, None
+        session.in_force = True
         session.sequence += 1
         if _session_layout(session) != _plan_layout(plan):
             _fill(session, plan)
