@@ -225,10 +225,15 @@ def _session_layout(session: ScheduledSession) -> tuple[Any, ...]:
     )
 
 
+def _take_details(session: ScheduledSession, plan: SessionPlan) -> None:
+    """What a plan says of a session besides its times and slots."""
+    session.moved_from, session.walk_in_places = plan.moved_from, plan.walk_in_places
+
+
 def _fill(session: ScheduledSession, plan: SessionPlan) -> None:
     session.starts_at, session.ends_at = plan.start, plan.end
-    session.local_date, session.moved_from = plan.date, plan.moved_from
-    session.walk_in_places = plan.walk_in_places
+    session.local_date = plan.date
+    _take_details(session, plan)
     if session.slots:
         # Old slots go first: the unit of work would otherwise insert the new ones before
         # deleting the old and trip the (session, starts_at) unique constraint.
@@ -411,7 +416,7 @@ def materialise_schedule(
     start, end = _window(schedule, today, days)
     diff = _diff(schedule, start, end, calendar, clock_now())
     for session, plan in diff.details:
-        session.walk_in_places, session.moved_from = plan.walk_in_places, plan.moved_from
+        _take_details(session, plan)
     for session, plan in diff.more_seats:
         for slot, planned in zip(session.slots, plan.slots, strict=True):
             slot.capacity = planned.capacity
@@ -433,7 +438,7 @@ def materialise_schedule(
         if _session_layout(session) != _plan_layout(plan):
             _fill(session, plan)
         else:
-            session.moved_from, session.walk_in_places = plan.moved_from, plan.walk_in_places
+            _take_details(session, plan)
     for plan in diff.create:
         session = ScheduledSession(
             schedule=schedule,
