@@ -500,6 +500,16 @@ def _slot_of(row: Any) -> BookableSlot:
     return slot
 
 
+def _open_for_booking(slot: Slot, at: datetime) -> bool:
+    """Whether the slot's time can be booked (or moved to) now, its seats aside."""
+    session = slot.session
+    return (
+        session.status == SessionStatus.planned
+        and session.institution.active
+        and booking_status(slot.starts_at, at, window_of(session.schedule)) is WindowStatus.open
+    )
+
+
 def _check_bookable(slot: Slot | BookableSlot, at: datetime) -> None:
     session = slot.session
     window = window_of(session.schedule)
@@ -1212,9 +1222,11 @@ def cancel_for_session(session: ScheduledSession) -> list[Notification | None]:
 def _offer_to_waitlist(
     booking: Booking, freed_slot_id: int | None = None
 ) -> list[Notification | None]:
-    """A seat freed up: tell waiting citizens whose booking is later than the freed time."""
+    """A seat freed up: tell waiting citizens whose booking is later than the freed time, if
+    that time can still be booked (a cancellation may come after the booking window closed: a
+    notice then would offer a time no one can take, and use up one of the three)."""
     freed_slot = db.session.get(Slot, freed_slot_id or booking.slot_id)
-    if freed_slot is None:
+    if freed_slot is None or not _open_for_booking(freed_slot, clock_now()):
         return []
     entries = db.session.scalars(
         select(WaitlistEntry)
@@ -1231,14 +1243,9 @@ def _offer_to_waitlist(
     outbox: list[Notification | None] = []
     for entry in entries:
         waiting = entry.booking
-        outbox += _notify(
-            waiting,
-            "slot_freed",
-            freed_at=freed_slot.starts_at.isoformat(),
-            book_url=url_for(
-                "institutions.detail", institution_id=waiting.institution_id, _external=True
-            ),
-        )
+        # The notice tells them to move the booking they hold (by its own link, which is not
+        # stored): a second booking there that month would be refused by the month's limit.
+        outbox += _notify(waiting, "slot_freed", freed_at=freed_slot.starts_at.isoformat())
         entry.notices_sent += 1
         if entry.notices_sent >= WAITLIST_MAX_NOTICES:
             entry.active = False

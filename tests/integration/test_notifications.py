@@ -20,7 +20,7 @@ from receptions.database import utcnow
 from receptions.extensions import db
 from receptions.logging_filters import RedactSecrets, redact
 from receptions.notify.models import Notification
-from receptions.notify.services import MAX_ATTEMPTS, send_due
+from receptions.notify.services import MAX_ATTEMPTS, render, send_due
 from tests.conftest import empty_rq_queue
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
@@ -216,6 +216,89 @@ def test_waitlist_counts_notices_per_citizen_and_schedule_not_per_joining(app, c
     db.session.expire_all()
     entry = db.session.scalars(select(WaitlistEntry)).one()
     assert entry.notices_sent == 3 and entry.active is False
+
+
+def _hours_until_mid_month_morning(institution) -> float:
+    """Hours from now to 10:00 on a mid-month day, local time, three days ahead or more: a
+    session's slots then fall in one month whatever the clock says."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC)
+    day = (now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3))
+    while not 5 <= day.day <= 25:
+        day += timedelta(days=1)
+    return (day.replace(hour=10, minute=0, second=0, microsecond=0) - now).total_seconds() / 3600
+
+
+def test_a_waitlist_notice_says_how_to_move_the_booking_and_that_works(app, client):
+    """The citizen holds a booking there that month, so a second one is refused: the notice tells
+    them to move the booking they have, by its own link, and moving it takes the freed time."""
+    from tests.factories import make_iin
+
+    topic = make_topic()
+    institution = make_institution()
+    session = make_open_session(
+        institution, slots=3, starts_in_hours=_hours_until_mid_month_morning(institution)
+    )
+    later, _ = book(client, session.slots[2].id, topic, lang="kk")
+    waiting_token = _token(later)
+    assert _join_waitlist(client, waiting_token).status_code == 303
+    freed, _ = book(client, session.slots[0].id, topic, iin=make_iin(300), phone="+77015550030")
+    with app.test_request_context():
+        booking_services.cancel_by_citizen(_token(freed))
+    waiting = db.session.scalars(select(Booking).where(Booking.slot_id == session.slots[2].id))
+    waiting = waiting.one()
+    notice = db.session.scalars(
+        select(Notification).where(
+            Notification.template == "slot_freed",
+            Notification.booking_id == waiting.id,
+            Notification.channel == "sms",
+        )
+    ).one()
+    with app.test_request_context():
+        text = render(notice).body
+        with force_locale("kk"):
+            move = gettext("Move to another time")
+    assert waiting.reference in text and f"«{move}»" in text
+    assert "/institutions/" not in text  # a new booking there this month would be refused
+    again, _ = book(client, session.slots[0].id, topic, lang="kk")
+    assert again.status_code == 409  # what the old notice sent them to do
+    # What it says now: the booking's own link, "Move to another time", the freed time.
+    page = client.get(f"/m/{waiting_token}/reschedule", headers={"Accept-Language": "kk"})
+    assert page.status_code == 200
+    from tests.conftest import submit
+
+    moved = submit(
+        client,
+        f"/m/{waiting_token}/reschedule",
+        {"slot_id": str(session.slots[0].id)},
+        form_url=f"/m/{waiting_token}/reschedule",
+    )
+    assert moved.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Booking, waiting.id).slot_id == session.slots[0].id
+
+
+def test_no_waitlist_notice_for_a_time_whose_booking_has_closed(app, client):
+    """A booking may be cancelled after the booking window has closed for its time: no one could
+    take that time, so no notice is sent and none of the three is used up."""
+    from tests.factories import make_iin
+
+    topic = make_topic()
+    session = make_open_session(slots=3)
+    later, _ = book(client, session.slots[2].id, topic)
+    assert _join_waitlist(client, _token(later)).status_code == 303
+    freed, _ = book(client, session.slots[0].id, topic, iin=make_iin(310), phone="+77015550031")
+    session.schedule.booking_closes_hours = 24 * 4  # booking closes 4 days ahead; meetings in 3
+    db.session.commit()
+    with app.test_request_context():
+        booking_services.cancel_by_citizen(_token(freed))  # cancelling stays open: 2 hours ahead
+    db.session.expire_all()
+    notices = select(Notification).where(Notification.template == "slot_freed")
+    assert db.session.scalars(notices).all() == []
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.notices_sent == 0 and entry.active is True
 
 
 def test_waitlist_tells_later_bookings_at_most_three_times(app, client):
