@@ -145,23 +145,33 @@ def write_transaction() -> Iterator[Session]:
         raise
 
 
-def close_request_session(_error: BaseException | None = None) -> None:
-    """End the request's session without letting a dead connection turn a finished response
-    into a bare 500.
+def _end_session(end: Callable[[], None]) -> None:
+    """End the request's session (`end`: a rollback or a close) even if its connection is dead.
 
-    PostgreSQL may terminate a backend (a restart, a failover) between the request's last query
-    and the ROLLBACK that closes the session; that ROLLBACK then raises from the app context's
-    teardown, past every error handler. The connection is invalidated instead, so the pool never
-    hands it to another request.
+    PostgreSQL may terminate a backend (a restart, a failover) after the request's last query;
+    the ROLLBACK that ends the session then raises. The connection is invalidated instead, so
+    the pool never hands it to another request, and the session is ended without it.
     """
     try:
-        db.session.remove()
+        end()
     except DBAPIError as error:
         log.warning(
-            "database connection lost before the session closed: %s", type(error.orig).__name__
+            "database connection lost before the session ended: %s", type(error.orig).__name__
         )
         db.session().invalidate()
-        db.session.remove()
+        end()
+
+
+def close_request_session(_error: BaseException | None = None) -> None:
+    """End the request's session without letting a dead connection turn a finished response
+    into a bare 500 (the app context's teardown runs past every error handler)."""
+    _end_session(db.session.remove)
+
+
+def rollback_request_session() -> None:
+    """Roll back what the request began before an error page is rendered: with a dead
+    connection, the page for the error is still given, not a 500 raised by the rollback."""
+    _end_session(db.session.rollback)
 
 
 def read_only_request() -> None:

@@ -15,8 +15,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from .database import close_request_session
-from .extensions import db, limiter
+from .database import close_request_session, rollback_request_session
+from .extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ MESSAGES = {
 
 
 def error_response(status: int, message: str | None = None, headers: dict[str, str] | None = None):
-    db.session.rollback()
+    rollback_request_session()
     text = message or str(MESSAGES.get(status, MESSAGES[500]))
     title = str(TITLES.get(status, TITLES[500]))
     if request.accept_mimetypes.best == "application/json" or request.path.startswith("/api/"):
@@ -121,16 +121,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_unavailable(error: OperationalError):
         log.error("database unavailable: %s", type(error.orig).__name__)
-        _safe_rollback()
         return error_response(503, headers={"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception):
         if isinstance(error, DBAPIError) and error.connection_invalidated:
-            _safe_rollback()
             return error_response(503, headers={"Retry-After": "5"})
         log.exception("unhandled error on %s %s", request.method, request.endpoint)
-        _safe_rollback()
         return error_response(500)
 
 
@@ -144,13 +141,6 @@ def _too_many_requests():  # type: ignore[no-untyped-def]
     when = format_timedelta(timedelta(seconds=shown), add_direction=True)
     message = _("You have made too many requests. Please try again %(when)s.", when=when)
     return error_response(429, message, headers={"Retry-After": str(seconds)})
-
-
-def _safe_rollback() -> None:
-    try:
-        db.session.rollback()
-    except Exception:  # the connection itself may be gone
-        log.warning("rollback after error failed", exc_info=True)
 
 
 def form_error_message(form: object) -> str:

@@ -1,4 +1,4 @@
-"""Keep secrets and personal data out of logs: manage tokens in URLs are redacted."""
+"""Keep secrets and personal data out of logs: manage tokens and citizens' limit keys are redacted."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import logging
 import re
 
 SECRET_PATHS = re.compile(r"(/m/|/auth/set-password/)[A-Za-z0-9_\-]{8,}")
+# The per-IIN booking limit's key is "iin:" and the keyed IIN hash, the value booking.iin_hash
+# holds; Flask-Limiter logs the key of every limit it finds exceeded.
+CITIZEN_LIMIT_KEYS = re.compile(r"\b(iin:)[^\s()\[\]]+")
 
 
 def redact(text: str) -> str:
-    return SECRET_PATHS.sub(r"\1[redacted]", text)
+    text = SECRET_PATHS.sub(r"\1[redacted]", text)
+    return CITIZEN_LIMIT_KEYS.sub(r"\1[redacted]", text) if "iin:" in text else text
 
 
 class RedactSecrets(logging.Filter):

@@ -15,7 +15,7 @@ from .schedules.models import (
     UnifiedOpenDoorRule,
     UnifiedRuleException,
 )
-from .visits.models import MonthSignoff, Question, QuestionEvent, Visit
+from .visits.models import MonthSignoff, MonthSignoffTopic, Question, QuestionEvent, Visit
 
 __all__ = [
     "AuditEvent",
@@ -25,6 +25,7 @@ __all__ = [
     "Feedback",
     "Institution",
     "MonthSignoff",
+    "MonthSignoffTopic",
     "Notification",
     "PasswordToken",
     "Question",

@@ -30,6 +30,17 @@ def _base36(n: int) -> str:
             return digits
 
 
+def _reference(n: int) -> str:
+    """A reference of the shape the product draws (TST-, then six characters of its alphabet)."""
+    from receptions.booking.services import REFERENCE_ALPHABET
+
+    code = ""
+    for _ in range(6):
+        n, digit = divmod(n, len(REFERENCE_ALPHABET))
+        code = REFERENCE_ALPHABET[digit] + code
+    return f"TST-{code}"
+
+
 def make_region(**values: Any) -> Region:
     n = _n()
     defaults = dict(
@@ -248,7 +259,7 @@ def make_booking(
         session_id=session.id,
         schedule_id=session.schedule_id,
         institution_id=session.institution_id,
-        reference=f"TST-{n:06d}"[:10],
+        reference=_reference(n),
         manage_token_hash=f"{n:064d}",
         idempotency_hash=f"key-{n}",
         citizen_name=name,

@@ -22,7 +22,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..forms import Form
 from ..urls import whole_number
 from . import identity
-from .services import ForeignFormKey
+from .services import ForeignFormKey, canonical_reference
 
 QUESTION_MAX = 2000
 ACCESSIBILITY_NEEDS = [
@@ -159,15 +159,27 @@ class ResolvedForm(Form):
     )
 
 
+def _as_stored_reference(typed: str | None) -> str | None:
+    return canonical_reference(typed or "") or typed
+
+
 class StatusLookupForm(Form):
     class Meta:
         csrf = False  # a GET search form that changes nothing
 
+    # Read as it is stored (a typed one that cannot be a reference stays as typed, for the form).
     reference = StringField(
         _l("Booking reference"),
-        validators=[DataRequired(), Length(max=12)],
+        validators=[DataRequired()],
+        filters=[_as_stored_reference],
         description=_l("For example ATY-7K3M9Q"),
     )
+
+    def validate_reference(self, field: StringField) -> None:
+        if canonical_reference(field.data or "") is None:
+            raise ValidationError(
+                str(_l("No booking has this reference. Check the letters and digits."))
+            )
 
 
 class TopicForm(Form):

@@ -7,7 +7,9 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -203,6 +205,27 @@ class ForeignFormKey(DomainError):
 def _new_reference(prefix: str) -> str:
     """A random reference; `_under_fresh_reference` draws again when the database has it."""
     return prefix + "-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
+# The region's short name (region.short), a dash, six characters of the alphabet.
+_REFERENCE = re.compile(f"([A-Z0-9]{{1,3}})-?([{REFERENCE_ALPHABET}]{{6}})")
+# Cyrillic capitals drawn as Latin ones: typed with a Russian or Kazakh keyboard layout.
+_LATIN_LOOKALIKES = str.maketrans("АВЕКМНОРСТУХ", "ABEKMHOPCTYX")
+_LONGEST_TYPED_REFERENCE = 40
+
+
+def canonical_reference(typed: str) -> str | None:
+    """A reference as people type it (any case, with spaces, any dash or none, Cyrillic
+    look-alike letters, full-width characters) as it is stored, e.g. ATY-7K3M9Q; None for text
+    that cannot be one."""
+    if len(typed) > _LONGEST_TYPED_REFERENCE:
+        return None
+    text = unicodedata.normalize("NFKC", typed).upper().translate(_LATIN_LOOKALIKES)
+    text = "".join(
+        "-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace()
+    )
+    match = _REFERENCE.fullmatch(text)
+    return f"{match[1]}-{match[2]}" if match else None
 
 
 def _citizen_lock_key(iin_hash: str) -> int:
@@ -629,9 +652,9 @@ def booking_by_token(token: str) -> Booking:
     return booking
 
 
-def booking_by_reference(reference: str) -> Booking | None:
-    reference = reference.strip().upper()
-    if len(reference) > 12:
+def booking_by_reference(typed: str) -> Booking | None:
+    reference = canonical_reference(typed)
+    if reference is None:
         return None
     return db.session.scalars(select(Booking).where(Booking.reference == reference)).first()
 

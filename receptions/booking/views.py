@@ -381,7 +381,7 @@ def waitlist(token: str):
 def status_lookup():
     form = StatusLookupForm(request.args)
     if request.args.get("reference") is not None and form.validate():
-        return redirect(url_for("booking.status", reference=form.reference.data.strip().upper()))
+        return redirect(url_for("booking.status", reference=form.reference.data))
     return render_template("booking/status_lookup.html", form=form), (
         422 if request.args.get("reference") is not None else 200
     )

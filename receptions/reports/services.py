@@ -16,7 +16,7 @@ from ..geography.models import District, Region
 from ..i18n import FALLBACK_ORDER, current_language, localized
 from ..institutions.models import INSTITUTION_TYPE_LABELS, Institution, InstitutionType
 from ..schedules.models import SYSTEM_CANCEL_CODE, ScheduledSession
-from ..visits.models import MonthSignoff, Question, Visit
+from ..visits.models import MonthSignoff, MonthSignoffTopic, Question, Visit
 from .scope import REPORT_ZONE, Scope, month_start, next_month, previous_month
 
 GROUPINGS = ("region", "district", "institution_type", "institution")
@@ -352,28 +352,21 @@ def _live_parts(window: _Window) -> list[Any]:
     return [session_part, booking_part, visit_part, question_part]
 
 
-def _signed(window: _Window) -> Any:
-    """The latest signed version of every institution-month in the window, one row each."""
+def _latest_signoffs(months: list[str], *columns: Any) -> Select[Any]:
+    """`columns` of the latest signed version of every institution-month of `months`."""
     latest = (
         select(
             MonthSignoff.institution_id,
             MonthSignoff.month,
             func.max(MonthSignoff.version).label("version"),
         )
-        .where(MonthSignoff.month.in_(window.months))
+        .where(MonthSignoff.month.in_(months))
         .group_by(MonthSignoff.institution_id, MonthSignoff.month)
         .subquery()
     )
     return (
-        select(
-            MonthSignoff.institution_id,
-            MonthSignoff.month,
-            *(
-                func.coalesce(MonthSignoff.figures[name].as_integer(), 0).label(name)
-                for name in COUNTS
-                if name not in LIVE_STATES
-            ),
-        )
+        select(*columns)
+        .select_from(MonthSignoff)
         .join(
             latest,
             and_(
@@ -382,8 +375,21 @@ def _signed(window: _Window) -> Any:
                 latest.c.version == MonthSignoff.version,
             ),
         )
-        .cte("signed_figures")
     )
+
+
+def _signed(window: _Window) -> Any:
+    """The latest signed version of every institution-month in the window, one row each."""
+    return _latest_signoffs(
+        window.months,
+        MonthSignoff.institution_id,
+        MonthSignoff.month,
+        *(
+            func.coalesce(MonthSignoff.figures[name].as_integer(), 0).label(name)
+            for name in COUNTS
+            if name not in LIVE_STATES
+        ),
+    ).cte("signed_figures")
 
 
 def _figures_by_group(window: _Window) -> Any:
@@ -601,35 +607,72 @@ def count_groups(scope: Scope, grouping: str) -> int:
     return int(db.session.scalar(select(func.count()).select_from(_keys(window))) or 0)
 
 
-def top_topics(scope: Scope, month: str, months: int = 1, limit: int = 10) -> list[tuple[str, int]]:
-    """The most raised topics, reached like the roll-up: the window's sessions, their visits,
-    their questions."""
-    window = _Window(scope, "institution", month_list(month, months), clock_now(), False)
+def _topic_counts(scope: Scope, months: list[str], live: bool) -> Any:
+    """Questions per topic in the scope, reached like the roll-up: the window's sessions, their
+    visits, their questions. A signed institution-month counts with the topics signed with it,
+    as its figures do with their snapshot, unless it was signed before topics were kept."""
+    window = _Window(scope, "institution", months, clock_now(), snapshots=not live)
     sessions = _window_sessions(window)
     visits = (
-        select(Visit.id)
+        select(Visit.id, sessions.c.month)
         .join(sessions, sessions.c.id == Visit.session_id)
         .where(_within_ids(Visit.session_id, sessions.c.id))
         .cte("window_visit")
     )
-    # Counted per institution first: the scope then joins a few thousand rows, not every question.
-    per_institution = (
-        select(Question.institution_id, Question.topic_id, func.count().label("n"))
+    # Counted per institution-month first: the scope then joins a few thousand rows, not every
+    # question, and a signed institution-month is replaced whole.
+    per_month: Any = (
+        select(
+            Question.institution_id,
+            visits.c.month,
+            Question.topic_id,
+            func.count().label("n"),
+        )
         .join(visits, visits.c.id == Question.visit_id)
         .where(_within_ids(Question.visit_id, visits.c.id))
-        .group_by(Question.institution_id, Question.topic_id)
-        .subquery()
+        .group_by(Question.institution_id, visits.c.month, Question.topic_id)
     )
-    counts = (
+    if window.snapshots:
+        signed = (
+            _latest_signoffs(
+                months, MonthSignoff.id, MonthSignoff.institution_id, MonthSignoff.month
+            )
+            .where(MonthSignoff.topics_signed.is_(True))
+            .subquery()
+        )
+        unsigned = per_month.outerjoin(
+            signed,
+            and_(
+                signed.c.institution_id == Question.institution_id,
+                signed.c.month == visits.c.month,
+            ),
+        ).where(signed.c.id.is_(None))
+        as_signed = select(
+            signed.c.institution_id,
+            signed.c.month,
+            MonthSignoffTopic.topic_id,
+            MonthSignoffTopic.questions,
+        ).join(MonthSignoffTopic, MonthSignoffTopic.signoff_id == signed.c.id)
+        per_month = union_all(unsigned, as_signed)
+    per_month = per_month.subquery()
+    return (
         _scoped(
-            select(per_institution.c.topic_id, func.sum(per_institution.c.n).label("n")).join(
-                Institution, Institution.id == per_institution.c.institution_id
+            select(per_month.c.topic_id, func.sum(per_month.c.n).label("n")).join(
+                Institution, Institution.id == per_month.c.institution_id
             ),
             scope,
         )
-        .group_by(per_institution.c.topic_id)
+        .group_by(per_month.c.topic_id)
         .subquery()
     )
+
+
+def top_topics(
+    scope: Scope, month: str, months: int = 1, limit: int = 10, *, live: bool = False
+) -> list[tuple[str, int]]:
+    """The most raised topics; a signed month's as signed (see `_topic_counts`), or today's with
+    `live=True`."""
+    counts = _topic_counts(scope, month_list(month, months), live)
     query = (
         select(Topic, counts.c.n)
         .join(counts, counts.c.topic_id == Topic.id)
@@ -637,6 +680,12 @@ def top_topics(scope: Scope, month: str, months: int = 1, limit: int = 10) -> li
         .limit(limit)
     )
     return [(topic.name, int(n)) for topic, n in db.session.execute(query)]
+
+
+def topic_questions(scope: Scope, month: str) -> dict[int, int]:
+    """Today's questions of the month per topic id: what a sign-off records with its figures."""
+    counts = _topic_counts(scope, [month], live=True)
+    return {int(topic): int(n) for topic, n in db.session.execute(select(counts))}
 
 
 def topic_heat(
@@ -717,7 +766,14 @@ def rollup(
         if grouping == "institution":
             row.signed = row.signed_months == months
     return Rollup(
-        scope, month, months, grouping, rows, total, previous, top_topics(scope, month, months)
+        scope,
+        month,
+        months,
+        grouping,
+        rows,
+        total,
+        previous,
+        top_topics(scope, month, months, live=live),
     )
 
 

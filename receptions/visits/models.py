@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -139,5 +141,22 @@ class MonthSignoff(db.Model):
     )
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str] = mapped_column(Text, default="")
+    # Whether the month's questions by topic were signed with it (MonthSignoffTopic); those
+    # signed before topics were kept (false) leave the month's top topics to the live rows.
+    topics_signed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
 
     signed_by: Mapped[User | None] = relationship()
+    topics: Mapped[list[MonthSignoffTopic]] = relationship(cascade="all, delete-orphan")
+
+
+class MonthSignoffTopic(db.Model):
+    """How many of a signed month's questions were on one topic, as signed: the top topics beside
+    the signed figures add up to the questions the head filed."""
+
+    __tablename__ = "month_signoff_topic"
+
+    signoff_id: Mapped[int] = mapped_column(
+        ForeignKey("month_signoff.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topic.id"), primary_key=True)
+    questions: Mapped[int] = mapped_column(Integer)

@@ -31,7 +31,15 @@ from ..notify.services import deliver_after_commit, enqueue
 from ..reports.scope import year_and_month
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from .labels import MONTH_FIGURE_KEYS
-from .models import MonthSignoff, Outcome, Question, QuestionEvent, ReceivedBy, Visit
+from .models import (
+    MonthSignoff,
+    MonthSignoffTopic,
+    Outcome,
+    Question,
+    QuestionEvent,
+    ReceivedBy,
+    Visit,
+)
 
 RecordT = TypeVar("RecordT")
 WORKSPACE_ROLES = (Role.staff, Role.head)
@@ -774,6 +782,15 @@ def month_bounds(month: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
+def month_topics(institution_id: int, month: str) -> list[MonthSignoffTopic]:
+    """The month's questions per topic for one institution, as a sign-off records them."""
+    from ..reports.scope import Scope
+    from ..reports.services import topic_questions
+
+    counts = topic_questions(Scope("institution", institution_id), month)
+    return [MonthSignoffTopic(topic_id=topic, questions=n) for topic, n in sorted(counts.items())]
+
+
 def month_figures(institution_id: int, month: str) -> dict[str, int]:
     """The month's counts for one institution, from the same reporting service akimats use."""
     from ..reports.scope import Scope
@@ -842,6 +859,7 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
             month=month,
             version=len(previous) + 1,
             figures=figures,
+            topics=month_topics(institution_id, month),
             signed_by_id=actor.id,
             signed_at=clock_now(),
             reason=reason.strip(),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from receptions.booking.identity import iin_hash
+from receptions.booking.models import Booking
+from receptions.extensions import db
 from tests.factories import make_open_session, make_topic
-from tests.integration.test_booking import book
+from tests.integration.test_booking import IIN, book
 
 
 @pytest.fixture
@@ -33,6 +38,29 @@ def test_booking_attempts_are_limited_per_iin(client):
         for n in range(3)
     ]
     assert statuses == [303, 409, 429]
+
+
+def test_the_per_iin_limit_is_logged_without_the_citizens_iin(app, client, caplog):
+    """Flask-Limiter logs every limit it finds exceeded, with the limit's key: for the per-IIN
+    limit that key holds the keyed hash stored in booking.iin_hash. The line is kept, the
+    citizen is not in it."""
+    session = make_open_session(slots=4)
+    topic = make_topic()
+    with caplog.at_level(logging.DEBUG):
+        statuses = [
+            book(_from(client, f"10.0.3.{n}"), session.slots[n].id, topic)[0].status_code
+            for n in range(3)
+        ]
+    assert statuses == [303, 409, 429]
+    stored = db.session.scalars(db.select(Booking.iin_hash)).one()
+    assert stored == iin_hash(IIN, app.config["IIN_HASH_KEY"])
+    breaches = [r.getMessage() for r in caplog.records if r.name == "flask-limiter"]
+    assert [line for line in breaches if "(iin:[redacted]) exceeded" in line], breaches
+    personal = (IIN, stored, stored[:16], IIN[-4:])
+    assert [
+        r.getMessage() for r in caplog.records if any(p in r.getMessage() for p in personal)
+    ] == []
+    assert not any(p in caplog.text for p in personal)
 
 
 def test_mistaken_forms_with_someones_iin_do_not_lock_them_out(client):

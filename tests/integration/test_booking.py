@@ -178,6 +178,71 @@ def test_status_page_shows_history_and_no_personal_data(client, session, topic):
     assert client.get("/status/ATY-XXXXXX").status_code == 404
 
 
+CYRILLIC_LOOKALIKES = str.maketrans("ABEKMHOPCTYX", "АВЕКМНОРСТУХ")
+FULLWIDTH = {ord(c): ord(c) + 0xFEE0 for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"}
+
+
+def test_a_reference_typed_any_plausible_way_leads_to_its_status_page(client, session, topic):
+    book(client, session.slots[0].id, topic)
+    reference = db.session.scalars(select(Booking.reference)).one()
+    prefix, code = reference.split("-")
+    typed = [
+        reference,
+        f"  {reference.lower()} ",
+        f"{prefix} {code}",
+        prefix + code.lower(),
+        f"{prefix} – {code}",  # an en dash, as a phone's keyboard may put it
+        f"{prefix}\u2011{code}",  # a non-breaking hyphen, as a copied SMS may have it
+        reference.translate(CYRILLIC_LOOKALIKES).lower(),  # a Russian or Kazakh keyboard layout
+        reference.translate(FULLWIDTH),  # full-width letters and digits of an East Asian input
+    ]
+    for typed_text in typed:
+        lookup = client.get("/status", query_string={"reference": typed_text})
+        assert (lookup.status_code, lookup.headers.get("Location")) == (
+            302,
+            f"/status/{reference}",
+        ), typed_text
+        page = client.get(lookup.headers["Location"], headers={"Accept-Language": "en"})
+        assert page.status_code == 200 and reference in page.get_data(as_text=True), typed_text
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("kk", "Мұндай нөмірі бар жазылу жоқ. Әріптер мен цифрларды тексеріңіз."),
+        ("ru", "Записи с таким номером нет. Проверьте буквы и цифры."),
+        ("en", "No booking has this reference. Check the letters and digits."),
+    ],
+)
+def test_a_lookup_that_cannot_be_a_reference_is_answered_on_the_form(client, language, message):
+    """Nothing that cannot be a reference is sent on to /status/<reference>: '..' or '/' would
+    take the browser to another page, and the others to a page that only says 'not found'."""
+    for typed_text in (
+        "/",
+        "..",
+        "../..",
+        "ATY/7K3M9Q",
+        "%2F",
+        "ATY-7K3M9",  # a character short
+        "ATY-7K3M9QQ",
+        "ATY-0O1IL5",  # letters and digits no reference has
+        "ꙮ",
+        "X" * 500,
+        "' OR 1=1 --",
+    ):
+        lookup = client.get(
+            "/status", query_string={"reference": typed_text}, headers={"Accept-Language": language}
+        )
+        page = lookup.get_data(as_text=True)
+        assert (lookup.status_code, lookup.headers.get("Location")) == (422, None), typed_text
+        assert message in page, typed_text
+    for blank in ("", "   "):
+        empty = client.get(
+            "/status", query_string={"reference": blank}, headers={"Accept-Language": language}
+        )
+        assert empty.status_code == 422 and message not in empty.get_data(as_text=True)
+
+
 def test_double_submission_of_the_same_form_creates_one_booking(client, session, topic):
     first, data = book(client, session.slots[0].id, topic)
     second = client.post(f"/book/{session.slots[0].id}", data=data)

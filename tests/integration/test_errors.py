@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from flask import abort
 from sqlalchemy import text
 
 from receptions import create_app
@@ -92,6 +93,48 @@ def test_connection_terminated_before_the_session_closes_keeps_the_response(post
     client = app.test_client()
     response = client.get("/terminated")
     assert response.status_code == 200 and response.get_data(as_text=True) == "page built"
+    assert client.get("/readyz").status_code == 200
+    with app.app_context():
+        db.engine.dispose()
+
+
+class _Refused(DomainError):
+    status_code = 409
+
+
+@pytest.mark.realtime  # the pool's idle clock decides whether the next request pings
+@pytest.mark.parametrize(
+    ("failure", "status", "title"),
+    [
+        (_Refused, 409, "This cannot be done"),
+        (lambda: abort(404), 404, "Page not found"),
+        (lambda: 1 / 0, 500, "Something went wrong on our side"),
+    ],
+)
+def test_connection_lost_before_an_error_page_still_gives_the_page(db_url, failure, status, title):
+    """The error handlers roll the session back before rendering; when the connection is gone
+    (PostgreSQL ended the request's backend in a restart or a failover; on SQLite, the file's
+    connection is closed) that ROLLBACK fails, and it must not take the error page with it: the
+    reader gets the page for what went wrong, and the dead connection is not handed to the next
+    request."""
+    app = create_app(app_settings(db_url))
+
+    @app.route("/terminated-then-failed")
+    def terminated_then_failed():
+        if db.engine.dialect.name == "postgresql":
+            terminate_backend(db.session.execute(text("SELECT pg_backend_pid()")).scalar())
+        else:
+            db.session.execute(text("SELECT 1"))
+            db.session.connection().connection.dbapi_connection.close()
+        if isinstance(failure, type):
+            raise failure()
+        failure()
+        return "unreachable"
+
+    client = app.test_client()
+    response = client.get("/terminated-then-failed", headers={"Accept-Language": "en"})
+    assert response.status_code == status
+    assert f'<h1 id="error-title">{title}</h1>' in response.get_data(as_text=True)
     assert client.get("/readyz").status_code == 200
     with app.app_context():
         db.engine.dispose()

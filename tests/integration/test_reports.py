@@ -585,6 +585,64 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     assert not again.rows[0].changed_since_signoff
 
 
+def _late_questions(institution, topic, count):
+    """A visit recorded after sign-off in the institution's first session of the month."""
+    session = db.session.scalars(
+        select(ScheduledSession)
+        .where(
+            ScheduledSession.institution_id == institution.id,
+            ScheduledSession.starts_at >= datetime(2026, 9, 1, tzinfo=ZONE),
+        )
+        .order_by(ScheduledSession.starts_at)
+    ).first()
+    _visit_raising(session, topic, ["explained"] * count)
+
+
+def test_a_signed_months_top_topics_are_the_signed_ones(app, dataset):
+    """Top topics stand beside the signed totals: a signed month's questions count by topic as
+    they were signed, so that the topics add up to the questions the head filed."""
+    _, institutions = dataset
+    institution, _ = _institution_with_pending(institutions)
+    scope = Scope("institution", institution.id)
+    nation_at_signing = services.rollup(Scope("nation"), MONTH, live=True).top_topics
+    signoff = _sign(app, institution)
+    signed_topics = services.rollup(scope, MONTH, grouping="institution").top_topics
+    assert sum(n for _, n in signed_topics) == signoff.figures["questions"]
+    least = next(t for t in db.session.scalars(select(Topic)) if t.name == signed_topics[-1][0])
+    _late_questions(institution, least, 5)
+
+    official = services.rollup(scope, MONTH, grouping="institution")
+    assert official.total["questions"] == signoff.figures["questions"]
+    assert official.top_topics == signed_topics
+    assert services.rollup(Scope("nation"), MONTH).top_topics == nation_at_signing
+    live = services.rollup(scope, MONTH, grouping="institution", live=True)
+    assert live.top_topics[0] == (least.name, dict(signed_topics)[least.name] + 5)
+    assert sum(n for _, n in live.top_topics) == live.total["questions"]
+
+    # A correction signs the new topics too.
+    _sign(app, institution, reason="Late visit recorded")
+    assert services.rollup(scope, MONTH, grouping="institution").top_topics == live.top_topics
+
+
+def test_a_month_signed_before_topics_were_kept_shows_todays_topics(app, dataset):
+    """A sign-off made before the migration that added topics has none: its month's topics are
+    read from today's rows (what was on which topic when it was signed is not known)."""
+    _, institutions = dataset
+    institution, _ = _institution_with_pending(institutions)
+    scope = Scope("institution", institution.id)
+    signoff = _sign(app, institution)
+    signoff.topics_signed = False
+    signoff.topics.clear()
+    db.session.commit()
+    topic = db.session.scalars(select(Topic)).first()
+    _late_questions(institution, topic, 5)
+
+    official = services.rollup(scope, MONTH, grouping="institution")
+    assert official.total["questions"] == signoff.figures["questions"]
+    assert official.top_topics == services.rollup(scope, MONTH, live=True).top_topics
+    assert dict(official.top_topics)[topic.name] >= 5
+
+
 def test_a_signed_month_shows_what_became_overdue_and_what_was_reopened_after_sign_off(app, client):
     """Overdue and not closed are states of today, not facts the head signed: a signed month
     takes them from the live rows, as the follow-up and close-out pages do."""
@@ -777,12 +835,16 @@ def test_dashboard_shows_change_for_the_main_figures_and_outcome_shares(client, 
 
 def _questions_in(institution, month, outcomes):
     """A held session on the 3rd of `month` with one visit that raised a question per outcome."""
-    topic = make_topic()
     session = make_open_session(institution, slots=1, starts_in_hours=_hours_to(month) + 48)
     session.status = "held"
+    _visit_raising(session, make_topic(), outcomes)
+
+
+def _visit_raising(session, topic, outcomes):
+    """A walk-in visit at `session` that raised a question on `topic` per outcome."""
     visit = Visit(
         session_id=session.id,
-        institution_id=institution.id,
+        institution_id=session.institution_id,
         citizen_name="Тест",
         at=session.starts_at,
     )
@@ -792,7 +854,7 @@ def _questions_in(institution, month, outcomes):
         db.session.add(
             Question(
                 visit_id=visit.id,
-                institution_id=institution.id,
+                institution_id=session.institution_id,
                 topic_id=topic.id,
                 summary="q",
                 outcome=outcome,
