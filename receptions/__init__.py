@@ -76,11 +76,11 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
     from .logging_filters import install
 
     # "flask-limiter" is the name Flask-Limiter logs under (its breach lines carry the limit's key).
-    install("werkzeug", "gunicorn.access", "gunicorn.error", "receptions", "flask-limiter")
     if not app.debug and not app.testing:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+    install("werkzeug", "gunicorn.access", "gunicorn.error", "receptions", "flask-limiter")
     return app
 
 

@@ -33,8 +33,16 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def _add_once(filterer: logging.Filterer) -> None:
+    if not any(isinstance(f, RedactSecrets) for f in filterer.filters):
+        filterer.addFilter(RedactSecrets())
+
+
 def install(*logger_names: str) -> None:
+    """Redact what these loggers log themselves, and everything the root logger's handlers
+    print: a logger's filter does not see its children's records (receptions.errors,
+    receptions.database, ...), which reach the root's handlers by propagation."""
     for name in logger_names:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-            logger.addFilter(RedactSecrets())
+        _add_once(logging.getLogger(name))
+    for handler in logging.getLogger().handlers:
+        _add_once(handler)

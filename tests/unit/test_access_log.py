@@ -61,3 +61,29 @@ def test_the_logged_line_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="gunicorn.access"):
         logger.access(resp, req, environ, took)
     assert set(caplog.messages) == {'10.0.0.7 "POST /m/[redacted]?new=1 HTTP/1.1" 303 5120 1234ms'}
+
+
+def test_records_of_child_loggers_are_redacted_by_the_root_handlers():
+    """A filter on the `receptions` logger does not see `receptions.errors`' records: the root
+    logger's handlers, where they end up, redact them."""
+    import io
+    import logging
+
+    from receptions.logging_filters import install
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    child = logging.getLogger("receptions.errors")
+    level = child.level
+    try:
+        install("receptions")
+        child.setLevel(logging.WARNING)
+        child.warning("failed on %s", "/m/AbCdEf0123456789_-xyz and iin:0a1b2c3d4e5f")
+    finally:
+        root.removeHandler(handler)
+        child.setLevel(level)
+    printed = stream.getvalue()
+    assert "AbCdEf0123456789" not in printed and "0a1b2c3d4e5f" not in printed
+    assert "/m/[redacted]" in printed and "iin:[redacted]" in printed
