@@ -791,13 +791,11 @@ def _slot_payload(slot: Slot | BookableSlot) -> dict[str, Any]:
     session = slot.session
     institution = session.institution
     return {
-        "institution": {
-            lang: getattr(institution, f"name_{lang}") or institution.name_ru
-            for lang in ("kk", "ru", "en")
-        },
+        "institution": institution.name_in_each_language,
         "starts_at": slot.starts_at.isoformat(),
         "tz": institution.district.region.timezone,
-        "location": session.schedule.location or institution.address_ru,
+        # The room staff typed (one language), else the address in each reader's language.
+        "location": session.schedule.location or institution.address_in_each_language,
     }
 
 

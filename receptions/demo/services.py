@@ -171,7 +171,7 @@ def _load_demo_schedules() -> int:
                 "valid_until": None,
                 "host_name": institution.head_name,
                 "host_position": institution.head_position_ru,
-                "location": institution.address_ru,
+                "location": "",  # the institution's address, in each reader's language
                 "exclusions": [],
                 "booking_opens_days": 30,
                 "booking_closes_hours": 2,

@@ -62,8 +62,15 @@ class InstitutionNames:
     def name_in_each_language(self) -> dict[str, str]:
         """The name in every language (Russian where one is missing), for a message that is
         written later in its reader's language, not in the language of whoever queued it."""
-        names = {lang: getattr(self, f"name_{lang}") for lang in FALLBACK_ORDER}
-        return {lang: name or names["ru"] for lang, name in names.items()}
+        return self._in_each_language("name")
+
+    @property
+    def address_in_each_language(self) -> dict[str, str]:
+        """The address in every language, as `name_in_each_language` gives the name."""
+        return self._in_each_language("address")
+
+    def _in_each_language(self, field: str) -> dict[str, str]:
+        return {lang: localized(self, field, lang) for lang in FALLBACK_ORDER}
 
 
 class Institution(InstitutionNames, db.Model):

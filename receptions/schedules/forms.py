@@ -223,7 +223,14 @@ class ScheduleForm(RecurringTimesForm):
         validators=[Optional(), Length(max=2000)],
         description=_l("One date per line, as YYYY-MM-DD."),
     )
-    location = StringField(_l("Room or place"), validators=[Optional(), Length(max=300)])
+    location = StringField(
+        _l("Room or place"),
+        validators=[Optional(), Length(max=300)],
+        description=_l(
+            "For example the room number. Leave it empty to show the institution's address, "
+            "which citizens read in their own language."
+        ),
+    )
     booking_opens_days = IntegerField(
         _l("Booking opens, days ahead"),
         default=30,

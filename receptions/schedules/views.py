@@ -126,7 +126,6 @@ def _new_form_defaults(form: ScheduleForm, institution: Institution) -> None:
     form.valid_from.data = services.local_today(_timezone(institution))
     form.host_name.data = institution.head_name
     form.host_position.data = institution.head_position
-    form.location.data = institution.address
     if form.kind.data == "open_door":
         form.frequency.data, form.weekdays.data, form.ordinal.data = "MONTHLY", ["4"], "-1"
         form.start_time.data, form.end_time.data = time(10), time(13)

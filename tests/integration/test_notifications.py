@@ -431,3 +431,32 @@ def test_production_leaves_delivery_to_the_rq_worker_or_the_send_job(monkeypatch
     assert create_app(settings).config["NOTIFY_SYNC"] is False
     monkeypatch.setenv("NOTIFY_SYNC", "1")
     assert create_app(settings).config["NOTIFY_SYNC"] is True
+
+
+def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typed(app, client):
+    """A schedule without a room shows the institution's address in each reader's language (it
+    was the Russian one in every message); a room staff typed is shown as typed."""
+    from tests.factories import make_iin
+
+    topic = make_topic()
+    institution = make_institution(
+        address_kk="Атырау қ., Сәтбаев даңғылы, 41", address_ru="г. Атырау, пр. Сатпаева, 41"
+    )
+    session = make_open_session(institution, slots=4, location="")
+
+    def confirmation_text(slot_index: int, lang: str, n: int) -> str:
+        response, _ = book(
+            client, session.slots[slot_index].id, topic, lang=lang, iin=make_iin(400 + n),
+            phone=f"+770155504{n:02d}",
+        )
+        assert response.status_code == 303
+        sms = select(Notification).where(Notification.channel == "sms")
+        with app.test_request_context():
+            return render(db.session.scalars(sms.order_by(Notification.id.desc())).first()).body
+
+    kk, ru, en = (confirmation_text(n, lang, n) for n, lang in enumerate(("kk", "ru", "en")))
+    assert "Сәтбаев даңғылы" in kk and "пр. Сатпаева" not in kk
+    assert "пр. Сатпаева" in ru and "пр. Сатпаева" in en  # no English address: the Russian one
+    session.schedule.location = "Кабинет 12"
+    db.session.commit()
+    assert "Кабинет 12" in confirmation_text(3, "kk", 3)

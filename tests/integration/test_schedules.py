@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from receptions.booking.models import Booking
 from receptions.clock import now as clock_now
 from receptions.errors import DomainError
 from receptions.extensions import db
+from receptions.institutions.models import Institution
 from receptions.notify.models import Notification
 from receptions.schedules import services
 from receptions.schedules.models import (
@@ -469,3 +471,20 @@ def test_every_scheduling_error_code_has_a_message():
     from scheduling.errors import ALL_CODES
 
     assert set(CODE_MESSAGES) == set(ALL_CODES)
+
+
+def test_a_new_schedule_leaves_the_room_empty_so_citizens_read_the_address_in_their_language(
+    client, head
+):
+    """The form no longer copies the institution's address, in the head's language, into the
+    one-language room field: every citizen then read it in that language."""
+    institution = db.session.get(Institution, head.institution_id)
+    institution.address_kk, institution.address_ru = "Сәтбаев даңғылы, 41", "пр. Сатпаева, 41"
+    db.session.commit()
+    page = client.get(
+        f"/staff/institutions/{head.institution_id}/schedules/new",
+        headers={"Accept-Language": "ru"},
+    ).get_data(as_text=True)
+    room = re.search(r'<input[^>]*name="location"[^>]*>', page).group(0)
+    assert 'value="' not in room or 'value=""' in room
+    assert "пр. Сатпаева" not in room
