@@ -1439,6 +1439,17 @@ def queue_resolution_checks(at: datetime | None = None) -> int:
     return len(due)
 
 
+def waitlist_notices_left(booking: Booking) -> int | None:
+    """How many more notices the booking's place on the waitlist may bring, or None when it is
+    not on the waitlist (never joined, or its notices are used up)."""
+    entry = db.session.scalars(
+        select(WaitlistEntry).where(
+            WaitlistEntry.booking_id == booking.id, WaitlistEntry.active.is_(True)
+        )
+    ).first()
+    return None if entry is None else max(WAITLIST_MAX_NOTICES - entry.notices_sent, 0)
+
+
 def feedback_for(booking: Booking) -> Feedback | None:
     return db.session.scalars(select(Feedback).where(Feedback.booking_id == booking.id)).first()
 

@@ -242,6 +242,7 @@ def _manage_page(booking: Booking, token: str, refusal: str | None = None, **for
         masked_iin=identity.mask_iin(booking.iin_last4),
         masked_phone=identity.mask_phone(booking.phone),
         feedback=services.feedback_for(booking),
+        waitlist_notices_left=services.waitlist_notices_left(booking),
         ask_resolved=services.resolution_check_due(booking),
         refusal=refusal,
         **{

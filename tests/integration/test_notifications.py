@@ -174,7 +174,9 @@ def _join_waitlist(client, token):
         client,
         f"/m/{token}/waitlist",
         {"confirm": "yes"},
-        form_url=f"/m/{token}",
+        # Its CSRF token from a page that always has a form: once on the waitlist, the manage
+        # page says so instead of offering the button again (a POST still rejoins).
+        form_url=f"/m/{token}/cancel",
         headers={"Accept-Language": "en"},
     )
 
@@ -460,3 +462,32 @@ def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typ
     session.schedule.location = "Кабинет 12"
     db.session.commit()
     assert "Кабинет 12" in confirmation_text(3, "kk", 3)
+
+
+def test_the_manage_page_says_the_booking_is_on_the_waitlist_instead_of_offering_it_again(
+    app, client
+):
+    from tests.factories import make_iin
+
+    topic = make_topic()
+    session = make_open_session(slots=4)
+    later, _ = book(client, session.slots[3].id, topic, lang="en")
+    token = _token(later)
+    offer = "Tell me if an earlier time frees up"
+
+    def page() -> str:
+        return client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+    assert offer in page() and "You are on the waitlist" not in page()
+    assert _join_waitlist(client, token).status_code == 303
+    assert offer not in page()
+    assert "at most 3 more times" in page()
+    freed, _ = book(client, session.slots[0].id, topic, iin=make_iin(500), phone="+77015550050")
+    with app.test_request_context():
+        booking_services.cancel_by_citizen(_token(freed))
+    assert "at most 2 more times" in page()
+    with force_locale("ru"):
+        russian = client.get(f"/m/{token}", headers={"Accept-Language": "ru"}).get_data(
+            as_text=True
+        )
+    assert "ещё не более 2 раз" in russian
