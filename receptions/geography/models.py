@@ -56,5 +56,10 @@ class District(db.Model):
     def name(self) -> str:
         return localized(self, "name")
 
+    @property
+    def name_with_region(self) -> str:
+        """"Region — district", for lists where districts of several regions share a name."""
+        return f"{self.region.name} — {self.name}"
+
     def __repr__(self) -> str:
         return f"<District {self.slug}>"

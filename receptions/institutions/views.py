@@ -69,7 +69,7 @@ def _district_choices() -> list[tuple[int, str]]:
     districts = db.session.scalars(
         access.districts_in_scope(current_user).order_by(District.region_id, District.name_ru)
     )
-    return [(d.id, f"{d.region.name} — {d.name}") for d in districts]
+    return [(d.id, d.name_with_region) for d in districts]
 
 
 @bp.route("/staff/institutions/new", methods=["GET", "POST"])

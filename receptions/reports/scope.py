@@ -60,7 +60,7 @@ class Scope:
             return region.name if region else ""
         if self.level == "district":
             district = db.session.get(District, self.ident)
-            return f"{district.region.name} — {district.name}" if district else ""
+            return district.name_with_region if district else ""
         if self.level == "institution":
             institution = db.session.get(Institution, self.ident)
             return institution.name if institution else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
 
 from .. import access
 from ..auth import services as auth_services
@@ -42,13 +43,18 @@ def fill_scope_choices(form: InviteForm) -> None:
     form.set_role_choices(access.grantable_roles(current_user))
     blank = [("", _("— not applicable —"))]
     institutions = db.session.scalars(
-        access.institutions_in_scope(current_user).order_by(Institution.name_ru)
+        access.institutions_in_scope(current_user)
+        .order_by(Institution.name_ru)
+        .options(selectinload(Institution.district).selectinload(District.region))
     )
-    form.institution_id.choices = blank + [(i.id, i.name) for i in institutions]
+    # Numbered names repeat across the country ("City polyclinic No. 1"): each says where it is.
+    form.institution_id.choices = blank + [
+        (i.id, f"{i.name} ({i.district.name_with_region})") for i in institutions
+    ]
     districts = db.session.scalars(
         access.districts_in_scope(current_user).order_by(District.region_id, District.name_ru)
     )
-    form.district_id.choices = blank + [(d.id, f"{d.region.name} — {d.name}") for d in districts]
+    form.district_id.choices = blank + [(d.id, d.name_with_region) for d in districts]
     regions = db.session.scalars(access.regions_in_scope(current_user).order_by(Region.name_ru))
     form.region_id.choices = blank + [(r.id, r.name) for r in regions]
 

@@ -191,3 +191,23 @@ def test_admin_changes_a_role_but_cannot_demote_themself(client):
     assert self_demote.status_code == 400
     db.session.expire_all()
     assert db.session.get(User, admin.id).role == "admin"
+
+
+def test_institutions_with_the_same_name_say_where_they_are_in_the_invite_form(client):
+    """"City polyclinic No. 1" exists in many cities: the institution list of the invitation
+    (and of the user page, which fills it the same way) names each one's region and district."""
+    admin = make_user(Role.admin)
+    first, second = make_institution(name_ru="Поликлиника №1"), make_institution(
+        name_ru="Поликлиника №1"
+    )
+    sign_in(client, admin.email, PASSWORD)
+    page = client.get("/staff/invite", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    labels = {
+        institution.id: re.search(
+            rf'<option value="{institution.id}">([^<]*)</option>', page
+        ).group(1)
+        for institution in (first, second)
+    }
+    assert labels[first.id] != labels[second.id]
+    district = first.district
+    assert labels[first.id] == f"Поликлиника №1 ({district.region.name_ru} — {district.name_ru})"
