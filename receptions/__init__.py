@@ -219,6 +219,7 @@ def _register_template_helpers(app: Flask) -> None:
             "localized": localized,
         }
 
+    from .audit.labels import action_label, record_type_label
     from .booking.labels import accessibility_label, event_label, status_label
     from .schedules.queries import describe_schedule
     from .schedules.views import kind_labels
@@ -240,6 +241,8 @@ def _register_template_helpers(app: Flask) -> None:
         event_label=event_label,
         accessibility_label=accessibility_label,
         status_label=status_label,
+        audit_action_label=action_label,
+        audit_record_type_label=record_type_label,
     )
     from .layout import site_header
 

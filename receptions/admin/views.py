@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .. import access
+from ..audit.labels import record_type_label
 from ..auth import services as auth_services
 from ..auth.forms import UserEditForm
 from ..auth.models import Role, User
@@ -74,7 +75,9 @@ def reissue_link(user_id: int):
 @access.role_required(Role.admin)
 def audit_log():
     form = AuditFilterForm(request.args)
-    form.record_type.choices = [("", _("Any"))] + [(t, t) for t in audit_trail.record_types()]
+    form.record_type.choices = [("", _("Any"))] + [
+        (t, record_type_label(t)) for t in audit_trail.record_types()
+    ]
     if not form.validate():
         return render_template("admin/audit.html", form=form, page=None, users={}), 400
     page = paginate(

@@ -14,6 +14,7 @@ from ..forms import Form
 from ..institutions.services import paginate
 from ..urls import int_arg
 from .models import DeliveryStatus, Notification
+from .services import SUBJECTS
 
 bp = Blueprint("notify", __name__, url_prefix="/admin/notifications")
 
@@ -36,7 +37,12 @@ def outbox():
     )
     page = paginate(query, int_arg(request.args, "page", 1) or 1, 50)
     return render_template(
-        "notify/outbox.html", page=page, status=status, counts=counts, form=Form()
+        "notify/outbox.html",
+        page=page,
+        status=status,
+        counts=counts,
+        form=Form(),
+        subjects=SUBJECTS,
     )
 
 

@@ -358,6 +358,8 @@ def test_admin_sees_failed_messages_and_can_send_them_again(app, client):
     sign_in(client, admin.email, PASSWORD)
     page = client.get("/admin/notifications/?status=failed").get_data(as_text=True)
     assert "SMTP refused" in page
+    english = client.get("/admin/notifications/?status=failed", headers={"Accept-Language": "en"})
+    assert "E-mail</td><td>Your meeting is booked" in english.get_data(as_text=True)
     response = submit(
         client,
         f"/admin/notifications/{failed.id}/retry",

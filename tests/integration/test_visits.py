@@ -6,6 +6,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
+from flask_babel import force_locale, gettext
 from sqlalchemy import func, select
 
 from receptions.audit.models import AuditEvent
@@ -1113,7 +1114,7 @@ def test_admin_filters_the_audit_log_by_user_record_and_dates(client, app):
         assert response.status_code == 200, query
         text = response.get_data(as_text=True)
         return text, sorted(
-            int(n) for n in re.findall(r"(?:booking|question|visit) #(\d+)</a>", text)
+            int(n) for n in re.findall(r"(?:Booking|Question|Visit) #(\d+)</a>", text)
         )
 
     text, ids = shown("user=HEAD.audit@example.kz")
@@ -1124,6 +1125,13 @@ def test_admin_filters_the_audit_log_by_user_record_and_dates(client, app):
     assert shown("date_from=2026-03-13")[1] == []
     assert shown("action=booking.&user=head.audit@example.kz")[1] == [7]
     assert "Details" in shown("")[0]
+    # Actions and kinds of record in the reader's words, the action's code beside it.
+    assert "Citizen checked in" in shown("")[0] and "booking.check_in" in shown("")[0]
+    kazakh = client.get("/admin/audit", headers={"Accept-Language": "kk"}).get_data(as_text=True)
+    with force_locale("kk"):
+        assert gettext("Citizen checked in") in kazakh and gettext("Walk-in registered") in kazakh
+        assert f'{gettext("Booking")} #7' in kazakh
+        assert gettext("Citizen checked in") != "Citizen checked in"
 
 
 @pytest.mark.parametrize(
@@ -1165,5 +1173,7 @@ def test_audit_log_is_paginated_and_pages_keep_the_filters(client, app):
     text = first.get_data(as_text=True)
     assert "Events found: 150" in text and "Page 1 of 2" in text
     assert "record_type=booking" in re.search(r'href="([^"]+)" rel="next"', text).group(1)
-    second = client.get("/admin/audit?record_type=booking&page=2").get_data(as_text=True)
-    assert len(re.findall(r"booking #\d+</a>", second)) == 50 and "visit #" not in second
+    second = client.get(
+        "/admin/audit?record_type=booking&page=2", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert len(re.findall(r"Booking #\d+</a>", second)) == 50 and "Visit #" not in second

@@ -70,3 +70,28 @@ def test_no_message_is_marked_inside_an_f_string():
                     and call.func.id in GETTEXT_NAMES
                 ]
     assert offenders == []
+
+
+def test_every_audit_action_and_record_type_has_words_for_the_admin():
+    """The audit log shows actions and kinds of record in the reader's language: every audit()
+    call's action (each literal of its first argument) and kind of record has a label."""
+    from receptions.audit.labels import ACTION_LABELS, RECORD_TYPE_LABELS
+
+    actions, record_types = set(), set()
+    for path in (ROOT / "receptions").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "audit"
+                and len(node.args) >= 2
+            ):
+                continue
+            for part in ast.walk(node.args[0]):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    actions.add(part.value)
+            if isinstance(node.args[1], ast.Constant):
+                record_types.add(node.args[1].value)
+    assert len(actions) > 20 and len(record_types) > 8
+    assert sorted(actions - set(ACTION_LABELS)) == []
+    assert sorted(record_types - set(RECORD_TYPE_LABELS)) == []
