@@ -222,7 +222,7 @@ def rankings():
             key=lambda r: r[name],
             reverse=higher_is_better,
         )
-        tables.append((name, label, ranking_lists(ranked)))
+        tables.append((name, label, ranking_lists(ranked, name)))
     return render_template(
         "reports/rankings.html",
         scope=scope,
@@ -234,12 +234,16 @@ def rankings():
 
 
 def ranking_lists(
-    ranked: list[services.Figures],
+    ranked: list[services.Figures], measure: str
 ) -> list[tuple[str, list[tuple[int, services.Figures]]]]:
-    """(caption, [(place, row)]) lists of rows ranked best first: the leaders and the outsiders
-    (worst first) when there are more rows than both hold, else one list of them all, so that no
-    row stands among the leaders and the outsiders at once."""
-    placed = list(enumerate(ranked, start=1))
+    """(caption, [(place, row)]) lists of rows ranked best first by `measure`: the leaders and
+    the outsiders (worst first) when there are more rows than both hold, else one list of them
+    all, so that no row stands among the leaders and the outsiders at once. Rows with the same
+    figure share a place, and the next figure's place counts the rows before it (1, 1, 3)."""
+    placed: list[tuple[int, services.Figures]] = []
+    for number, row in enumerate(ranked, start=1):
+        tied = placed and placed[-1][1][measure] == row[measure]
+        placed.append((placed[-1][0] if tied else number, row))
     if len(placed) <= 2 * RANKING_LENGTH:
         return [(_("From best to worst"), placed)]
     return [

@@ -1005,3 +1005,20 @@ def test_the_institution_page_links_its_public_results(client, app):
     link = f'href="/results/institutions/{institution.id}"'
     assert link in page.get_data(as_text=True)
     assert client.get(f"/results/institutions/{institution.id}").status_code == 200
+
+
+def test_rankings_give_equal_figures_the_same_place():
+    from receptions.reports.views import ranking_lists
+
+    rows = [{"held_share": value, "n": n} for n, value in enumerate([1.0, 1.0, 0.5, 0.5, 0.5, 0.2])]
+    with_places = ranking_lists(rows, "held_share")
+    assert len(with_places) == 1
+    assert [place for place, _ in with_places[0][1]] == [1, 1, 3, 3, 3, 6]
+    many = sorted(
+        ({"held_share": 1.0 if n < 12 else n / 100} for n in range(25)),
+        key=lambda row: row["held_share"],
+        reverse=True,
+    )
+    leaders, outsiders = (places for _, places in ranking_lists(many, "held_share"))
+    assert [place for place, _ in leaders] == [1] * 10
+    assert [place for place, _ in outsiders][:3] == [25, 24, 23]
