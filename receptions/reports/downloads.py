@@ -139,6 +139,7 @@ def pdf_html(spec: ExportSpec) -> str:
         [
             ("citizens_received", _("Citizens received"), "#005a8c"),
             ("resolved", _("Resolved positively"), "#1e6b34"),
+            ("explained", _("Explained"), "#8a4b00"),
             ("pending", _("Being resolved"), "#b3261e"),
         ],
     )
@@ -150,6 +151,4 @@ def pdf_html(spec: ExportSpec) -> str:
         columns=exports.PDF_COLUMNS,
         chart_src="data:image/svg+xml;base64," + base64.b64encode(chart_svg.encode()).decode(),
         first_header=FIRST_HEADERS[spec.grouping](),
-        values=lambda row: exports.values(row, exports.PDF_COLUMNS),
-        change=exports.change_values(rollup.total, rollup.previous_total, exports.PDF_COLUMNS),
     )

@@ -74,8 +74,8 @@ def _cell(value: Any, kind: str) -> Any:
     return value
 
 
-def values(row: Figures, columns: list[tuple[str, Any, str]] = COLUMNS) -> list[Any]:
-    return [_cell(row[name], kind) for name, _, kind in columns]
+def values(row: Figures) -> list[Any]:
+    return [_cell(row[name], kind) for name, _, kind in COLUMNS]
 
 
 def _neutralise(cell: Any) -> Any:
@@ -85,12 +85,10 @@ def _neutralise(cell: Any) -> Any:
     return cell
 
 
-def change_values(
-    total: Figures, previous: Figures, columns: list[tuple[str, Any, str]] = COLUMNS
-) -> list[Any]:
+def change_values(total: Figures, previous: Figures) -> list[Any]:
     """Each column's change on the period before (shares in percentage points), rounded from
     the unrounded figures as the dashboard does: two rounded shares can differ by 0.1 more."""
-    return [_cell(figure_change(total, previous, name), kind) for name, _, kind in columns]
+    return [_cell(figure_change(total, previous, name), kind) for name, _, kind in COLUMNS]
 
 
 def _totalled(rows: Iterable[Figures], total: Figures) -> Iterator[Figures]:

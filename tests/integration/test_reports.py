@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from python_calamine import CalamineWorkbook
+from flask_babel import force_locale, gettext
 from sqlalchemy import select
 
 from receptions.auth.models import Role, User
@@ -888,13 +889,25 @@ def test_the_change_of_a_share_is_the_same_on_the_page_and_in_every_download(cli
     book = CalamineWorkbook.from_path(str(tmp_path / "report.xlsx"))
     for name in book.sheet_names:
         assert book.get_sheet_by_name(name).to_python()[-1][column] == 16.7, name
-    pdf = client.get(f"/reports/download?{query}&format=pdf").get_data()
+    pdf = client.get(
+        f"/reports/download?{query}&format=pdf", headers={"Accept-Language": "en"}
+    ).get_data()
     text = _pdf_text(pdf, tmp_path, "-layout")
-    # The last line of figures is the change (its label wraps onto lines of its own); no cell
-    # before the share is empty, so the share's column is its place.
-    change = [line.split() for line in text.splitlines() if re.fullmatch(r"[-0-9. ]+", line)][-1]
+    # The last line of figures is the change (its label wraps onto lines of its own), each
+    # figure signed and a share's in percentage points; no cell is empty, so the share's column
+    # is its place among the figures.
+    lines = [line for line in text.splitlines() if re.fullmatch(r"[-+0-9. p—]+", line.strip())]
+    change = re.findall(r"[-+][0-9.]+(?: pp)?|—", lines[-1])
     pdf_fields = [name for name, _label, _kind in PDF_COLUMNS]
-    assert change[pdf_fields.index("resolved_share")] == "16.7"
+    assert len(change) == len(pdf_fields)
+    assert change[pdf_fields.index("resolved_share")] == "+16.7 pp"
+    # Shares in per cent, as on the page; in Kazakh with its decimal comma and words.
+    assert re.search(r"\b33 ?%", text)
+    kazakh = client.get(
+        f"/reports/download?{query}&format=pdf", headers={"Accept-Language": "kk"}
+    ).get_data()
+    with force_locale("kk"):
+        assert f"+16,7 {gettext('pp')}" in _pdf_text(kazakh, tmp_path, "-layout")
 
 
 def _admin_client(client):
