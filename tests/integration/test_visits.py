@@ -200,22 +200,88 @@ def test_questions_get_each_outcome_and_the_citizen_sees_it(client, day):
 
 
 @pytest.mark.parametrize(
-    ("data", "status"),
+    ("data", "errors"),
     [
-        ({"outcome": "pending", "responsible": ""}, 400),
-        ({"outcome": "pending", "responsible": "Иванов", "due_date": "2020-01-01"}, 400),
-        ({"outcome": "maybe"}, 400),
-        ({}, 400),
+        ({"outcome": "pending", "responsible": ""}, {"responsible"}),
+        (
+            {"outcome": "pending", "responsible": "", "due_date": "2020-01-01"},
+            {"responsible", "due_date"},
+        ),
+        ({"outcome": "pending", "responsible": "Иванов", "due_date": "2020-01-01"}, {"due_date"}),
+        ({"outcome": "maybe"}, {"outcome"}),
+        ({}, {"outcome"}),
     ],
 )
-def test_bad_outcomes_are_refused_and_nothing_is_saved(client, day, data, status):
+def test_a_mistake_in_an_outcome_shows_the_visit_page_again_with_each_error_at_its_field(
+    client, day, data, errors
+):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
     _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
-    assert _outcome(client, question, **data).status_code == status
+    response = _outcome(client, question, note="Позвонить в акимат", **data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Please correct the following:" in page and "<h1>Гражданин 0</h1>" in page
+    assert "Позвонить в акимат</textarea>" in page  # what was typed is kept
+    prefix = f"q{question.id}-"
+    for name in errors:
+        assert f'id="{prefix}{name}-error"' in page
+        assert f'href="#{prefix}{name}"' in page
+    for name in {"responsible", "due_date"} - errors:
+        assert f'id="{prefix}{name}-error"' not in page
+    if "responsible" in errors:
+        assert "Name the person responsible for a pending question." in page
+        field = re.search(rf'<input[^>]*id="{prefix}responsible"[^>]*>', page).group(0)
+        assert 'aria-invalid="true"' in field and f"{prefix}responsible-error" in field
+    if "due_date" in errors:
+        assert "The due date cannot be in the past." in page
+        assert 'value="2020-01-01"' in page
+    if "outcome" in errors:
+        assert f'<fieldset id="{prefix}outcome"' in page
     db.session.expire_all()
     assert db.session.get(Question, question.id).outcome is None
     assert count(QuestionEvent) == 1
+
+
+def test_a_mistake_in_closing_from_the_follow_up_list_shows_that_list_again(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    due = (almaty_today() + timedelta(days=5)).isoformat()
+    assert (
+        _outcome(client, question, outcome="pending", responsible="А", due_date=due).status_code
+        == 303
+    )
+    db.session.expire_all()
+    question = db.session.get(Question, question.id)
+    url = f"/staff/institutions/{session.institution_id}/follow-up"
+    prefix = f"q{question.id}-"
+    data = {prefix + "outcome": "resolved", prefix + "version": str(question.version)}
+    sent = submit(
+        client,
+        f"/staff/questions/{question.id}/outcome",
+        {**data, "back": "follow-up"},
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 422
+    assert "Pending questions" in page and 'name="back" value="follow-up"' in page
+    assert f'id="{prefix}note-error"' in page and f'href="#{prefix}note"' in page
+    chosen = re.search(rf'<input[^>]*id="{prefix}outcome-0"[^>]*>', page).group(0)
+    assert "checked" in chosen  # the choice made is kept
+    # `back` names a page, never an address: anything else is the visit page.
+    sent = submit(
+        client,
+        f"/staff/questions/{question.id}/outcome",
+        {**data, "back": "https://example.com/"},
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+    assert sent.status_code == 422 and "<h1>Гражданин 0</h1>" in sent.get_data(as_text=True)
+    assert "example.com" not in sent.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).closed_at is None
 
 
 def test_stale_outcome_form_is_a_409(client, day):
@@ -320,6 +386,46 @@ def _close(client, session, **data):
     )
 
 
+def test_a_mistake_in_the_received_by_form_shows_the_visit_page_again(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    visit, _questions = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    response = submit(
+        client,
+        f"/staff/visits/{visit.id}/received-by",
+        {"received_by": "deputy", "received_by_name": "  "},
+        form_url=f"/staff/visits/{visit.id}",
+        headers={"Accept-Language": "en"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Please correct the following:" in page
+    assert 'id="received_by_name-error"' in page and 'href="#received_by_name"' in page
+    assert re.search(
+        r'<option[^>]*selected[^>]*value="deputy"|<option[^>]*value="deputy"[^>]*selected', page
+    )
+
+
+def test_a_mistake_in_closing_a_session_shows_the_close_out_page_again(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    nothing = _close(client, session, reason="Свет отключили")
+    page = nothing.get_data(as_text=True)
+    assert nothing.status_code == 422 and "Please correct the following:" in page
+    assert (
+        f'id="close-{session.id}-held-error"' in page and f'href="#close-{session.id}-held"' in page
+    )
+    assert 'value="Свет отключили"' in page  # what was typed is kept
+    no_reason = _close(client, session, held="no", reason=" ")
+    page = no_reason.get_data(as_text=True)
+    assert no_reason.status_code == 422
+    assert "Give the reason why the session did not take place." in page
+    assert f'id="close-{session.id}-reason-error"' in page
+    assert re.search(rf'id="held-no-{session.id}"[^>]*checked', page)
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+
+
 def test_session_close_out_is_exact_and_happens_once(client, app):
     session = make_open_session(slots=2, starts_in_hours=-3)
     bookings = [make_booking(slot) for slot in session.slots]
@@ -355,9 +461,16 @@ def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app)
     agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
 
     def reopen(reason):
-        return submit(client, url, {"reason": reason}, form_url=agenda_url)
+        return submit(
+            client, url, {"reason": reason}, form_url=agenda_url, headers={"Accept-Language": "en"}
+        )
 
-    assert reopen("  ").status_code == 400
+    refused = reopen("  ")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in page
+    assert (
+        f'id="reopen-{session.id}-reason-error"' in page and '<details class="reopen" open>' in page
+    )
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "held"
 
