@@ -836,6 +836,23 @@ class MonthOverview:
     versions: list[MonthSignoff]
     # figure -> (as signed in the latest version, live now), only where the two differ
     changes: dict[str, tuple[int, int]]
+    # The first local day after the month: it can be signed from then on.
+    signable_from: date
+    over: bool
+
+    @property
+    def signable(self) -> bool:
+        """Signed for the first time once the month is over; again only to correct what changed."""
+        return self.over and (not self.versions or bool(self.changes))
+
+
+def figure_changes(signed: dict[str, int], live: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """The month's figures that differ between a signed version and today's rows."""
+    return {
+        key: (signed.get(key, 0), live.get(key, 0))
+        for key in MONTH_FIGURE_KEYS
+        if signed.get(key, 0) != live.get(key, 0)
+    }
 
 
 def month_overview(actor: User, institution_id: int, month: str) -> MonthOverview:
@@ -844,17 +861,14 @@ def month_overview(actor: User, institution_id: int, month: str) -> MonthOvervie
     month = parse_month(month, institution)
     live = month_figures(institution_id, month)
     versions = signoffs(institution_id, month)
-    changes: dict[str, tuple[int, int]] = {}
-    if versions:
-        signed = versions[-1].figures
-        for key in MONTH_FIGURE_KEYS:
-            if signed.get(key, 0) != live.get(key, 0):
-                changes[key] = (signed.get(key, 0), live.get(key, 0))
-    return MonthOverview(month, live, versions, changes)
+    changes = figure_changes(versions[-1].figures, live) if versions else {}
+    _start, end = month_bounds(month, tz_of(institution))
+    return MonthOverview(month, live, versions, changes, end.date(), end <= clock_now())
 
 
 def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -> MonthSignoff:
-    """The head freezes the month's figures; a later correction is a new version with a reason."""
+    """The head freezes the month's figures; a later correction is a new version with a reason,
+    and only when the figures differ from the latest version."""
     if actor.role_enum is not Role.head:
         raise Forbidden()
     institution = require_workspace(actor, institution_id)
@@ -864,9 +878,17 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
         raise DomainError(str(_l("A month can be signed off once it is over.")))
     with write_transaction():
         previous = signoffs(institution_id, month)
-        if previous and not reason.strip():
-            raise DomainError(str(_l("Give the reason for the correction.")))
         figures = month_figures(institution_id, month)
+        if previous and not figure_changes(previous[-1].figures, figures):
+            raise Conflict(
+                _(
+                    "The figures have not changed since version %(version)s was signed: "
+                    "there is nothing to correct.",
+                    version=previous[-1].version,
+                )
+            )
+        if previous and not reason.strip():
+            raise InvalidEntry({"reason": _("Give the reason for the correction.")})
         if figures["sessions_not_closed"]:
             raise Conflict(str(_l("Close every session of the month before signing it off.")))
         signoff = MonthSignoff(

@@ -14,6 +14,7 @@ from ..booking import identity
 from ..booking.services import topic_choices
 from ..forms import Form
 from ..institutions.models import Institution
+from ..reports.services import questions_without_outcome
 from ..schedules.models import ScheduledSession
 from ..urls import whole_number
 from . import services
@@ -364,9 +365,15 @@ def month(institution_id: int, month: str):
     month = services.parse_month(month, institution)
     form = SignOffForm()
     if form.validate_on_submit():
-        services.sign_month(current_user, institution_id, month, form.reason.data or "")
-        flash(_("The month has been signed off."), "success")
-        return redirect(url_for("visits.month", institution_id=institution_id, month=month), 303)
+        try:
+            services.sign_month(current_user, institution_id, month, form.reason.data or "")
+        except services.InvalidEntry as refusal:
+            _refuse(form, refusal)
+        else:
+            flash(_("The month has been signed off."), "success")
+            return redirect(
+                url_for("visits.month", institution_id=institution_id, month=month), 303
+            )
     return render_template(
         "visits/month.html",
         institution=institution,
@@ -374,4 +381,5 @@ def month(institution_id: int, month: str):
         form=form,
         overview=services.month_overview(current_user, institution_id, month),
         figure_labels=MONTH_FIGURES,
-    )
+        without_outcome=questions_without_outcome,
+    ), (422 if form.errors else 200)

@@ -748,9 +748,17 @@ def test_month_sign_off_freezes_figures_and_corrections_are_versions(client, app
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
     url = f"/staff/institutions/{session.institution_id}/months/{month}"
-    assert submit(client, url, {}).status_code == 303
-    assert submit(client, url, {"reason": ""}).status_code == 400  # a correction needs a reason
-    assert submit(client, url, {"reason": "Исправлена ошибка"}).status_code == 303
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    late = make_open_session(session.institution, slots=1, starts_in_hours=-24 * 40 + 1)
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    refused = submit(
+        client, url, {"reason": " ", "confirm": "y"}, headers={"Accept-Language": "en"}
+    )
+    assert refused.status_code == 422  # a correction needs a reason
+    assert 'id="reason-error"' in refused.get_data(as_text=True)
+    corrected = submit(client, url, {"reason": "Исправлена ошибка", "confirm": "y"})
+    assert corrected.status_code == 303
     versions = db.session.scalars(select(MonthSignoff).order_by(MonthSignoff.version)).all()
     assert [v.version for v in versions] == [1, 2]
     assert versions[0].figures["sessions_held"] >= 1 and versions[1].reason == "Исправлена ошибка"
@@ -760,7 +768,7 @@ def test_month_sign_off_freezes_figures_and_corrections_are_versions(client, app
         data={"csrf_token": csrf_from(client.get("/staff/").get_data(as_text=True))},
     )
     sign_in(client, staff.email, PASSWORD)
-    assert submit(client, url, {"reason": "x"}).status_code == 403
+    assert submit(client, url, {"reason": "x", "confirm": "y"}).status_code == 403
 
 
 def test_retention_purge_keeps_the_counts(app, client, day):
@@ -972,6 +980,84 @@ def test_the_workspace_links_the_month_just_ended_in_almaty_not_in_utc(client, a
     assert f"/staff/institutions/{head.institution_id}/months/2026-11" in page
 
 
+def _signed_month(client):
+    from zoneinfo import ZoneInfo
+
+    session = make_open_session(slots=1, starts_in_hours=-24 * 40)
+    head = make_user(Role.head, institution=session.institution)
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    session.status, session.received_count = "held", 0
+    db.session.commit()
+    sign_in(client, head.email, PASSWORD)
+    return session, f"/staff/institutions/{session.institution_id}/months/{month}"
+
+
+def test_signing_a_month_asks_for_an_explicit_confirmation(client, app):
+    _session, url = _signed_month(client)
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'type="checkbox"' in page and "I confirm these figures" in page
+    refused = submit(client, url, {}, headers={"Accept-Language": "en"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    assert "Confirm the figures before signing them off." in text
+    assert 'id="confirm-error"' in text and 'href="#confirm"' in text
+    assert db.session.scalar(select(func.count()).select_from(MonthSignoff)) == 0
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    assert db.session.scalar(select(func.count()).select_from(MonthSignoff)) == 1
+
+
+def test_a_correction_is_offered_only_when_the_figures_changed(client, app):
+    session, url = _signed_month(client)
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "The figures have not changed since they were signed." in page
+    assert "Sign a corrected version" not in page and "I confirm these figures" not in page
+    same = submit(
+        client, url, {"reason": "Ничего", "confirm": "y"}, headers={"Accept-Language": "en"}
+    )
+    assert same.status_code == 409
+    assert "nothing to correct" in same.get_data(as_text=True)
+    late = make_open_session(session.institution, slots=1, starts_in_hours=-24 * 40 + 1)
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Sign a corrected version" in page
+    assert db.session.scalar(select(func.count()).select_from(MonthSignoff)) == 1
+
+
+def test_the_current_month_is_not_offered_for_signing_and_says_from_when(client, app):
+    head = make_user(Role.head, institution=make_institution())
+    sign_in(client, head.email, PASSWORD)
+    today = almaty_today()
+    url = f"/staff/institutions/{head.institution_id}/months/{today:%Y-%m}"
+    page = client.get(url, headers={"Accept-Language": "en"})
+    text = page.get_data(as_text=True)
+    first = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+    assert page.status_code == 200 and "Sign off the month" not in text
+    assert "I confirm these figures" not in text
+    assert f"once it is over, from {first.day} {first:%B %Y}" in text
+    kk = client.get(url, headers={"Accept-Language": "kk"}).get_data(as_text=True)
+    assert "Айды растау" not in kk
+
+
+def test_the_month_page_counts_questions_without_an_outcome(client, day):
+    from zoneinfo import ZoneInfo
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first, _second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
+    _outcome(client, first, outcome="explained")
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    page = client.get(
+        f"/staff/institutions/{session.institution_id}/months/{month}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    row = re.search(r"No outcome recorded</th>\s*<td>(\d+)</td>", page)
+    assert row and row.group(1) == "1"
+
+
 def test_month_page_shows_each_signed_version_and_what_changed_since(client, app):
     from zoneinfo import ZoneInfo
 
@@ -983,7 +1069,7 @@ def test_month_page_shows_each_signed_version_and_what_changed_since(client, app
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
     url = f"/staff/institutions/{institution.id}/months/{month}"
-    assert submit(client, url, {}).status_code == 303
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
     page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Version 1 signed on" in page and "by Сәуле Директорова" in page
     assert "The figures have not changed since they were signed." in page
@@ -995,7 +1081,7 @@ def test_month_page_shows_each_signed_version_and_what_changed_since(client, app
     page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Changes since version 1 was signed" in page
     assert "Sessions planned: 1 signed, 2 now" in page and "Sessions held: 1 signed, 2 now" in page
-    assert submit(client, url, {"reason": "Забытый приём"}).status_code == 303
+    assert submit(client, url, {"reason": "Забытый приём", "confirm": "y"}).status_code == 303
     page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Version 1" in page and "Version 2 signed on" in page and "Reason: Забытый приём" in page
     assert "The figures have not changed since they were signed." in page
