@@ -1366,3 +1366,23 @@ def test_audit_log_is_paginated_and_pages_keep_the_filters(client, app):
     assert "record_type=booking" in re.search(r'href="([^"]+)" rel="next"', text).group(1)
     second = client.get("/admin/audit?record_type=booking&page=2").get_data(as_text=True)
     assert len(re.findall(r"booking #\d+</a>", second)) == 50 and "visit #" not in second
+
+
+def test_kazakh_staff_pages_put_no_case_ending_after_a_date_and_name_the_undo_apart(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Сұрақ")
+    due = almaty_today().isoformat()
+    _outcome(client, question, outcome="pending", responsible="Әлия", due_date=due)
+    db.session.get(Question, question.id).due_date = almaty_today() - timedelta(days=2)
+    db.session.commit()
+    kk = {"Accept-Language": "kk"}
+    base = f"/staff/institutions/{session.institution_id}"
+    page = client.get(f"{base}/follow-up", headers=kk).get_data(as_text=True)
+    assert "Мерзімі өтіп кетті: " in page
+    assert "дейін" not in page and page.count("ерзімі") == 1
+    agenda = client.get(_agenda_url(session), headers=kk).get_data(as_text=True)
+    assert "Белгіні алып тастау" in agenda and ">Болдырмау<" not in agenda
+    empty = make_open_session(session.institution, slots=1, starts_in_hours=48)
+    cancel = client.get(f"/staff/sessions/{empty.id}/cancel", headers=kk).get_data(as_text=True)
+    assert "Бұл сеансқа әзірге ешкім жазылмаған." in cancel and "0 азамат" not in cancel
