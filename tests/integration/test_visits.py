@@ -727,7 +727,7 @@ def test_closing_a_pending_question_needs_a_note_and_saves_nothing_without_one(c
             },
             headers={"Accept-Language": "en"},
         )
-        assert response.status_code == 400
+        assert response.status_code == 422  # the follow-up list again, with the error at the note
     db.session.expire_all()
     unchanged = db.session.get(Question, question.id)
     assert unchanged.outcome == "pending" and unchanged.closed_at is None
@@ -909,7 +909,7 @@ def test_staff_record_that_a_deputy_received_the_citizen(client, day):
         {"received_by": "janitor", "received_by_name": "X"},
         form_url=f"/staff/visits/{visit.id}",
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # not a choice: the visit page again
 
 
 @pytest.mark.parametrize(
