@@ -142,8 +142,3 @@ def _too_many_requests():  # type: ignore[no-untyped-def]
     message = _("You have made too many requests. Please try again %(when)s.", when=when)
     return error_response(429, message, headers={"Retry-After": str(seconds)})
 
-
-def form_error_message(form: object) -> str:
-    """All of a form's error messages as one sentence, for endpoints that have no page of their own."""
-    errors = getattr(form, "errors", {})
-    return " ".join(str(message) for messages in errors.values() for message in messages)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -119,6 +119,13 @@ class Rollup:
 
     def change(self, name: str) -> float | None:
         return figure_change(self.total, self.previous_total, name)
+
+
+def questions_without_outcome(counts: Mapping[str, int]) -> int:
+    """Questions raised that have no outcome yet: what the outcome counts leave of the questions."""
+    return counts.get("questions", 0) - sum(
+        counts.get(name, 0) for name in ("resolved", "explained", "pending")
+    )
 
 
 def figure_change(total: Figures, previous: Figures, name: str) -> float | None:

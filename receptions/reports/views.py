@@ -133,7 +133,7 @@ def dashboard():
 
 def outcome_shares(total: services.Figures) -> list[tuple[str, int, float | None, str]]:
     """Resolved, explained, pending and not yet recorded: one bar each, the table says the same."""
-    unrecorded = total["questions"] - total["resolved"] - total["explained"] - total["pending"]
+    unrecorded = services.questions_without_outcome(total.counts)
     parts = [
         (_("Resolved positively"), total["resolved"], "#1e6b34"),
         (_("Explained"), total["explained"], "#8a4b00"),

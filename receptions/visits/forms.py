@@ -124,6 +124,11 @@ class SignOffForm(Form):
     reason = TextAreaField(
         _l("Reason for the correction"), validators=[Optional(), Length(max=1000)]
     )
+    # A sign-off is an official act: never a single stray click.
+    confirm = BooleanField(
+        _l("I confirm these figures"),
+        validators=[DataRequired(message=_l("Confirm the figures before signing them off."))],
+    )
 
 
 class ReceivedByForm(Form):

@@ -69,6 +69,18 @@ class UnmarkedBookings(Conflict):
     message = _l("Some bookings are not marked as attended or no-show.")
 
 
+class InvalidEntry(DomainError):
+    """What staff typed breaks a rule; `problems` maps each form field to its message, so that
+    the page the form came from is shown again with the errors next to their fields."""
+
+    status_code = 422
+    message = _l("Please check what you entered and try again.")
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(" ".join(problems.values()))
+        self.problems = problems
+
+
 def require_workspace(actor: User, institution_id: int) -> Institution:
     """Only the institution's own staff and head run its day."""
     if actor.role_enum not in WORKSPACE_ROLES:
@@ -331,13 +343,13 @@ def check_in(actor: User, booking_id: int, mark: str) -> Booking:
 # --- walk-ins and questions ---------------------------------------------------------------------
 
 
-def _session_in_workspace(actor: User, session_id: int) -> ScheduledSession:
+def session_in_workspace(actor: User, session_id: int) -> ScheduledSession:
     return _in_workspace(actor, ScheduledSession, session_id)
 
 
 def session_for_walk_in(actor: User, session_id: int) -> ScheduledSession:
     """The session a walk-in is registered at: the institution's own, open, and not in the future."""
-    session = _session_in_workspace(actor, session_id)
+    session = session_in_workspace(actor, session_id)
     require_open(session)
     if session.local_date > local_today(session.institution):
         raise DomainError(str(_l("Walk-ins are registered on the day of the session.")))
@@ -473,10 +485,13 @@ def record_outcome(
     today = local_today(db.session.get(Institution, question.institution_id))
     if outcome is Outcome.pending:
         due_date = due_date or today + timedelta(days=DEFAULT_DUE_DAYS)
+        problems = {}
         if not responsible.strip():
-            raise DomainError(str(_l("Name the person responsible for a pending question.")))
+            problems["responsible"] = _("Name the person responsible for a pending question.")
         if due_date < today:
-            raise DomainError(str(_l("The due date cannot be in the past.")))
+            problems["due_date"] = _("The due date cannot be in the past.")
+        if problems:
+            raise InvalidEntry(problems)
     try:
         with write_transaction():
             question = db.session.get(Question, question_id)
@@ -490,7 +505,7 @@ def record_outcome(
             if kind == "closed" and outcome is Outcome.pending:
                 raise Conflict(str(_l("This question is already pending.")))
             if kind == "closed" and not note.strip():
-                raise DomainError(str(_l("Describe what was done to close the question.")))
+                raise InvalidEntry({"note": _("Describe what was done to close the question.")})
             question.outcome = outcome.value
             question.outcome_at = clock_now()
             question.responsible = (
@@ -641,9 +656,9 @@ def close_session(
     bookings as a cancellation in advance does (cancelled by the institution, the citizens told),
     so that none of them is left booked, or counted as booked, for a meeting that never was.
     """
-    session = _session_in_workspace(actor, session_id)
+    session = session_in_workspace(actor, session_id)
     if not held and not reason.strip():
-        raise DomainError(str(_l("Give the reason why the session did not take place.")))
+        raise InvalidEntry({"reason": _("Give the reason why the session did not take place.")})
     outbox: list[Notification | None] = []
     with write_transaction():
         session = _lock_session(session_id)
@@ -703,8 +718,8 @@ def reopen_session(actor: User, session_id: int, reason: str) -> ScheduledSessio
         raise Forbidden(str(_l("Only the head of the institution can reopen a closed session.")))
     reason = reason.strip()
     if not reason:
-        raise DomainError(str(_l("Give the reason for reopening the session.")))
-    _session_in_workspace(actor, session_id)
+        raise InvalidEntry({"reason": _("Give the reason for reopening the session.")})
+    session_in_workspace(actor, session_id)
     with write_transaction():
         session = _lock_session(session_id)
         if session.status == SessionStatus.planned or session.closed_at is None:
@@ -821,6 +836,23 @@ class MonthOverview:
     versions: list[MonthSignoff]
     # figure -> (as signed in the latest version, live now), only where the two differ
     changes: dict[str, tuple[int, int]]
+    # The first local day after the month: it can be signed from then on.
+    signable_from: date
+    over: bool
+
+    @property
+    def signable(self) -> bool:
+        """Signed for the first time once the month is over; again only to correct what changed."""
+        return self.over and (not self.versions or bool(self.changes))
+
+
+def figure_changes(signed: dict[str, int], live: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """The month's figures that differ between a signed version and today's rows."""
+    return {
+        key: (signed.get(key, 0), live.get(key, 0))
+        for key in MONTH_FIGURE_KEYS
+        if signed.get(key, 0) != live.get(key, 0)
+    }
 
 
 def month_overview(actor: User, institution_id: int, month: str) -> MonthOverview:
@@ -829,17 +861,14 @@ def month_overview(actor: User, institution_id: int, month: str) -> MonthOvervie
     month = parse_month(month, institution)
     live = month_figures(institution_id, month)
     versions = signoffs(institution_id, month)
-    changes: dict[str, tuple[int, int]] = {}
-    if versions:
-        signed = versions[-1].figures
-        for key in MONTH_FIGURE_KEYS:
-            if signed.get(key, 0) != live.get(key, 0):
-                changes[key] = (signed.get(key, 0), live.get(key, 0))
-    return MonthOverview(month, live, versions, changes)
+    changes = figure_changes(versions[-1].figures, live) if versions else {}
+    _start, end = month_bounds(month, tz_of(institution))
+    return MonthOverview(month, live, versions, changes, end.date(), end <= clock_now())
 
 
 def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -> MonthSignoff:
-    """The head freezes the month's figures; a later correction is a new version with a reason."""
+    """The head freezes the month's figures; a later correction is a new version with a reason,
+    and only when the figures differ from the latest version."""
     if actor.role_enum is not Role.head:
         raise Forbidden()
     institution = require_workspace(actor, institution_id)
@@ -849,9 +878,17 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
         raise DomainError(str(_l("A month can be signed off once it is over.")))
     with write_transaction():
         previous = signoffs(institution_id, month)
-        if previous and not reason.strip():
-            raise DomainError(str(_l("Give the reason for the correction.")))
         figures = month_figures(institution_id, month)
+        if previous and not figure_changes(previous[-1].figures, figures):
+            raise Conflict(
+                _(
+                    "The figures have not changed since version %(version)s was signed: "
+                    "there is nothing to correct.",
+                    version=previous[-1].version,
+                )
+            )
+        if previous and not reason.strip():
+            raise InvalidEntry({"reason": _("Give the reason for the correction.")})
         if figures["sessions_not_closed"]:
             raise Conflict(str(_l("Close every session of the month before signing it off.")))
         signoff = MonthSignoff(

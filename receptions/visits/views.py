@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -11,8 +12,9 @@ from flask_login import current_user
 from .. import access
 from ..booking import identity
 from ..booking.services import topic_choices
-from ..errors import DomainError, form_error_message
 from ..forms import Form
+from ..institutions.models import Institution
+from ..reports.services import questions_without_outcome
 from ..schedules.models import ScheduledSession
 from ..urls import whole_number
 from . import services
@@ -28,8 +30,9 @@ from .forms import (
 )
 from .history import question_history
 from .labels import MONTH_FIGURES, session_status_label
-from .models import Outcome, ReceivedBy
+from .models import Outcome, ReceivedBy, Visit
 
+FormT = TypeVar("FormT", bound=Form)
 bp = Blueprint("visits", __name__, url_prefix="/staff")
 WORKSPACE = access.role_required(*services.WORKSPACE_ROLES)
 # The booking's public status page shows each question's history through this helper.
@@ -42,8 +45,24 @@ bp.add_app_template_global(session_status_label, "session_status_label")
 def agenda(institution_id: int):
     institution = services.require_workspace(current_user, institution_id)
     day = services.parse_day(request.args.get("date", ""), institution)
-    week = request.args.get("view") == "week"
-    result = services.agenda(current_user, institution_id, day, week=week)
+    return _agenda_page(institution, day, week=request.args.get("view") == "week")
+
+
+def _agenda_page(
+    institution: Institution,
+    day: date,
+    *,
+    week: bool = False,
+    refused: tuple[int, ReopenSessionForm] | None = None,
+):
+    """The agenda; `refused` is a reopen form sent back with its errors, for that session."""
+    result = services.agenda(current_user, institution.id, day, week=week)
+    reopen_forms = {
+        item.session.id: _identified(ReopenSessionForm(formdata=None), f"reopen-{item.session.id}")
+        for item in result.sessions
+    }
+    if refused is not None:
+        reopen_forms[refused[0]] = _identified(refused[1], f"reopen-{refused[0]}")
     return render_template(
         "visits/agenda.html",
         institution=institution,
@@ -51,11 +70,31 @@ def agenda(institution_id: int):
         week=week,
         sessions=result.sessions,
         form=Form(),
-        reopen_form=ReopenSessionForm(),
+        reopen_forms=reopen_forms,
+        refused_form=refused[1] if refused else None,
         mask_iin=identity.mask_iin,
         step=timedelta(days=result.days),
         today=services.local_today(institution),
-    )
+    ), (422 if refused else 200)
+
+
+def _identified(form: FormT, prefix: str) -> FormT:
+    """Give a form's fields ids of their own where a page repeats the form (one per session)
+    while the names it posts stay the same, so that labels, errors and the error summary's links
+    point at this copy."""
+    for field in form:
+        field.id = f"{prefix}-{field.name}"
+        field.label.field_id = field.id
+    return form
+
+
+def _refuse(form: Form, refusal: services.InvalidEntry) -> None:
+    """Put the service's refusal next to the fields it is about."""
+    for name, message in refusal.problems.items():
+        field = form._fields.get(name)
+        if field is None:
+            raise refusal
+        field.errors = [*field.errors, message]
 
 
 @bp.route("/institutions/<int:institution_id>/register")
@@ -121,27 +160,46 @@ def walk_in(session_id: int):
 def visit(visit_id: int):
     visit = services.open_visit(current_user, visit_id)
     form = QuestionForm()
-    form.topic_id.choices = topic_choices()
     if request.method == "GET" and visit.booking is not None:
         form.topic_id.data = visit.booking.topic_id
+    form.topic_id.choices = topic_choices()
     if form.validate_on_submit():
         services.add_question(current_user, visit_id, form.topic_id.data, form.summary.data or "")
         flash(_("The question has been added."), "success")
         return redirect(url_for("visits.visit", visit_id=visit_id), 303)
-    status = 422 if form.is_submitted() else 200
+    return _visit_page(visit, form=form, status=422 if form.is_submitted() else 200)
+
+
+def _visit_page(
+    visit: Visit,
+    *,
+    form: QuestionForm | None = None,
+    received_form: ReceivedByForm | None = None,
+    refused: tuple[int, OutcomeForm | CloseQuestionForm] | None = None,
+    status: int = 200,
+):
+    """The visit page; a form sent from it and refused comes back with what was typed and its
+    errors (`refused` is a question's outcome form), every other form as new."""
+    if form is None:
+        form = QuestionForm(formdata=None)
+        form.topic_id.choices = topic_choices()
     outcome_forms = {
-        q.id: _outcome_form_class(q.outcome)(prefix=f"q{q.id}", version=q.version)
+        q.id: _outcome_form_class(q.outcome)(formdata=None, prefix=f"q{q.id}", version=q.version)
         for q in visit.questions
     }
-    received_form = ReceivedByForm(
-        received_by=visit.received_by, received_by_name=visit.received_by_name
-    )
+    if refused is not None:
+        outcome_forms[refused[0]] = refused[1]
+    if received_form is None:
+        received_form = ReceivedByForm(
+            formdata=None, received_by=visit.received_by, received_by_name=visit.received_by_name
+        )
     return render_template(
         "visits/visit.html",
         received_form=received_form,
         visit=visit,
         form=form,
         outcome_forms=outcome_forms,
+        refused_form=refused[1] if refused else received_form if received_form.errors else None,
         mask_iin=identity.mask_iin,
         mask_phone=identity.mask_phone,
     ), status
@@ -151,13 +209,17 @@ def visit(visit_id: int):
 @WORKSPACE
 def received_by(visit_id: int):
     form = ReceivedByForm()
-    if not form.validate_on_submit():
-        raise DomainError(form_error_message(form))
-    services.set_received_by(
-        current_user, visit_id, ReceivedBy(form.received_by.data), form.received_by_name.data or ""
-    )
-    flash(_("Your changes have been saved."), "success")
-    return redirect(url_for("visits.visit", visit_id=visit_id), 303)
+    if form.validate_on_submit():
+        services.set_received_by(
+            current_user,
+            visit_id,
+            ReceivedBy(form.received_by.data),
+            form.received_by_name.data or "",
+        )
+        flash(_("Your changes have been saved."), "success")
+        return redirect(url_for("visits.visit", visit_id=visit_id), 303)
+    visit = services.open_visit(current_user, visit_id)
+    return _visit_page(visit, received_form=form, status=422)
 
 
 def _outcome_form_class(current_outcome: str | None) -> type[OutcomeForm | CloseQuestionForm]:
@@ -169,84 +231,131 @@ def _outcome_form_class(current_outcome: str | None) -> type[OutcomeForm | Close
 @WORKSPACE
 def outcome(question_id: int):
     question = services.question_in_workspace(current_user, question_id)
+    institution_id, visit_id = question.institution_id, question.visit_id
+    # Sent back to the page it came from: the follow-up list holds only pending questions, and
+    # `back` names a page, never an address.
+    from_follow_up = request.form.get("back") == "follow-up" and question.outcome == Outcome.pending
     form = _outcome_form_class(question.outcome)(prefix=f"q{question_id}")
-    if not form.validate_on_submit():
-        raise DomainError(form_error_message(form))
-    pending = isinstance(form, OutcomeForm)
-    services.record_outcome(
-        current_user,
-        question_id,
-        outcome=Outcome(form.outcome.data),
-        responsible=(form.responsible.data or "") if pending else "",
-        due_date=form.due_date.data if pending else None,
-        note=form.note.data or "",
-        expected_version=whole_number(form.version.data),
+    if form.validate_on_submit():
+        pending = isinstance(form, OutcomeForm)
+        try:
+            services.record_outcome(
+                current_user,
+                question_id,
+                outcome=Outcome(form.outcome.data),
+                responsible=(form.responsible.data or "") if pending else "",
+                due_date=form.due_date.data if pending else None,
+                note=form.note.data or "",
+                expected_version=whole_number(form.version.data),
+            )
+        except services.InvalidEntry as refusal:
+            _refuse(form, refusal)
+        else:
+            flash(_("The outcome has been recorded."), "success")
+            if from_follow_up:
+                return redirect(url_for("visits.follow_up", institution_id=institution_id), 303)
+            return redirect(url_for("visits.visit", visit_id=visit_id), 303)
+    if from_follow_up:
+        return _follow_up_page(
+            services.require_workspace(current_user, institution_id), (question_id, form)
+        )
+    return _visit_page(
+        services.open_visit(current_user, visit_id), refused=(question_id, form), status=422
     )
-    flash(_("The outcome has been recorded."), "success")
-    target = request.form.get("back") == "follow-up"
-    if target:
-        return redirect(url_for("visits.follow_up", institution_id=question.institution_id), 303)
-    return redirect(url_for("visits.visit", visit_id=question.visit_id), 303)
 
 
 @bp.route("/institutions/<int:institution_id>/follow-up")
 @WORKSPACE
 def follow_up(institution_id: int):
-    institution = services.require_workspace(current_user, institution_id)
-    questions = services.follow_up(current_user, institution_id)
-    forms = {q.id: CloseQuestionForm(prefix=f"q{q.id}", version=q.version) for q in questions}
+    return _follow_up_page(services.require_workspace(current_user, institution_id))
+
+
+def _follow_up_page(
+    institution: Institution, refused: tuple[int, CloseQuestionForm | OutcomeForm] | None = None
+):
+    questions = services.follow_up(current_user, institution.id)
+    forms = {
+        q.id: CloseQuestionForm(formdata=None, prefix=f"q{q.id}", version=q.version)
+        for q in questions
+    }
+    if refused is not None:
+        forms[refused[0]] = refused[1]
     return render_template(
         "visits/follow_up.html",
         institution=institution,
         questions=questions,
         forms=forms,
+        refused_form=refused[1] if refused else None,
         today=services.local_today(institution),
-    )
+    ), (422 if refused else 200)
 
 
 @bp.route("/institutions/<int:institution_id>/close-out")
 @WORKSPACE
 def close_out(institution_id: int):
-    institution = services.require_workspace(current_user, institution_id)
+    return _close_out_page(services.require_workspace(current_user, institution_id))
+
+
+def _close_out_page(institution: Institution, refused: tuple[int, CloseSessionForm] | None = None):
+    items = services.sessions_to_close(current_user, institution.id)
+    forms = {
+        item.session.id: _identified(CloseSessionForm(formdata=None), f"close-{item.session.id}")
+        for item in items
+    }
+    if refused is not None:
+        forms[refused[0]] = _identified(refused[1], f"close-{refused[0]}")
     return render_template(
         "visits/close_out.html",
         institution=institution,
-        items=services.sessions_to_close(current_user, institution_id),
-        form=CloseSessionForm(),
-    )
+        items=items,
+        forms=forms,
+        refused_form=refused[1] if refused else None,
+    ), (422 if refused else 200)
 
 
 @bp.route("/sessions/<int:session_id>/close", methods=["POST"])
 @WORKSPACE
 def close_session(session_id: int):
     form = CloseSessionForm()
-    if not form.validate_on_submit():
-        raise DomainError(form_error_message(form))
-    session: ScheduledSession = services.close_session(
-        current_user,
-        session_id,
-        held=form.held.data == "yes",
-        reason=form.reason.data or "",
-        mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
-    )
-    flash(_("The session has been closed."), "success")
-    return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
+    if form.validate_on_submit():
+        try:
+            session: ScheduledSession = services.close_session(
+                current_user,
+                session_id,
+                held=form.held.data == "yes",
+                reason=form.reason.data or "",
+                mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
+            )
+        except services.InvalidEntry as refusal:
+            _refuse(form, refusal)
+        else:
+            flash(_("The session has been closed."), "success")
+            return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
+    session = services.session_in_workspace(current_user, session_id)
+    return _close_out_page(session.institution, (session_id, form))
 
 
 @bp.route("/sessions/<int:session_id>/reopen", methods=["POST"])
 @WORKSPACE
 def reopen_session(session_id: int):
     form = ReopenSessionForm()
-    if not form.validate_on_submit():
-        raise DomainError(form_error_message(form))
-    session: ScheduledSession = services.reopen_session(
-        current_user, session_id, form.reason.data or ""
-    )
-    flash(_("The session is open again. Close it once the corrections are made."), "success")
-    day = session.local_date.isoformat()
-    return redirect(
-        url_for("visits.agenda", institution_id=session.institution_id, date=day), 303
-    )
+    if form.validate_on_submit():
+        try:
+            session: ScheduledSession = services.reopen_session(
+                current_user, session_id, form.reason.data or ""
+            )
+        except services.InvalidEntry as refusal:
+            _refuse(form, refusal)
+        else:
+            flash(
+                _("The session is open again. Close it once the corrections are made."), "success"
+            )
+            day = session.local_date.isoformat()
+            return redirect(
+                url_for("visits.agenda", institution_id=session.institution_id, date=day), 303
+            )
+    session = services.session_in_workspace(current_user, session_id)
+    return _agenda_page(session.institution, session.local_date, refused=(session_id, form))
 
 
 @bp.route("/institutions/<int:institution_id>/months/<month>", methods=["GET", "POST"])
@@ -256,9 +365,15 @@ def month(institution_id: int, month: str):
     month = services.parse_month(month, institution)
     form = SignOffForm()
     if form.validate_on_submit():
-        services.sign_month(current_user, institution_id, month, form.reason.data or "")
-        flash(_("The month has been signed off."), "success")
-        return redirect(url_for("visits.month", institution_id=institution_id, month=month), 303)
+        try:
+            services.sign_month(current_user, institution_id, month, form.reason.data or "")
+        except services.InvalidEntry as refusal:
+            _refuse(form, refusal)
+        else:
+            flash(_("The month has been signed off."), "success")
+            return redirect(
+                url_for("visits.month", institution_id=institution_id, month=month), 303
+            )
     return render_template(
         "visits/month.html",
         institution=institution,
@@ -266,4 +381,5 @@ def month(institution_id: int, month: str):
         form=form,
         overview=services.month_overview(current_user, institution_id, month),
         figure_labels=MONTH_FIGURES,
-    )
+        without_outcome=questions_without_outcome,
+    ), (422 if form.errors else 200)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from python_calamine import CalamineWorkbook
 from flask_babel import force_locale, gettext
+from python_calamine import CalamineWorkbook
 from sqlalchemy import select
 
 from receptions.auth.models import Role, User

@@ -201,22 +201,88 @@ def test_questions_get_each_outcome_and_the_citizen_sees_it(client, day):
 
 
 @pytest.mark.parametrize(
-    ("data", "status"),
+    ("data", "errors"),
     [
-        ({"outcome": "pending", "responsible": ""}, 400),
-        ({"outcome": "pending", "responsible": "Иванов", "due_date": "2020-01-01"}, 400),
-        ({"outcome": "maybe"}, 400),
-        ({}, 400),
+        ({"outcome": "pending", "responsible": ""}, {"responsible"}),
+        (
+            {"outcome": "pending", "responsible": "", "due_date": "2020-01-01"},
+            {"responsible", "due_date"},
+        ),
+        ({"outcome": "pending", "responsible": "Иванов", "due_date": "2020-01-01"}, {"due_date"}),
+        ({"outcome": "maybe"}, {"outcome"}),
+        ({}, {"outcome"}),
     ],
 )
-def test_bad_outcomes_are_refused_and_nothing_is_saved(client, day, data, status):
+def test_a_mistake_in_an_outcome_shows_the_visit_page_again_with_each_error_at_its_field(
+    client, day, data, errors
+):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
     _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
-    assert _outcome(client, question, **data).status_code == status
+    response = _outcome(client, question, note="Позвонить в акимат", **data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Please correct the following:" in page and "<h1>Гражданин 0</h1>" in page
+    assert "Позвонить в акимат</textarea>" in page  # what was typed is kept
+    prefix = f"q{question.id}-"
+    for name in errors:
+        assert f'id="{prefix}{name}-error"' in page
+        assert f'href="#{prefix}{name}"' in page
+    for name in {"responsible", "due_date"} - errors:
+        assert f'id="{prefix}{name}-error"' not in page
+    if "responsible" in errors:
+        assert "Name the person responsible for a pending question." in page
+        field = re.search(rf'<input[^>]*id="{prefix}responsible"[^>]*>', page).group(0)
+        assert 'aria-invalid="true"' in field and f"{prefix}responsible-error" in field
+    if "due_date" in errors:
+        assert "The due date cannot be in the past." in page
+        assert 'value="2020-01-01"' in page
+    if "outcome" in errors:
+        assert f'<fieldset id="{prefix}outcome"' in page
     db.session.expire_all()
     assert db.session.get(Question, question.id).outcome is None
     assert count(QuestionEvent) == 1
+
+
+def test_a_mistake_in_closing_from_the_follow_up_list_shows_that_list_again(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    due = (almaty_today() + timedelta(days=5)).isoformat()
+    assert (
+        _outcome(client, question, outcome="pending", responsible="А", due_date=due).status_code
+        == 303
+    )
+    db.session.expire_all()
+    question = db.session.get(Question, question.id)
+    url = f"/staff/institutions/{session.institution_id}/follow-up"
+    prefix = f"q{question.id}-"
+    data = {prefix + "outcome": "resolved", prefix + "version": str(question.version)}
+    sent = submit(
+        client,
+        f"/staff/questions/{question.id}/outcome",
+        {**data, "back": "follow-up"},
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 422
+    assert "Pending questions" in page and 'name="back" value="follow-up"' in page
+    assert f'id="{prefix}note-error"' in page and f'href="#{prefix}note"' in page
+    chosen = re.search(rf'<input[^>]*id="{prefix}outcome-0"[^>]*>', page).group(0)
+    assert "checked" in chosen  # the choice made is kept
+    # `back` names a page, never an address: anything else is the visit page.
+    sent = submit(
+        client,
+        f"/staff/questions/{question.id}/outcome",
+        {**data, "back": "https://example.com/"},
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+    assert sent.status_code == 422 and "<h1>Гражданин 0</h1>" in sent.get_data(as_text=True)
+    assert "example.com" not in sent.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).closed_at is None
 
 
 def test_stale_outcome_form_is_a_409(client, day):
@@ -321,6 +387,46 @@ def _close(client, session, **data):
     )
 
 
+def test_a_mistake_in_the_received_by_form_shows_the_visit_page_again(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    visit, _questions = _questions_at_visit(client, session, bookings[0], topic, "Вопрос")
+    response = submit(
+        client,
+        f"/staff/visits/{visit.id}/received-by",
+        {"received_by": "deputy", "received_by_name": "  "},
+        form_url=f"/staff/visits/{visit.id}",
+        headers={"Accept-Language": "en"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Please correct the following:" in page
+    assert 'id="received_by_name-error"' in page and 'href="#received_by_name"' in page
+    assert re.search(
+        r'<option[^>]*selected[^>]*value="deputy"|<option[^>]*value="deputy"[^>]*selected', page
+    )
+
+
+def test_a_mistake_in_closing_a_session_shows_the_close_out_page_again(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    nothing = _close(client, session, reason="Свет отключили")
+    page = nothing.get_data(as_text=True)
+    assert nothing.status_code == 422 and "Please correct the following:" in page
+    assert (
+        f'id="close-{session.id}-held-error"' in page and f'href="#close-{session.id}-held"' in page
+    )
+    assert 'value="Свет отключили"' in page  # what was typed is kept
+    no_reason = _close(client, session, held="no", reason=" ")
+    page = no_reason.get_data(as_text=True)
+    assert no_reason.status_code == 422
+    assert "Give the reason why the session did not take place." in page
+    assert f'id="close-{session.id}-reason-error"' in page
+    assert re.search(rf'id="held-no-{session.id}"[^>]*checked', page)
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+
+
 def test_session_close_out_is_exact_and_happens_once(client, app):
     session = make_open_session(slots=2, starts_in_hours=-3)
     bookings = [make_booking(slot) for slot in session.slots]
@@ -356,9 +462,16 @@ def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app)
     agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
 
     def reopen(reason):
-        return submit(client, url, {"reason": reason}, form_url=agenda_url)
+        return submit(
+            client, url, {"reason": reason}, form_url=agenda_url, headers={"Accept-Language": "en"}
+        )
 
-    assert reopen("  ").status_code == 400
+    refused = reopen("  ")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in page
+    assert (
+        f'id="reopen-{session.id}-reason-error"' in page and '<details class="reopen" open>' in page
+    )
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "held"
 
@@ -615,7 +728,7 @@ def test_closing_a_pending_question_needs_a_note_and_saves_nothing_without_one(c
             },
             headers={"Accept-Language": "en"},
         )
-        assert response.status_code == 400
+        assert response.status_code == 422  # the follow-up list again, with the error at the note
     db.session.expire_all()
     unchanged = db.session.get(Question, question.id)
     assert unchanged.outcome == "pending" and unchanged.closed_at is None
@@ -636,9 +749,17 @@ def test_month_sign_off_freezes_figures_and_corrections_are_versions(client, app
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
     url = f"/staff/institutions/{session.institution_id}/months/{month}"
-    assert submit(client, url, {}).status_code == 303
-    assert submit(client, url, {"reason": ""}).status_code == 400  # a correction needs a reason
-    assert submit(client, url, {"reason": "Исправлена ошибка"}).status_code == 303
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    late = make_open_session(session.institution, slots=1, starts_in_hours=-24 * 40 + 1)
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    refused = submit(
+        client, url, {"reason": " ", "confirm": "y"}, headers={"Accept-Language": "en"}
+    )
+    assert refused.status_code == 422  # a correction needs a reason
+    assert 'id="reason-error"' in refused.get_data(as_text=True)
+    corrected = submit(client, url, {"reason": "Исправлена ошибка", "confirm": "y"})
+    assert corrected.status_code == 303
     versions = db.session.scalars(select(MonthSignoff).order_by(MonthSignoff.version)).all()
     assert [v.version for v in versions] == [1, 2]
     assert versions[0].figures["sessions_held"] >= 1 and versions[1].reason == "Исправлена ошибка"
@@ -648,7 +769,7 @@ def test_month_sign_off_freezes_figures_and_corrections_are_versions(client, app
         data={"csrf_token": csrf_from(client.get("/staff/").get_data(as_text=True))},
     )
     sign_in(client, staff.email, PASSWORD)
-    assert submit(client, url, {"reason": "x"}).status_code == 403
+    assert submit(client, url, {"reason": "x", "confirm": "y"}).status_code == 403
 
 
 def test_retention_purge_keeps_the_counts(app, client, day):
@@ -789,7 +910,7 @@ def test_staff_record_that_a_deputy_received_the_citizen(client, day):
         {"received_by": "janitor", "received_by_name": "X"},
         form_url=f"/staff/visits/{visit.id}",
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # not a choice: the visit page again
 
 
 @pytest.mark.parametrize(
@@ -860,6 +981,84 @@ def test_the_workspace_links_the_month_just_ended_in_almaty_not_in_utc(client, a
     assert f"/staff/institutions/{head.institution_id}/months/2026-11" in page
 
 
+def _signed_month(client):
+    from zoneinfo import ZoneInfo
+
+    session = make_open_session(slots=1, starts_in_hours=-24 * 40)
+    head = make_user(Role.head, institution=session.institution)
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    session.status, session.received_count = "held", 0
+    db.session.commit()
+    sign_in(client, head.email, PASSWORD)
+    return session, f"/staff/institutions/{session.institution_id}/months/{month}"
+
+
+def test_signing_a_month_asks_for_an_explicit_confirmation(client, app):
+    _session, url = _signed_month(client)
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'type="checkbox"' in page and "I confirm these figures" in page
+    refused = submit(client, url, {}, headers={"Accept-Language": "en"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    assert "Confirm the figures before signing them off." in text
+    assert 'id="confirm-error"' in text and 'href="#confirm"' in text
+    assert db.session.scalar(select(func.count()).select_from(MonthSignoff)) == 0
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    assert db.session.scalar(select(func.count()).select_from(MonthSignoff)) == 1
+
+
+def test_a_correction_is_offered_only_when_the_figures_changed(client, app):
+    session, url = _signed_month(client)
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "The figures have not changed since they were signed." in page
+    assert "Sign a corrected version" not in page and "I confirm these figures" not in page
+    same = submit(
+        client, url, {"reason": "Ничего", "confirm": "y"}, headers={"Accept-Language": "en"}
+    )
+    assert same.status_code == 409
+    assert "nothing to correct" in same.get_data(as_text=True)
+    late = make_open_session(session.institution, slots=1, starts_in_hours=-24 * 40 + 1)
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Sign a corrected version" in page
+    assert db.session.scalar(select(func.count()).select_from(MonthSignoff)) == 1
+
+
+def test_the_current_month_is_not_offered_for_signing_and_says_from_when(client, app):
+    head = make_user(Role.head, institution=make_institution())
+    sign_in(client, head.email, PASSWORD)
+    today = almaty_today()
+    url = f"/staff/institutions/{head.institution_id}/months/{today:%Y-%m}"
+    page = client.get(url, headers={"Accept-Language": "en"})
+    text = page.get_data(as_text=True)
+    first = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+    assert page.status_code == 200 and "Sign off the month" not in text
+    assert "I confirm these figures" not in text
+    assert f"once it is over, from {first.day} {first:%B %Y}" in text
+    kk = client.get(url, headers={"Accept-Language": "kk"}).get_data(as_text=True)
+    assert "Айды растау" not in kk
+
+
+def test_the_month_page_counts_questions_without_an_outcome(client, day):
+    from zoneinfo import ZoneInfo
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first, _second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
+    _outcome(client, first, outcome="explained")
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    page = client.get(
+        f"/staff/institutions/{session.institution_id}/months/{month}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    row = re.search(r"No outcome recorded</th>\s*<td>(\d+)</td>", page)
+    assert row and row.group(1) == "1"
+
+
 def test_month_page_shows_each_signed_version_and_what_changed_since(client, app):
     from zoneinfo import ZoneInfo
 
@@ -871,7 +1070,7 @@ def test_month_page_shows_each_signed_version_and_what_changed_since(client, app
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
     url = f"/staff/institutions/{institution.id}/months/{month}"
-    assert submit(client, url, {}).status_code == 303
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
     page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Version 1 signed on" in page and "by Сәуле Директорова" in page
     assert "The figures have not changed since they were signed." in page
@@ -883,7 +1082,7 @@ def test_month_page_shows_each_signed_version_and_what_changed_since(client, app
     page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Changes since version 1 was signed" in page
     assert "Sessions planned: 1 signed, 2 now" in page and "Sessions held: 1 signed, 2 now" in page
-    assert submit(client, url, {"reason": "Забытый приём"}).status_code == 303
+    assert submit(client, url, {"reason": "Забытый приём", "confirm": "y"}).status_code == 303
     page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Version 1" in page and "Version 2 signed on" in page and "Reason: Забытый приём" in page
     assert "The figures have not changed since they were signed." in page
@@ -1177,3 +1376,23 @@ def test_audit_log_is_paginated_and_pages_keep_the_filters(client, app):
         "/admin/audit?record_type=booking&page=2", headers={"Accept-Language": "en"}
     ).get_data(as_text=True)
     assert len(re.findall(r"Booking #\d+</a>", second)) == 50 and "Visit #" not in second
+
+
+def test_kazakh_staff_pages_put_no_case_ending_after_a_date_and_name_the_undo_apart(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (question,) = _questions_at_visit(client, session, bookings[0], topic, "Сұрақ")
+    due = almaty_today().isoformat()
+    _outcome(client, question, outcome="pending", responsible="Әлия", due_date=due)
+    db.session.get(Question, question.id).due_date = almaty_today() - timedelta(days=2)
+    db.session.commit()
+    kk = {"Accept-Language": "kk"}
+    base = f"/staff/institutions/{session.institution_id}"
+    page = client.get(f"{base}/follow-up", headers=kk).get_data(as_text=True)
+    assert "Мерзімі өтіп кетті: " in page
+    assert "дейін" not in page and page.count("ерзімі") == 1
+    agenda = client.get(_agenda_url(session), headers=kk).get_data(as_text=True)
+    assert "Белгіні алып тастау" in agenda and ">Болдырмау<" not in agenda
+    empty = make_open_session(session.institution, slots=1, starts_in_hours=48)
+    cancel = client.get(f"/staff/sessions/{empty.id}/cancel", headers=kk).get_data(as_text=True)
+    assert "Бұл сеансқа әзірге ешкім жазылмаған." in cancel and "0 азамат" not in cancel
