@@ -209,7 +209,7 @@ def _limits_only_where_declared(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from .i18n import LANGUAGE_NAMES, current_language, localized, moment_filter
+    from .i18n import LANGUAGE_NAMES, current_language, localized, moment_filter, month_label
 
     @app.context_processor
     def inject() -> dict[str, Any]:
@@ -233,6 +233,7 @@ def _register_template_helpers(app: Flask) -> None:
         time_short=lambda value: time_format(value, "HH:mm"),
         capitalize_first=lambda text: text[:1].upper() + text[1:],
         from_iso=datetime.fromisoformat,
+        month_label=month_label,
     )
     app.jinja_env.globals.update(
         kind_label=lambda kind: kind_labels().get(kind, kind),

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import flask_babel
+from babel.dates import format_skeleton
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
@@ -31,6 +32,15 @@ def select_locale() -> str:
 
 def current_language() -> str:
     return str(get_locale() or "kk").split("_")[0]
+
+
+def month_label(month: str, *, short: bool = False) -> str:
+    """A "YYYY-MM" month as the reader's language writes it: "2026 ж. қараша", "ноябрь 2026 г.",
+    "November 2026" (CLDR's year-and-month skeleton; `short`: its abbreviated month, for axes)."""
+    year, number = month.split("-")
+    return format_skeleton(
+        "yMMM" if short else "yMMMM", date(int(year), int(number), 1), locale=current_language()
+    )
 
 
 def localized(obj: Any, field: str, language: str | None = None) -> str:

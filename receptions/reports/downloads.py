@@ -10,6 +10,7 @@ from typing import IO, Any
 from flask import render_template
 from flask_babel import gettext as _
 
+from ..i18n import month_label
 from . import charts, exports, services
 from .scope import Period, Scope
 
@@ -57,7 +58,7 @@ class ExportSpec:
 
     @property
     def title(self) -> str:
-        return f"{self.scope.name()} — {self.period.label}"
+        return f"{self.scope.name()} — {self.period.title}"
 
     def levels(self) -> list[str]:
         return SHEET_LEVELS[self.scope.level] if self.kind == "xlsx" else [self.grouping]
@@ -123,7 +124,7 @@ def iter_csv(spec: ExportSpec, progress: Progress | None = None) -> Any:
 def trend_svg(scope: Scope, period: Period, series: list[tuple[Any, str, str]]) -> str:
     trend = services.monthly_trend(scope, period.last, 12)
     return charts.trend_chart(
-        [m for m, _ in trend],
+        [month_label(m, short=True) for m, _ in trend],
         [(str(label), [f[name] for _, f in trend], colour) for name, label, colour in series],
         _("Monthly trend"),
     )
@@ -147,7 +148,7 @@ def pdf_html(spec: ExportSpec) -> str:
         "reports/pdf.html",
         rollup=rollup,
         scope_name=spec.scope.name(),
-        month=spec.period.label,
+        period=spec.period,
         columns=exports.PDF_COLUMNS,
         chart_src="data:image/svg+xml;base64," + base64.b64encode(chart_svg.encode()).decode(),
         first_header=FIRST_HEADERS[spec.grouping](),

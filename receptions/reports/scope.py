@@ -15,6 +15,7 @@ from ..auth.models import Role, User
 from ..errors import DomainError, Forbidden, NotInScope
 from ..extensions import db
 from ..geography.models import District, Region
+from ..i18n import month_label
 from ..institutions.models import Institution, InstitutionType
 from ..urls import whole_number
 
@@ -152,6 +153,14 @@ class Period:
     @property
     def label(self) -> str:
         return self.first if self.months == 1 else f"{self.first} – {self.last}"
+
+    @property
+    def title(self) -> str:
+        """The period in the reader's words, for headings: "2026 ж. қараша", "ноябрь 2026 г. –
+        январь 2027 г."."""
+        if self.months == 1:
+            return month_label(self.first)
+        return f"{month_label(self.first)} – {month_label(self.last)}"
 
     @property
     def args(self) -> dict[str, str]:

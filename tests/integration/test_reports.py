@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 import subprocess
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -794,7 +795,7 @@ def test_a_range_of_months_on_the_dashboard_and_in_downloads(client, dataset):
     )
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert f"2026-08 – {MONTH}" in html
+    assert "August 2026 – September 2026" in html  # the months in words, not as 2026-08
     assert f"from=2026-08&amp;to={MONTH}" in html  # downloads and charts keep the range
     body = client.get(
         f"/reports/download?scope={scope.key}&from=2026-08&to={MONTH}&format=csv"
@@ -1035,3 +1036,19 @@ def test_rankings_give_equal_figures_the_same_place():
     leaders, outsiders = (places for _, places in ranking_lists(many, "held_share"))
     assert [place for place, _ in leaders] == [1] * 10
     assert [place for place, _ in outsiders][:3] == [25, 24, 23]
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("kk", "2026\u202fж. қыркүйек"), ("ru", "сентябрь 2026\u202fг."), ("en", "September 2026")],
+)
+def test_report_headings_name_the_month_in_the_readers_language(client, dataset, language, words):
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    query = f"scope=region:{regions[0].id}&month={MONTH}"
+    for page in ("dashboard", "rankings", "topics"):
+        html = client.get(
+            f"/reports/{page}?{query}", headers={"Accept-Language": language}
+        ).get_data(as_text=True)
+        heading = re.search(r"<h1>(.*?)</h1>", html, re.S).group(1)
+        assert words in heading and MONTH not in heading, (page, heading)
