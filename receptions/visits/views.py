@@ -162,6 +162,8 @@ def visit(visit_id: int):
     form = QuestionForm()
     if request.method == "GET" and visit.booking is not None:
         form.topic_id.data = visit.booking.topic_id
+        if not visit.questions:  # what the citizen wrote when booking is the first question
+            form.summary.data = visit.booking.question
     form.topic_id.choices = topic_choices()
     if form.validate_on_submit():
         services.add_question(current_user, visit_id, form.topic_id.data, form.summary.data or "")

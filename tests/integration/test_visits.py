@@ -1396,3 +1396,21 @@ def test_kazakh_staff_pages_put_no_case_ending_after_a_date_and_name_the_undo_ap
     empty = make_open_session(session.institution, slots=1, starts_in_hours=48)
     cancel = client.get(f"/staff/sessions/{empty.id}/cancel", headers=kk).get_data(as_text=True)
     assert "Бұл сеансқа әзірге ешкім жазылмаған." in cancel and "0 азамат" not in cancel
+
+
+def test_the_visit_page_starts_the_first_question_with_what_the_citizen_wrote_when_booking(
+    client, day
+):
+    """Staff no longer retype the booked question: the first question's text is the booking's,
+    to edit or keep; once a question is recorded the form is blank for the next one."""
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, bookings[0], "attended")
+    visit = _visit_of(bookings[0])
+    page = client.get(f"/staff/visits/{visit.id}").get_data(as_text=True)
+    textarea = re.search(r'<textarea[^>]*name="summary"[^>]*>([^<]*)</textarea>', page).group(1)
+    assert textarea.strip() == bookings[0].question
+    submit(client, f"/staff/visits/{visit.id}", {"topic_id": str(topic.id), "summary": "Бірінші"})
+    page = client.get(f"/staff/visits/{visit.id}").get_data(as_text=True)
+    textarea = re.search(r'<textarea[^>]*name="summary"[^>]*>([^<]*)</textarea>', page).group(1)
+    assert textarea.strip() == ""
