@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from flask import (
     Blueprint,
     abort,
@@ -23,6 +26,7 @@ from ..extensions import db
 from ..geography.models import District
 from ..schedules import queries
 from ..urls import int_arg
+from ..visits.services import local_today, parse_day
 from . import services
 from .forms import InstitutionForm, type_choices
 from .models import Institution, InstitutionType
@@ -55,14 +59,33 @@ def detail(institution_id: int):
     institution = db.session.get(Institution, institution_id)
     if institution is None or not institution.active:
         abort(404)
+    # Free times three weeks a page: ?from=<local date> shows the weeks from that day.
+    today = local_today(institution)
+    first_day = max(parse_day(request.args.get("from", ""), institution), today)
+    last_day = first_day + timedelta(days=PICKER_DAYS)
+    zone = ZoneInfo(institution.district.region.timezone)
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=zone)
+
     return render_template(
         "institutions/detail.html",
         institution=institution,
         schedules=queries.active_schedules(institution_id),
         next_open_door=queries.next_open_door_day(institution_id),
-        sessions=queries.institution_sessions(institution_id),
+        sessions=queries.institution_sessions(
+            institution_id,
+            days=PICKER_DAYS,
+            start=None if first_day == today else midnight(first_day),
+        ),
+        earlier=max(first_day - timedelta(days=PICKER_DAYS), today) if first_day > today else None,
+        later=last_day if queries.has_sessions_from(institution_id, midnight(last_day)) else None,
+        today=today,
         book_endpoint="booking.book" if "booking.book" in current_app.view_functions else None,
     )
+
+
+PICKER_DAYS = 21
 
 
 def _district_choices() -> list[tuple[int, str]]:

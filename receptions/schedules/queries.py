@@ -75,26 +75,35 @@ def institution_sessions(
     institution_id: int,
     *,
     days: int = 21,
+    start: datetime | None = None,
     open_door_days_ahead: int = OPEN_DOOR_PICKER_DAYS,
     at: datetime | None = None,
 ) -> list[SessionView]:
     """Upcoming sessions with each slot's booking status, for the slot picker.
 
-    Receptions are shown for the next `days`; open-door days further ahead, so that the next
-    monthly one is always on the page (last Fridays can be five weeks apart).
+    Receptions are shown for `days` from `start` (now when not given); on the first page
+    open-door days further ahead too, so that the next monthly one is always on the page (last
+    Fridays can be five weeks apart). A later page (`start`) shows its own `days`.
     """
     at = at or clock_now()
+    first_page = start is None or start <= at
+    start = at if first_page or start is None else start
+    shown = ScheduledSession.starts_at < start + timedelta(days=days)
+    if not first_page:
+        shown = and_(ScheduledSession.starts_at >= start, shown)
+    else:
+        shown = or_(
+            shown,
+            and_(
+                ScheduledSession.kind == ScheduleKind.open_door.value,
+                ScheduledSession.starts_at < at + timedelta(days=open_door_days_ahead),
+            ),
+        )
     sessions = db.session.scalars(
         _upcoming(at)
         .where(
             ScheduledSession.institution_id == institution_id,
-            or_(
-                ScheduledSession.starts_at < at + timedelta(days=days),
-                and_(
-                    ScheduledSession.kind == ScheduleKind.open_door.value,
-                    ScheduledSession.starts_at < at + timedelta(days=open_door_days_ahead),
-                ),
-            ),
+            shown,
         )
         .options(selectinload(ScheduledSession.slots), joinedload(ScheduledSession.schedule))
     ).all()
@@ -111,6 +120,21 @@ def institution_sessions(
             )
         )
     return views
+
+
+def has_sessions_from(institution_id: int, moment: datetime) -> bool:
+    """Whether the institution has a planned session starting at `moment` or later."""
+    return (
+        db.session.scalars(
+            _upcoming(moment)
+            .where(
+                ScheduledSession.institution_id == institution_id,
+                ScheduledSession.starts_at >= moment,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def next_open_door_day(institution_id: int, at: datetime | None = None) -> ScheduledSession | None:

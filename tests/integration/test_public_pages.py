@@ -123,3 +123,32 @@ def test_pages_link_an_icon_that_is_served_from_here(client):
     response = client.get(icon)
     assert response.status_code == 200
     assert response.mimetype == "image/svg+xml" and b"<svg" in response.data
+
+
+def test_the_institution_page_pages_through_free_times_three_weeks_at_a_time(client):
+    """Booking opens 30 days ahead, the page shows three weeks: "Later times" shows the weeks
+    after, "Earlier times" goes back; a date before today is today's page, a bad one a 400."""
+    import re
+
+    from tests.factories import make_open_session
+
+    institution = make_institution()
+    soon = make_open_session(institution, starts_in_hours=5 * 24)
+    later = make_open_session(institution, starts_in_hours=26 * 24)
+    en = {"Accept-Language": "en"}
+
+    def slot_ids(html: str) -> set[int]:
+        return {int(n) for n in re.findall(r'href="/book/(\d+)"', html)}
+
+    first = client.get(f"/institutions/{institution.id}", headers=en).get_data(as_text=True)
+    assert soon.slots[0].id in slot_ids(first) and later.slots[0].id not in slot_ids(first)
+    assert "Earlier times" not in first
+    link = re.search(r'<a href="([^"]+)#free-slots" rel="next">Later times</a>', first)
+    second = client.get(link.group(1).replace("&amp;", "&"), headers=en).get_data(as_text=True)
+    assert later.slots[0].id in slot_ids(second) and soon.slots[0].id not in slot_ids(second)
+    assert "Later times" not in second  # nothing is planned after it
+    back = re.search(r'<a href="([^"]+)#free-slots" rel="prev">Earlier times</a>', second)
+    assert back.group(1) == f"/institutions/{institution.id}"  # three weeks back is today
+    past = client.get(f"/institutions/{institution.id}?from=2020-01-01", headers=en)
+    assert past.status_code == 200 and slot_ids(past.get_data(as_text=True)) == slot_ids(first)
+    assert client.get(f"/institutions/{institution.id}?from=2026-13-45").status_code == 400
