@@ -227,3 +227,14 @@ def in_viewport(locator: Any) -> bool:
                     && r.right <= window.innerWidth && r.bottom <= window.innerHeight; }"""
         )
     )
+
+
+def sign_in(page: Any, user: Any) -> None:
+    """Sign `user` in through the sign-in form (every factory user's password is PASSWORD)."""
+    from tests.factories import PASSWORD
+
+    page.goto(page.base_url + "/auth/sign-in")
+    page.fill("#email", user.email)
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    page.wait_for_url("**/staff/")

@@ -8,8 +8,8 @@ import pytest
 from receptions.auth.models import Role
 from receptions.auth.services import issue_password_token
 from receptions.extensions import db
-from tests.browser.conftest import axe_violations, one_database
-from tests.factories import PASSWORD, make_open_session, make_topic, make_user
+from tests.browser.conftest import axe_violations, one_database, sign_in
+from tests.factories import make_open_session, make_topic, make_user
 from tests.hostile import booking_with_token, outcome_long_ago
 
 LOCALES = ["kk-KZ", "ru-RU", "en-GB"]
@@ -59,13 +59,6 @@ def visited(places):
     )
 
 
-def _sign_in(page, user) -> None:
-    page.goto(page.base_url + "/auth/sign-in")
-    page.fill("#email", user.email)
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
-    page.wait_for_url("**/staff/")
-
 
 @one_database
 @pytest.mark.parametrize("locale", LOCALES)
@@ -85,7 +78,7 @@ def test_every_public_page_and_the_agenda_pass_axe(page, visited, locale):
     with page.expect_navigation():  # an empty form, as a citizen who pressed Enter too early
         page.locator("form button[type=submit]").last.click()
     check("booking form with errors")
-    _sign_in(page, head)
+    sign_in(page, head)
     page.goto(page.base_url + agenda)
     check("staff agenda")
     page.goto(page.base_url + agenda + "?view=week")

@@ -15,16 +15,8 @@ from receptions.booking.models import Booking
 from receptions.extensions import db
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question
-from tests.browser.conftest import axe_violations, one_database
-from tests.factories import PASSWORD, make_booking, make_open_session, make_topic, make_user
-
-
-def _sign_in(page, user):
-    page.goto(page.base_url + "/auth/sign-in")
-    page.fill("#email", user.email)
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
-    page.wait_for_url("**/staff/")
+from tests.browser.conftest import axe_violations, one_database, sign_in
+from tests.factories import make_booking, make_open_session, make_topic, make_user
 
 
 def _add_question_and_outcome(page, summary, outcome, *, responsible="", due=""):
@@ -51,7 +43,7 @@ def test_a_full_open_door_day(page, app):
         )
     ]
     head = make_user(Role.head, institution=session.institution)
-    _sign_in(page, head)
+    sign_in(page, head)
 
     agenda = f"/staff/institutions/{session.institution_id}/agenda"
     page.goto(page.base_url + agenda)
@@ -127,7 +119,7 @@ def test_the_printed_register_has_one_page_per_session(page, app):
     for slot in session.slots + other.slots:
         make_booking(slot)
     head = make_user(Role.head, institution=session.institution)
-    _sign_in(page, head)
+    sign_in(page, head)
     page.goto(page.base_url + f"/staff/institutions/{session.institution_id}/register")
     assert page.locator("section.register-page").count() == 2
     pdf = page.pdf(format="A4", landscape=True, prefer_css_page_size=True)

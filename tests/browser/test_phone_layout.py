@@ -8,6 +8,7 @@ import pytest
 
 from receptions.auth.models import Role
 from receptions.extensions import db
+from tests.browser.conftest import sign_in
 from tests.factories import PASSWORD, make_open_session, make_topic, make_user
 from tests.hostile import booking_with_token
 
@@ -62,13 +63,6 @@ def door(places):
     return school, today, coming, token, head, officer
 
 
-def _sign_in(page, user) -> None:
-    page.goto(page.base_url + "/auth/sign-in")
-    page.fill("#email", user.email)
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
-    page.wait_for_url("**/staff/")
-
 
 def _fits_the_phone(page, where: str) -> None:
     assert page.evaluate(HEADER_WORDS_BROKEN) == [], where
@@ -92,7 +86,7 @@ def test_door_and_citizen_pages_fit_a_phone_in_kazakh(page, door):
     page.goto(page.base_url + f"/institutions/{school.id}")
     assert page.get_by_role("link", name=LONG_EMAIL).is_visible()
 
-    _sign_in(page, head)
+    sign_in(page, head)
     page.goto(page.base_url + f"/staff/institutions/{school.id}/agenda")
     _fits_the_phone(page, "agenda")
     came = page.locator("button[value=attended]").first
@@ -134,7 +128,7 @@ def test_a_failed_submit_focuses_the_error_summary(page, door):
         top = summary.bounding_box()["y"]
         assert 0 <= top < PHONE["height"], f"{path}: the summary is not on screen"
 
-    _sign_in(page, head)
+    sign_in(page, head)
     page.goto(page.base_url + f"/staff/sessions/{today.id}/walk-in")
     # Keyboard-first: the name field has the focus (Chromium may apply autofocus just after load).
     page.wait_for_function("() => document.activeElement.id === 'name'", timeout=5000)
