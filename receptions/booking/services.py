@@ -304,6 +304,10 @@ class BookableInstitution(InstitutionNames):
     name_en: str
     address_kk: str
     address_ru: str
+    head_name: str
+    head_position_kk: str
+    head_position_ru: str
+    head_position_en: str
     district: BookableDistrict
 
 

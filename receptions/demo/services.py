@@ -170,7 +170,7 @@ def _load_demo_schedules() -> int:
                 "valid_from": today.replace(day=1),
                 "valid_until": None,
                 "host_name": institution.head_name,
-                "host_position": institution.head_position_ru,
+                "host_position": "",  # the head's, in each reader's language
                 "location": "",  # the institution's address, in each reader's language
                 "exclusions": [],
                 "booking_opens_days": 30,

@@ -59,6 +59,17 @@ class InstitutionNames:
         return localized(self, "address")
 
     @property
+    def head_position(self) -> str:
+        return localized(self, "head_position")
+
+    def host_position(self, host_name: str, typed: str) -> str:
+        """The position to show beside a schedule's host: the one staff typed (one language),
+        else the head's in the reader's language when the host is the head."""
+        if typed:
+            return typed
+        return self.head_position if host_name and host_name == self.head_name else ""
+
+    @property
     def name_in_each_language(self) -> dict[str, str]:
         """The name in every language (Russian where one is missing), for a message that is
         written later in its reader's language, not in the language of whoever queued it."""
@@ -101,9 +112,6 @@ class Institution(InstitutionNames, db.Model):
 
     district: Mapped[District] = relationship(back_populates="institutions")
 
-    @property
-    def head_position(self) -> str:
-        return localized(self, "head_position")
 
     @property
     def accessibility(self) -> str:

@@ -217,7 +217,14 @@ class ScheduleForm(RecurringTimesForm):
         ],
     )
     host_name = StringField(_l("Who receives citizens"), validators=[Optional(), Length(max=200)])
-    host_position = StringField(_l("Position"), validators=[Optional(), Length(max=200)])
+    host_position = StringField(
+        _l("Position"),
+        validators=[Optional(), Length(max=200)],
+        description=_l(
+            "Leave it empty when the head receives: citizens then read the head's position in "
+            "their own language."
+        ),
+    )
     exclusions = TextAreaField(
         _l("Dates without a session"),
         validators=[Optional(), Length(max=2000)],

@@ -219,9 +219,8 @@ def session_event(
 ) -> CalendarEvent:
     schedule = session.schedule
     summary = f"{kind_labels.get(session.kind, session.kind)}: {session.institution.name}"
-    description = schedule.host_name + (
-        f", {schedule.host_position}" if schedule.host_position else ""
-    )
+    position = session.institution.host_position(schedule.host_name, schedule.host_position)
+    description = schedule.host_name + (f", {position}" if position else "")
     if session.status == SessionStatus.cancelled and session.cancel_reason:
         description = f"{description}\n{session.cancel_reason}".strip()
     return CalendarEvent(

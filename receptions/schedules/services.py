@@ -742,7 +742,7 @@ def _apply_unified(rule: UnifiedOpenDoorRule, institution: Institution) -> Mater
             kind=ScheduleKind.open_door.value,
             unified_rule_id=rule.id,
             host_name=institution.head_name,
-            host_position=institution.head_position_ru,
+            host_position="",  # the head's, in each reader's language
         )
         db.session.add(schedule)
     for name in SPEC_FIELDS:

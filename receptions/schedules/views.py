@@ -125,7 +125,6 @@ def _new_form_defaults(form: ScheduleForm, institution: Institution) -> None:
     form.kind.data = kind if kind in ("open_door", "reception") else "reception"
     form.valid_from.data = services.local_today(_timezone(institution))
     form.host_name.data = institution.head_name
-    form.host_position.data = institution.head_position
     if form.kind.data == "open_door":
         form.frequency.data, form.weekdays.data, form.ordinal.data = "MONTHLY", ["4"], "-1"
         form.start_time.data, form.end_time.data = time(10), time(13)

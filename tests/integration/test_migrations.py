@@ -66,3 +66,33 @@ def test_a_room_that_repeats_the_institutions_address_is_cleared(empty_database)
             stored = dict(connection.execute(text("SELECT id, location FROM schedule")).all())
         assert [stored[i] for i in ids] == ["", "", "Кабинет 12", ""]
         db.engine.dispose()
+
+
+def test_a_host_position_that_repeats_the_heads_is_cleared(empty_database):
+    """0011: the head's position copied into a schedule (one language) is cleared, so pages show
+    it in the reader's language; another host's typed position stays."""
+    from sqlalchemy import text
+
+    from tests.factories import make_institution, make_open_session
+
+    app = create_app(app_settings(empty_database))
+    with app.app_context():
+        upgrade(revision="0010")
+        institution = make_institution(
+            head_name="Айгүл Тестова", head_position_kk="Директор", head_position_ru="Директор"
+        )
+        hosts = (
+            ("Айгүл Тестова", "Директор"),
+            ("Айгүл Тестова", "Бас дәрігер"),  # typed by staff: kept
+            ("Ерлан Тестов", "Директор"),  # another host: kept
+        )
+        ids = [
+            make_open_session(institution, host_name=name, host_position=position).schedule_id
+            for name, position in hosts
+        ]
+        db.session.remove()
+        upgrade()
+        with db.engine.connect() as connection:
+            stored = dict(connection.execute(text("SELECT id, host_position FROM schedule")).all())
+        assert [stored[i] for i in ids] == ["", "Бас дәрігер", "Директор"]
+        db.engine.dispose()

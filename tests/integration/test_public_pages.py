@@ -152,3 +152,35 @@ def test_the_institution_page_pages_through_free_times_three_weeks_at_a_time(cli
     past = client.get(f"/institutions/{institution.id}?from=2020-01-01", headers=en)
     assert past.status_code == 200 and slot_ids(past.get_data(as_text=True)) == slot_ids(first)
     assert client.get(f"/institutions/{institution.id}?from=2026-13-45").status_code == 400
+
+
+def test_the_host_is_named_with_the_heads_position_in_the_readers_language(client):
+    """A schedule whose host is the head shows the head's position in the reader's language (it
+    showed the one-language copy the form had filled in); a position staff typed is shown."""
+    from tests.factories import make_open_session
+
+    institution = make_institution(
+        head_name="Айгүл Тестова",
+        head_position_kk="Мектеп директоры",
+        head_position_ru="Директор школы",
+    )
+    session = make_open_session(institution, host_name="Айгүл Тестова", host_position="")
+    pages = {
+        lang: (
+            client.get(f"/institutions/{institution.id}", headers={"Accept-Language": lang}),
+            client.get(f"/book/{session.slots[0].id}", headers={"Accept-Language": lang}),
+        )
+        for lang in ("kk", "ru", "en")
+    }
+    for lang, position in (
+        ("kk", "Мектеп директоры"),
+        ("ru", "Директор школы"),
+        ("en", "Директор школы"),
+    ):
+        for page in pages[lang]:
+            assert f"Айгүл Тестова, {position}" in page.get_data(as_text=True), lang
+    typed = make_open_session(
+        institution, host_name="Ерлан Тестов", host_position="Орынбасар", starts_in_hours=96
+    )
+    form = client.get(f"/book/{typed.slots[0].id}", headers={"Accept-Language": "ru"})
+    assert "Ерлан Тестов, Орынбасар" in form.get_data(as_text=True)
