@@ -182,61 +182,73 @@ def _load_demo_schedules() -> int:
     return created
 
 
-DEMO_SUMMARIES = (
-    "Протекает крыша в подъезде",
-    "Нет места в детском саду",
-    "Очередь к узкому специалисту",
-    "Ремонт дороги к школе",
-    "Оформление пособия",
-    "Освещение во дворе",
+# Questions citizens bring, each with its topic (slug), in the languages they are written in.
+DEMO_QUESTIONS = (
+    ("housing_utilities", "Подъездің шатыры ағады"),
+    ("education", "Балабақшадан орын жоқ"),
+    ("healthcare", "Очередь к узкому специалисту на два месяца"),
+    ("roads_transport", "Мектепке апаратын жолды жөндеу керек"),
+    ("social_support", "Оформление пособия на ребёнка"),
+    ("housing_utilities", "Аулада түнде жарық жоқ"),
 )
 
 
 def _load_demo_history(months: int = 3) -> int:
-    """Held open-door days of the last months with walk-in visits and outcomes, for the reports."""
+    """Open-door days of the last months, on the days their schedules give, held (or cancelled)
+    with walk-in visits and outcomes, for the reports. Idempotent: a schedule's month that has
+    a past session already is left as it is."""
     import random
-    from datetime import UTC, datetime, timedelta
-    from zoneinfo import ZoneInfo
+    from dataclasses import replace
+    from datetime import UTC, timedelta
+
+    from scheduling import plan_sessions
 
     from ..schedules.models import Schedule, ScheduledSession
+    from ..schedules.services import local_today, spec_from, working_calendar
     from ..visits.models import Question, Visit
 
-    zone = ZoneInfo("Asia/Almaty")
-    topics = db.session.scalars(select(Topic).order_by(Topic.id)).all()
+    topics = {topic.slug: topic for topic in db.session.scalars(select(Topic))}
     created = 0
     with write_transaction():
         schedules = db.session.scalars(
             select(Schedule).where(Schedule.kind == "open_door").order_by(Schedule.id)
         ).all()
-        first_of_month = datetime.now(zone).date().replace(day=1)
         for schedule in schedules:
-            month_start = first_of_month
+            tz = schedule.institution.district.region.timezone
+            month_end = local_today(tz).replace(day=1) - timedelta(days=1)
             for _ in range(months):
-                month_start = (month_start - timedelta(days=1)).replace(day=1)
-                # Seeded per schedule and month: the same history on every machine and every run.
-                rng = random.Random(f"{schedule.id}:{month_start.isoformat()}")  # noqa: S311
-                day = month_start + timedelta(days=20 + rng.randrange(5))
-                starts = datetime.combine(day, time(10), tzinfo=zone).astimezone(UTC)
-                exists = db.session.scalar(
+                month_start = month_end.replace(day=1)
+                month = (month_start, month_end)
+                month_end = month_start - timedelta(days=1)
+                if db.session.scalar(
                     select(ScheduledSession.id).where(
                         ScheduledSession.schedule_id == schedule.id,
-                        ScheduledSession.starts_at == starts,
+                        ScheduledSession.local_date.between(*month),
                     )
-                )
-                if exists:
+                ):
                     continue
+                # The rule as if it had been in force that month (valid_from is this month's).
+                spec = replace(spec_from(schedule, tz), valid_from=month_start, valid_until=None)
+                plans = plan_sessions(spec, *month, working_calendar([month_start.year]))
+                if not plans:
+                    continue
+                plan = plans[0]
+                # Seeded per schedule and month: the same history on every machine and every run.
+                rng = random.Random(f"{schedule.id}:{month_start.isoformat()}")  # noqa: S311
                 held = rng.random() > 0.15
+                starts = plan.start.astimezone(UTC)
                 session = ScheduledSession(
                     schedule_id=schedule.id,
                     institution_id=schedule.institution_id,
                     kind="open_door",
-                    local_date=day,
+                    local_date=plan.date,
                     starts_at=starts,
-                    ends_at=starts + timedelta(hours=3),
+                    ends_at=plan.end.astimezone(UTC),
                     status="held" if held else "cancelled",
                     cancel_reason=None if held else "Карантин",
-                    closed_at=starts + timedelta(hours=4),
+                    closed_at=plan.end.astimezone(UTC) + timedelta(hours=1),
                     walk_in_places=10,
+                    moved_from=plan.moved_from,
                 )
                 db.session.add(session)
                 db.session.flush()
@@ -253,15 +265,16 @@ def _load_demo_history(months: int = 3) -> int:
                     db.session.add(visit)
                     db.session.flush()
                     outcome = rng.choices(["resolved", "explained", "pending"], [2, 5, 1.5])[0]
-                    due = day + timedelta(days=15) if outcome == "pending" else None
+                    due = plan.date + timedelta(days=15) if outcome == "pending" else None
+                    slug, summary = rng.choice(DEMO_QUESTIONS)
                     db.session.add(
                         Question(
                             visit_id=visit.id,
                             institution_id=schedule.institution_id,
-                            topic_id=rng.choice(topics).id,
-                            summary=rng.choice(DEMO_SUMMARIES),
+                            topic_id=topics[slug].id,
+                            summary=summary,
                             outcome=outcome,
-                            responsible="Заместитель директора" if due else "",
+                            responsible="Директордың орынбасары" if due else "",
                             due_date=due,
                             outcome_at=visit.at,
                             closed_at=None if due else visit.at,
