@@ -75,8 +75,8 @@ def detail(institution_id: int):
         next_open_door=queries.next_open_door_day(institution_id),
         sessions=queries.institution_sessions(
             institution_id,
-            days=PICKER_DAYS,
             start=None if first_day == today else midnight(first_day),
+            end=midnight(last_day),  # where the next page starts
         ),
         earlier=max(first_day - timedelta(days=PICKER_DAYS), today) if first_day > today else None,
         later=last_day if queries.has_sessions_from(institution_id, midnight(last_day)) else None,

@@ -76,19 +76,20 @@ def institution_sessions(
     *,
     days: int = 21,
     start: datetime | None = None,
+    end: datetime | None = None,
     open_door_days_ahead: int = OPEN_DOOR_PICKER_DAYS,
     at: datetime | None = None,
 ) -> list[SessionView]:
     """Upcoming sessions with each slot's booking status, for the slot picker.
 
-    Receptions are shown for `days` from `start` (now when not given); on the first page
-    open-door days further ahead too, so that the next monthly one is always on the page (last
-    Fridays can be five weeks apart). A later page (`start`) shows its own `days`.
+    Receptions are shown from `start` (now when not given) until `end` (`days` later when not
+    given); on the first page open-door days further ahead too, so that the next monthly one is
+    always on the page (last Fridays can be five weeks apart).
     """
     at = at or clock_now()
     first_page = start is None or start <= at
     start = at if first_page or start is None else start
-    shown = ScheduledSession.starts_at < start + timedelta(days=days)
+    shown = ScheduledSession.starts_at < (end or start + timedelta(days=days))
     if not first_page:
         shown = and_(ScheduledSession.starts_at >= start, shown)
     else:

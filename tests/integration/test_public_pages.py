@@ -184,3 +184,33 @@ def test_the_host_is_named_with_the_heads_position_in_the_readers_language(clien
     )
     form = client.get(f"/book/{typed.slots[0].id}", headers={"Accept-Language": "ru"})
     assert "Ерлан Тестов, Орынбасар" in form.get_data(as_text=True)
+
+
+def test_consecutive_pages_of_free_times_share_no_session(client):
+    """A page ends at local midnight, where the next one starts: no session is on both."""
+    import re
+
+    from tests.factories import make_open_session
+
+    from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    institution = make_institution()
+    sessions = [make_open_session(institution, starts_in_hours=h) for h in range(6, 60 * 24, 22)]
+    # One at local midnight three weeks ahead, where the second page starts.
+    zone = ZoneInfo(institution.district.region.timezone)
+    now = datetime.now(UTC)
+    boundary = datetime.combine(now.astimezone(zone).date() + timedelta(days=21), time(), zone)
+    hours = (boundary - now).total_seconds() / 3600
+    sessions.append(make_open_session(institution, starts_in_hours=hours))
+    assert sessions[-1].starts_at == boundary
+    seen: list[int] = []
+    path = f"/institutions/{institution.id}"
+    while path:
+        html = client.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+        seen += [int(n) for n in re.findall(r'href="/book/(\d+)"', html)]
+        link = re.search(r'<a href="([^"]+)#free-slots" rel="next">', html)
+        path = link.group(1).replace("&amp;", "&") if link else None
+    bookable = {slot.id for session in sessions for slot in session.slots}
+    assert len(seen) == len(set(seen))
+    assert set(seen) <= bookable and len(set(seen)) > 10
