@@ -189,11 +189,10 @@ def test_the_host_is_named_with_the_heads_position_in_the_readers_language(clien
 def test_consecutive_pages_of_free_times_share_no_session(client):
     """A page ends at local midnight, where the next one starts: no session is on both."""
     import re
-
-    from tests.factories import make_open_session
-
     from datetime import UTC, datetime, time, timedelta
     from zoneinfo import ZoneInfo
+
+    from tests.factories import make_open_session
 
     institution = make_institution()
     sessions = [make_open_session(institution, starts_in_hours=h) for h in range(6, 60 * 24, 22)]
