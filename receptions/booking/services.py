@@ -527,34 +527,31 @@ def _slot_of(row: Any) -> BookableSlot:
     return slot
 
 
-def _open_for_booking(slot: Slot, at: datetime) -> bool:
-    """Whether the slot's time can be booked (or moved to) now, its seats aside."""
+def _why_not_bookable(slot: Slot | BookableSlot, at: datetime) -> str | None:
+    """Why the slot's time cannot be booked (or moved to) now, its seats aside; None if it can."""
     session = slot.session
-    return (
-        session.status == SessionStatus.planned
-        and session.institution.active
-        and booking_status(slot.starts_at, at, window_of(session.schedule)) is WindowStatus.open
-    )
+    if session.status != SessionStatus.planned or not session.institution.active:
+        return str(_l("This session has been cancelled."))
+    status = booking_status(slot.starts_at, at, window_of(session.schedule))
+    if status is WindowStatus.past or status is WindowStatus.closed:
+        return str(_l("Booking for this time has closed."))
+    if status is WindowStatus.not_yet_open:
+        return str(_l("Booking for this time has not opened yet."))
+    return None
 
 
 def _check_bookable(slot: Slot | BookableSlot, at: datetime) -> None:
+    reason = _why_not_bookable(slot, at)
+    if reason is None and slot.booked < slot.capacity:
+        return
     session = slot.session
-    window = window_of(session.schedule)
-    context = {
-        "slot_id": slot.id,
-        "schedule_id": session.schedule_id,
-        "institution_id": session.institution_id,
-        "window": window,
-    }
-    if session.status != SessionStatus.planned or not session.institution.active:
-        raise SlotUnavailable(str(_l("This session has been cancelled.")), **context)
-    status = booking_status(slot.starts_at, at, window)
-    if status is WindowStatus.past or status is WindowStatus.closed:
-        raise SlotUnavailable(str(_l("Booking for this time has closed.")), **context)
-    if status is WindowStatus.not_yet_open:
-        raise SlotUnavailable(str(_l("Booking for this time has not opened yet.")), **context)
-    if slot.booked >= slot.capacity:
-        raise SlotUnavailable(**context)
+    raise SlotUnavailable(  # without a reason: the time was just taken
+        reason,
+        slot_id=slot.id,
+        schedule_id=session.schedule_id,
+        institution_id=session.institution_id,
+        window=window_of(session.schedule),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1251,7 +1248,7 @@ def _offer_to_waitlist(
     that time can still be booked (a cancellation may come after the booking window closed: a
     notice then would offer a time no one can take, and use up one of the three)."""
     freed_slot = db.session.get(Slot, freed_slot_id or booking.slot_id)
-    if freed_slot is None or not _open_for_booking(freed_slot, clock_now()):
+    if freed_slot is None or _why_not_bookable(freed_slot, clock_now()) is not None:
         return []
     entries = db.session.scalars(
         select(WaitlistEntry)
