@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, g, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_babel import format_decimal, format_percent
+from flask_babel import format_decimal
 from flask_babel import lazy_gettext as _l
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -209,7 +209,14 @@ def _limits_only_where_declared(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from .i18n import LANGUAGE_NAMES, current_language, localized, moment_filter, month_label
+    from .i18n import (
+        LANGUAGE_NAMES,
+        current_language,
+        localized,
+        moment_filter,
+        month_label,
+        share_percent,
+    )
 
     @app.context_processor
     def inject() -> dict[str, Any]:
@@ -229,7 +236,7 @@ def _register_template_helpers(app: Flask) -> None:
         date=moment_filter("date"),
         datetime=moment_filter("datetime"),
         number=format_decimal,
-        percent=format_percent,
+        percent=share_percent,
         time_short=lambda value: time_format(value, "HH:mm"),
         capitalize_first=lambda text: text[:1].upper() + text[1:],
         from_iso=datetime.fromisoformat,

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import flask_babel
+from babel import Locale
 from babel.dates import format_skeleton
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
@@ -41,6 +42,22 @@ def month_label(month: str, *, short: bool = False) -> str:
     return format_skeleton(
         "yMMM" if short else "yMMMM", date(int(year), int(number), 1), locale=current_language()
     )
+
+
+def share_percent(value: float) -> str:
+    """A share as per cent to one decimal in the reader's number format ("18.2%", "18,2 %"),
+    the precision the CSV and XLSX give, so a figure reads the same on a page and in a file."""
+    language = current_language()
+    pattern = _one_decimal_percent_pattern(language)
+    return flask_babel.format_percent(value, pattern)
+
+
+@functools.cache
+def _one_decimal_percent_pattern(language: str) -> str:
+    """The locale's own percent pattern (its spacing and sign) with one decimal place."""
+    pattern = Locale.parse(language).percent_formats[None].pattern
+    whole, _, rest = pattern.rpartition("0")
+    return f"{whole}0.0{rest}"
 
 
 def localized(obj: Any, field: str, language: str | None = None) -> str:
