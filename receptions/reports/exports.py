@@ -79,8 +79,9 @@ def values(row: Figures) -> list[Any]:
 
 
 def _neutralise(cell: Any) -> Any:
-    """Spreadsheet formula injection: text starting with = + - @ is shown, never evaluated."""
-    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Spreadsheet formula injection: text starting with = + - @, a tab or a line break is
+    shown, never evaluated."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n"):
         return "'" + cell
     return cell
 

@@ -588,8 +588,17 @@ def test_xss_in_institution_names_is_text_in_the_pdf(app, written_everywhere, tm
     assert "<script>alert('name_ru')" in "".join(text.split("\n"))  # shown, not interpreted
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-FORMULAS = ['=HYPERLINK("http://evil.example")', "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+FORMULAS = [
+    '=HYPERLINK("http://evil.example")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    "\t=1+1",
+    "\r=1+1",
+    "\n=1+1",
+    '=1+1;=2+2,"=3+3"',  # both CSV separators and quotes: one cell, shown as text
+]
 
 
 @pytest.fixture
