@@ -613,12 +613,20 @@ def formula_names(app):
     return client, district, institutions, f"{session.local_date:%Y-%m}"
 
 
-def test_csv_download_neutralises_every_formula_prefix(formula_names):
+@pytest.mark.parametrize(("kind", "delimiter"), [("csv", ","), ("csv-excel", ";")])
+def test_csv_download_neutralises_every_formula_prefix(formula_names, kind, delimiter):
     client, district, _, month = formula_names
     body = client.get(
-        f"/reports/download?scope=district:{district.id}&month={month}&format=csv&by=institution"
+        f"/reports/download?scope=district:{district.id}&month={month}&format={kind}&by=institution",
+        headers={"Accept-Language": "ru"},
     ).get_data(as_text=True)
-    labels = [row[0] for row in csv.reader(io.StringIO(body.lstrip("\ufeff"))) if row]
+    rows = [
+        row
+        for row in csv.reader(io.StringIO(body.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+        if row
+    ]
+    assert {len(row) for row in rows} == {len(rows[0])}  # no name spilled into another cell
+    labels = [row[0] for row in rows]
     assert [label for label in labels if label[:1] in FORMULA_PREFIXES] == []
     assert sorted(label for label in labels if label[1:] in FORMULAS) == sorted(
         "'" + name for name in FORMULAS
