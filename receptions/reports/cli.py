@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from .downloads import FORMATS
+
 reports_cli = AppGroup("reports", help="Monthly roll-ups for akimats.")
 
 
@@ -31,7 +33,19 @@ def _scope_exists(scope) -> bool:  # type: ignore[no-untyped-def]
 @click.option("--month", default=None, help="YYYY-MM (or give --month-from and --month-to)")
 @click.option("--month-from", "month_from", default=None, help="first month of a range, YYYY-MM")
 @click.option("--month-to", "month_to", default=None, help="last month of a range, YYYY-MM")
-@click.option("--format", "kind", type=click.Choice(["csv", "xlsx", "pdf"]), default="csv")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(FORMATS),
+    default="csv",
+    help="csv: comma and decimal point, for programs; csv-excel: the separators of --language",
+)
+@click.option(
+    "--language",
+    type=click.Choice(["kk", "ru", "en"]),
+    default=None,
+    help="of the headers and names (and csv-excel's separators); default: the site's default",
+)
 @click.option(
     "--by", "grouping", default=None, help="region, district, institution_type, institution"
 )
@@ -43,6 +57,7 @@ def monthly_command(
     month_to: str | None,
     kind: str,
     grouping: str | None,
+    language: str | None,
     output: Path,
 ) -> None:
     """Write the roll-up of a month (or a range of months) to FILE."""
@@ -50,7 +65,7 @@ def monthly_command(
 
     from ..clock import now as clock_now
     from . import services
-    from .downloads import ExportSpec, rows_to_write, write_export
+    from .downloads import ExportSpec, rows_to_write, write_export, written_in
     from .scope import REPORT_ZONE, BadReportRequest, parse_period, parse_scope
     from .views import child_grouping
 
@@ -76,7 +91,7 @@ def monthly_command(
     if grouping not in services.GROUPINGS:
         raise click.BadParameter(f"unknown grouping {grouping!r}", param_hint="--by")
     spec = ExportSpec(scope, period, grouping, kind)
-    with current_app.test_request_context():
+    with written_in(language or current_app.config["BABEL_DEFAULT_LOCALE"]):
         length = rows_to_write(spec)
         with (
             click.progressbar(length=length, label="Report", file=sys.stderr) as bar,

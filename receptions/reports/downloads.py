@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from flask import render_template
+from flask import current_app, g, render_template
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from ..i18n import month_label
+from ..i18n import current_language, month_label
 from . import charts, exports, services
 from .scope import Period, Scope
 
@@ -26,8 +28,12 @@ SHEET_LEVELS = {
     "district": ["institution", "institution_type"],
     "institution": ["institution"],
 }
-FORMATS = ("csv", "xlsx", "pdf")
+# "csv" is the CSV for programs (comma, decimal point), unchanged for whatever reads it;
+# "csv-excel" opens by double-click in Excel with the separators of the reader's language.
+FORMATS = ("csv-excel", "csv", "xlsx", "pdf")
+CSV_FORMATS = ("csv-excel", "csv")
 CONTENT_TYPES = {
+    "csv-excel": "text/csv; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "pdf": "application/pdf",
@@ -54,7 +60,11 @@ class ExportSpec:
             if self.period.months == 1
             else f"{self.period.first}--{self.period.last}"
         )
-        return f"ashyq-esik-{scope}-{months}.{self.kind}"
+        return f"ashyq-esik-{scope}-{months}.{self.extension}"
+
+    @property
+    def extension(self) -> str:
+        return "csv" if self.kind in CSV_FORMATS else self.kind
 
     @property
     def title(self) -> str:
@@ -62,6 +72,15 @@ class ExportSpec:
 
     def levels(self) -> list[str]:
         return SHEET_LEVELS[self.scope.level] if self.kind == "xlsx" else [self.grouping]
+
+
+@contextmanager
+def written_in(language: str) -> Iterator[None]:
+    """A request context in `language` for a download written outside a request (a background
+    job, the CLI): headers, names and the Excel CSV's separators in that language."""
+    with current_app.test_request_context(), force_locale(language):
+        g.forced_locale = language
+        yield
 
 
 def is_large(spec: ExportSpec) -> bool:
@@ -93,7 +112,7 @@ def _rows_and_previous(
 
 def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None = None) -> None:
     """Write the download to a binary file, row by row from the database."""
-    if spec.kind == "csv":
+    if spec.kind in CSV_FORMATS:
         for chunk in iter_csv(spec, progress):
             handle.write(chunk.encode("utf-8"))
     elif spec.kind == "xlsx":
@@ -117,8 +136,15 @@ def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None 
 
 
 def iter_csv(spec: ExportSpec, progress: Progress | None = None) -> Any:
+    """The CSV's text; the Excel one follows the language in use (a background job's is the
+    officer's, forced while it runs)."""
+    layout = (
+        exports.excel_csv_layout(current_language())
+        if spec.kind == "csv-excel"
+        else exports.PROGRAM_CSV
+    )
     rows, previous = _rows_and_previous(spec, spec.grouping, progress)
-    return exports.iter_csv(rows, FIRST_HEADERS[spec.grouping](), previous)
+    return exports.iter_csv(rows, FIRST_HEADERS[spec.grouping](), previous, layout)
 
 
 def trend_svg(scope: Scope, period: Period, series: list[tuple[Any, str, str]]) -> str:

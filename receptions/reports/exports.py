@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from babel.numbers import get_decimal_symbol
 from flask_babel import lazy_gettext as _l
 
 from .services import Figures, figure_change
@@ -79,8 +81,9 @@ def values(row: Figures) -> list[Any]:
 
 
 def _neutralise(cell: Any) -> Any:
-    """Spreadsheet formula injection: text starting with = + - @ is shown, never evaluated."""
-    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Spreadsheet formula injection: text starting with = + - @, a tab or a line break is
+    shown, never evaluated."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n"):
         return "'" + cell
     return cell
 
@@ -97,21 +100,56 @@ def _totalled(rows: Iterable[Figures], total: Figures) -> Iterator[Figures]:
         yield row
 
 
-def iter_csv(rows: Iterable[Figures], first_header: str, previous: Figures) -> Iterator[str]:
+@dataclass(frozen=True)
+class CsvLayout:
+    """What separates the values of a CSV and the whole part of a number from its fraction."""
+
+    delimiter: str
+    decimal: str
+
+    def numbers(self, cells: list[Any]) -> list[Any]:
+        if self.decimal == ".":
+            return cells  # the csv module writes floats as Python does: 33.3
+        return [str(c).replace(".", self.decimal) if isinstance(c, float) else c for c in cells]
+
+
+# The CSV for programs: RFC 4180's comma and a decimal point, whatever the reader's language.
+PROGRAM_CSV = CsvLayout(",", ".")
+
+
+def excel_csv_layout(language: str) -> CsvLayout:
+    """As Excel reads a double-clicked CSV under the language's regional settings: where the
+    decimal mark is a comma (kk, ru) Windows' list separator is a semicolon; with a decimal
+    point (en) it is a comma."""
+    decimal = get_decimal_symbol(language)
+    return CsvLayout(";" if decimal == "," else ",", decimal)
+
+
+def iter_csv(
+    rows: Iterable[Figures],
+    first_header: str,
+    previous: Figures,
+    layout: CsvLayout = PROGRAM_CSV,
+) -> Iterator[str]:
     """UTF-8 with a byte-order mark so that Excel opens Cyrillic text correctly; streamed
     row by row as the database sends them, the total added up on the way."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, delimiter=layout.delimiter)
     total = Figures("total", "")
     yield "\ufeff"
     writer.writerow(headers(first_header))
     for row in _totalled(rows, total):
-        writer.writerow([_neutralise(row.label), *values(row)])
+        writer.writerow([_neutralise(row.label), *layout.numbers(values(row))])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-    writer.writerow([str(_l("Total")), *values(total)])
-    writer.writerow([str(_l("Change on the previous period")), *change_values(total, previous)])
+    writer.writerow([str(_l("Total")), *layout.numbers(values(total))])
+    writer.writerow(
+        [
+            str(_l("Change on the previous period")),
+            *layout.numbers(change_values(total, previous)),
+        ]
+    )
     yield buffer.getvalue()
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
@@ -24,7 +23,7 @@ from ..clock import now as clock_now
 from ..database import write_transaction
 from ..errors import NotInScope
 from ..extensions import db
-from .downloads import ExportSpec, rows_to_write, write_export
+from .downloads import ExportSpec, rows_to_write, write_export, written_in
 from .models import ReportExport
 from .scope import Period, parse_scope
 
@@ -144,11 +143,8 @@ def run_export(job_id: int) -> bool:
     path = export_dir() / f"{job.token}.{job.kind}"
     done = 0
     try:
-        from flask import g
-
         # Headers in the officer's language, whichever process runs the job.
-        with current_app.test_request_context(), force_locale(job.locale):
-            g.forced_locale = job.locale
+        with written_in(job.locale):
             _record(job_id, total_rows=rows_to_write(spec))
 
             def progress(rows: int) -> None:

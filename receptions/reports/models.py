@@ -26,7 +26,8 @@ class ReportExport(db.Model):
     first_month: Mapped[str] = mapped_column(String(7))
     months: Mapped[int] = mapped_column(Integer, default=1)
     grouping: Mapped[str] = mapped_column(String(20))
-    kind: Mapped[str] = mapped_column(String(4))
+    # csv-excel | csv | xlsx | pdf
+    kind: Mapped[str] = mapped_column(String(12))
     locale: Mapped[str] = mapped_column(String(5))
     # queued | running | done | failed
     status: Mapped[str] = mapped_column(String(10), default="queued")

@@ -276,12 +276,12 @@ def download():
     scope, period = _request_scope()
     kind = request.args.get("format", "csv")
     if kind not in downloads.FORMATS:
-        raise BadReportRequest(_("Unknown format: choose csv, xlsx or pdf."))
+        raise BadReportRequest(_("Unknown format: choose csv-excel, csv, xlsx or pdf."))
     spec = downloads.ExportSpec(scope, period, _grouping(scope), kind)
     if downloads.is_large(spec):
         job = jobs.start_export(current_user, spec, current_language())
         return redirect(url_for("reports.export_progress", token=job.token), code=303)
-    if kind == "csv":
+    if kind in downloads.CSV_FORMATS:
         # Streamed: each row leaves as the database cursor hands it over.
         body = stream_with_context(chunk.encode("utf-8") for chunk in downloads.iter_csv(spec))
         response = Response(body, content_type=downloads.CONTENT_TYPES[kind])
@@ -321,10 +321,11 @@ def export_file(token: str):
     job = jobs.job_for(current_user, token)
     response = send_file(
         jobs.file_of(job),
-        mimetype=downloads.CONTENT_TYPES[job.kind],
         as_attachment=True,
         download_name=job.file_name or f"report.{job.kind}",
     )
+    # Set whole: send_file adds a charset to a text type that already names one.
+    response.headers["Content-Type"] = downloads.CONTENT_TYPES[job.kind]
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -588,8 +588,17 @@ def test_xss_in_institution_names_is_text_in_the_pdf(app, written_everywhere, tm
     assert "<script>alert('name_ru')" in "".join(text.split("\n"))  # shown, not interpreted
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-FORMULAS = ['=HYPERLINK("http://evil.example")', "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+FORMULAS = [
+    '=HYPERLINK("http://evil.example")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    "\t=1+1",
+    "\r=1+1",
+    "\n=1+1",
+    '=1+1;=2+2,"=3+3"',  # both CSV separators and quotes: one cell, shown as text
+]
 
 
 @pytest.fixture
@@ -604,12 +613,20 @@ def formula_names(app):
     return client, district, institutions, f"{session.local_date:%Y-%m}"
 
 
-def test_csv_download_neutralises_every_formula_prefix(formula_names):
+@pytest.mark.parametrize(("kind", "delimiter"), [("csv", ","), ("csv-excel", ";")])
+def test_csv_download_neutralises_every_formula_prefix(formula_names, kind, delimiter):
     client, district, _, month = formula_names
     body = client.get(
-        f"/reports/download?scope=district:{district.id}&month={month}&format=csv&by=institution"
+        f"/reports/download?scope=district:{district.id}&month={month}&format={kind}&by=institution",
+        headers={"Accept-Language": "ru"},
     ).get_data(as_text=True)
-    labels = [row[0] for row in csv.reader(io.StringIO(body.lstrip("\ufeff"))) if row]
+    rows = [
+        row
+        for row in csv.reader(io.StringIO(body.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+        if row
+    ]
+    assert {len(row) for row in rows} == {len(rows[0])}  # no name spilled into another cell
+    labels = [row[0] for row in rows]
     assert [label for label in labels if label[:1] in FORMULA_PREFIXES] == []
     assert sorted(label for label in labels if label[1:] in FORMULAS) == sorted(
         "'" + name for name in FORMULAS

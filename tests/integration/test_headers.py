@@ -96,6 +96,7 @@ def responses(site) -> dict[str, object]:
         "403 page": (head, "GET", "/admin/users"),
         "reports dashboard": (officer, "GET", f"/reports/dashboard?{scope}"),
         "CSV download": (officer, "GET", f"/reports/download?{scope}&format=csv"),
+        "CSV for Excel download": (officer, "GET", f"/reports/download?{scope}&format=csv-excel"),
         "XLSX download": (officer, "GET", f"/reports/download?{scope}&format=xlsx"),
         "PDF download": (officer, "GET", f"/reports/download?{scope}&format=pdf"),
         # The chart sets its own CSP (matplotlib styles inline); it must keep frame-ancestors.

@@ -96,3 +96,44 @@ def test_a_host_position_that_repeats_the_heads_is_cleared(empty_database):
             stored = dict(connection.execute(text("SELECT id, host_position FROM schedule")).all())
         assert [stored[i] for i in ids] == ["", "Бас дәрігер", "Директор"]
         db.engine.dispose()
+
+
+def test_downgrading_below_csv_for_excel_drops_its_exports_only(empty_database):
+    """0012 widened report_export.kind for "csv-excel"; going back below it deletes such exports
+    (day-long links) so that the narrower column can hold the rest."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from receptions.auth.models import Role
+    from tests.factories import make_user
+
+    app = create_app(app_settings(empty_database))
+    with app.app_context():
+        upgrade()
+        officer = make_user(Role.admin)
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        with db.engine.begin() as connection:
+            for kind in ("csv-excel", "csv", "xlsx"):
+                connection.execute(
+                    text(
+                        "INSERT INTO report_export (token, user_id, scope_key, first_month,"
+                        " months, grouping, kind, locale, status, done_rows, total_rows, error,"
+                        " created_at, expires_at) VALUES (:token, :user, 'nation', '2026-09', 1,"
+                        " 'region', :kind, 'ru', 'done', 0, 0, '', :now, :expires)"
+                    ),
+                    {
+                        "token": f"token-{kind}",
+                        "user": officer.id,
+                        "kind": kind,
+                        "now": datetime.now(UTC),
+                        "expires": expires,
+                    },
+                )
+        db.session.remove()
+        downgrade(revision="0011")
+        with db.engine.connect() as connection:
+            kinds = set(connection.scalars(text("SELECT kind FROM report_export")))
+        assert kinds == {"csv", "xlsx"}
+        upgrade()
+        db.engine.dispose()

@@ -331,6 +331,78 @@ def test_csv_neutralises_formula_injection(client, dataset):
     assert "\n=HYPERLINK" not in body and "'=HYPERLINK" in body
 
 
+def _column(field: str) -> int:
+    """A figure's place in a downloaded row, after the name."""
+    return 1 + [name for name, _label, _kind in COLUMNS].index(field)
+
+
+# A name that needs quoting in either dialect: both separators, quotes, a line break.
+ODD_NAME = '№7 «Болашақ» мектебі; "Әл-Фараби", филиал\nСолтүстік'
+
+
+def _csv_district(month_before_outcomes, outcomes):
+    """A district with a Cyrillic-named institution, one named like a formula, and questions
+    with these outcomes in August and September."""
+    district = make_district(make_region())
+    institution = make_institution(district, name_kk=ODD_NAME, name_ru=ODD_NAME, name_en=ODD_NAME)
+    formula = make_institution(district, name_kk="=1+1", name_ru="=1+1", name_en="=1+1")
+    _questions_in(formula, MONTH, [])
+    _questions_in(institution, "2026-08", month_before_outcomes)
+    _questions_in(institution, MONTH, outcomes)
+    return district, institution
+
+
+def _csv_rows(body: bytes, delimiter: str) -> list[list[str]]:
+    assert body.startswith(b"\xef\xbb\xbf")  # UTF-8's byte-order mark: Excel reads Cyrillic
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=delimiter))
+
+
+@pytest.mark.parametrize(
+    ("language", "delimiter", "decimal"), [("kk", ";", ","), ("ru", ";", ","), ("en", ",", ".")]
+)
+def test_csv_for_excel_has_the_separators_of_the_readers_language(
+    client, app, language, delimiter, decimal
+):
+    """Excel under Kazakh or Russian regional settings splits a double-clicked CSV at ";" and
+    reads "33,3" as a number; under English ones at "," with "33.3". The CSV for programs keeps
+    the comma and the decimal point in every language."""
+    district, _ = _csv_district(
+        ["resolved"] + ["explained"] * 5, ["resolved", "explained", "explained"]
+    )
+    _officer_client(client, district.region)
+    query = f"scope=district:{district.id}&month={MONTH}&by=institution"
+    headers = {"Accept-Language": language}
+    page = client.get(f"/reports/dashboard?{query}", headers=headers).get_data(as_text=True)
+    with force_locale(language):
+        assert gettext("CSV for Excel") in page and gettext("CSV for programs") in page
+        institution_header = gettext("Institution")
+    assert "format=csv-excel" in page
+
+    excel = client.get(f"/reports/download?{query}&format=csv-excel", headers=headers)
+    assert excel.status_code == 200
+    assert excel.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert excel.headers["Content-Disposition"].endswith(f'-{MONTH}.csv"')
+    rows = _csv_rows(excel.get_data(), delimiter)
+    assert {len(row) for row in rows} == {len(COLUMNS) + 1}  # split where Excel splits them
+    assert rows[0][0] == institution_header
+    share, questions = _column("resolved_share"), _column("questions")
+    by_name = {row[0]: row for row in rows[1:-2]}
+    assert set(by_name) == {ODD_NAME, "'=1+1"}  # quoted whole; the formula shown, not run
+    assert by_name[ODD_NAME][share] == f"33{decimal}3"  # 1 resolved of 3, in per cent
+    assert by_name[ODD_NAME][share + 2] == f"66{decimal}7"  # explained
+    assert rows[-2][share] == f"33{decimal}3"  # the total
+    assert rows[-1][share] == f"16{decimal}7"  # points gained on August's 1 in 6
+    assert by_name[ODD_NAME][questions] == "3"  # counts stay plain integers
+
+    programs = client.get(f"/reports/download?{query}&format=csv", headers=headers)
+    rows = _csv_rows(programs.get_data(), ",")
+    assert {len(row) for row in rows} == {len(COLUMNS) + 1}
+    assert rows[-2][share] == "33.3" and rows[-1][share] == "16.7"
+    assert ODD_NAME in {row[0] for row in rows}
+    if language == "en":
+        assert programs.get_data() == excel.get_data()
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
     [
@@ -762,6 +834,24 @@ def test_cli_writes_a_month_and_a_range(app, dataset, tmp_path):
     )
 
 
+def test_cli_writes_the_csv_for_excel_in_the_language_asked(app, tmp_path):
+    district, _ = _csv_district(["explained"], ["resolved", "explained", "explained"])
+    written = {}
+    for language in ("ru", None):
+        out = tmp_path / f"{language}.csv"
+        args = ["--scope", f"district:{district.id}", "--month", MONTH, "--format", "csv-excel"]
+        result = _cli(
+            app, *args, *(["--language", language] if language else []), "--output", str(out)
+        )
+        assert result.exit_code == 0, result.output + result.stderr
+        written[language] = _csv_rows(out.read_bytes(), ";")
+    assert written["ru"][0][0] == "Организация"
+    assert written[None][0][0] == "Ұйым"  # the site's default language, Kazakh
+    for rows in written.values():
+        assert rows[-2][_column("resolved_share")] == "33,3"
+        assert ODD_NAME in {row[0] for row in rows}
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [
@@ -981,6 +1071,38 @@ def test_an_expired_export_link_is_gone_and_its_file_removed(app, client, datase
     assert client.get(response.headers["Location"] + "/file").status_code == 404
     assert jobs.purge_expired() == 1
     assert not (tmp_path / f"{job.token}.csv").exists()
+
+
+def test_a_background_csv_for_excel_has_the_separators_of_the_officers_language(
+    app, client, tmp_path
+):
+    """A national export runs outside the request, perhaps in another process: its CSV for
+    Excel still has the separators of the language the officer asked in."""
+    from receptions.reports import jobs
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    district, _ = _csv_district(["explained"], ["resolved", "explained", "explained"])
+    region_name = district.region.name_ru
+    _admin_client(client)
+    response = client.get(
+        f"/reports/download?scope=nation&month={MONTH}&format=csv-excel",
+        headers={"Accept-Language": "ru"},
+    )
+    assert response.status_code == 303
+    assert jobs.run_pending() == 1
+    job = db.session.scalars(select(ReportExport)).one()
+    db.session.refresh(job)
+    assert (job.status, job.kind) == ("done", "csv-excel")
+    download = client.get(f"{response.headers['Location']}/file")
+    assert download.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert f"filename=ashyq-esik-nation-{MONTH}.csv" in download.headers["Content-Disposition"]
+    rows = _csv_rows(download.get_data(), ";")
+    assert {len(row) for row in rows} == {len(COLUMNS) + 1}
+    assert rows[0][0] == "Область"
+    region_row = next(row for row in rows if row[0] == region_name)
+    assert region_row[_column("resolved_share")] == "33,3"
+    assert region_row[_column("explained_share")] == "66,7"
 
 
 def test_with_redis_an_rq_worker_prepares_the_export(
