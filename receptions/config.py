@@ -60,6 +60,9 @@ class Config:
     STATUS_RATE_LIMIT = "30 per minute"
     BOOKINGS_PER_INSTITUTION_MONTH = 1
     SCHEDULE_HORIZON_DAYS = 120
+    # A calendar change that reaches at most this many schedules brings them in line in the
+    # administrator's request (one transaction with the change); more go to a background job.
+    CALENDAR_CHANGE_INLINE_SCHEDULES = 25
     RETENTION_DAYS = 3 * 365
 
     # Notifications: "log" writes to instance/*.log (demo); "smtp" sends through MAIL_SERVER.
@@ -112,6 +115,10 @@ class Config:
             values["MAIL_PORT"] = int(os.environ["MAIL_PORT"])
         if os.environ.get("PROXY_COUNT"):
             values["PROXY_COUNT"] = int(os.environ["PROXY_COUNT"])
+        if os.environ.get("CALENDAR_CHANGE_INLINE_SCHEDULES"):
+            values["CALENDAR_CHANGE_INLINE_SCHEDULES"] = int(
+                os.environ["CALENDAR_CHANGE_INLINE_SCHEDULES"]
+            )
         if os.environ.get("DATABASE_PING_AFTER_IDLE_S"):
             values["DATABASE_PING_AFTER_IDLE_S"] = float(os.environ["DATABASE_PING_AFTER_IDLE_S"])
         return values

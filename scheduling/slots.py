@@ -277,3 +277,37 @@ def first_overlap(
         else:
             j += 1
     return None
+
+
+def calendar_change_reach(day: date, calendar: WorkingCalendar) -> tuple[date, date]:
+    """The local dates whose sessions can change when ``day`` becomes a day off or stops being one.
+
+    A session on ``day`` itself; a session moved off a day off to the working day before it,
+    which ``day`` may now be or stop being (the days off after ``day`` send their sessions to
+    ``day`` or to the working day before it, and the first session moved there wins the day);
+    and a "first working <weekday>" of the month, which may move later within ``day``'s month.
+    Hence from the working day before ``day`` (by the weekend rule without a schedule's own
+    weekdays, the earliest any schedule can have) to the end of ``day``'s month. ``calendar`` may
+    be the one before the change or after it: every date but ``day`` is the same on both.
+    """
+    first = calendar.previous_working_day(day)
+    next_month = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return first, next_month - timedelta(days=1)
+
+
+def calendar_change_moves(
+    spec: ScheduleSpec,
+    date_from: date,
+    date_to: date,
+    before: WorkingCalendar,
+    after: WorkingCalendar,
+) -> bool:
+    """Whether ``spec`` has other session dates (or sessions moved from other days) within
+    ``[date_from, date_to]`` on the calendar ``after`` than on ``before``. A session's times
+    follow from its date, so its dates are all a calendar changes."""
+    if date_to < date_from:
+        return False
+    rule = parse_rule(spec.rrule)
+    return session_dates(spec, rule, date_from, date_to, before) != session_dates(
+        spec, rule, date_from, date_to, after
+    )

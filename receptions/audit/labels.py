@@ -8,6 +8,7 @@ ACTION_LABELS = {
     "booking.check_in": _l("Citizen checked in"),
     "calendar.day_added": _l("Date added to the working calendar"),
     "calendar.day_removed": _l("Date removed from the working calendar"),
+    "calendar.sessions_followed": _l("Sessions brought in line with the working calendar"),
     "institution.created": _l("Institution created"),
     "institution.updated": _l("Institution changed"),
     "month.signed": _l("Month signed off"),
@@ -37,6 +38,7 @@ ACTION_LABELS = {
 
 RECORD_TYPE_LABELS = {
     "booking": _l("Booking"),
+    "calendar_change": _l("Calendar change"),
     "calendar_day": _l("Calendar date"),
     "institution": _l("Institution"),
     "notification": _l("Message"),

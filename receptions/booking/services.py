@@ -717,6 +717,12 @@ def cancellation_deadline(booking: Booking) -> datetime:
 
 # The statements of every booking, built once with bind parameters (building them took longer
 # than running them): a statement is immutable and SQLAlchemy caches its compiled form.
+# The session is read FOR KEY SHARE (the lock the booking's foreign key takes anyway, shared by
+# every booking of the session): a schedule change locks the sessions it may withdraw FOR UPDATE
+# before it reads their seats (`schedules.services._diff`), so a seat is taken either before
+# that read, which then sees it, or after the change is committed, when a withdrawn session is
+# no longer planned. Without the lock, PostgreSQL checks the status as the statement found it,
+# before a change committed meanwhile, and a seat could be taken in a withdrawn session.
 _TAKE_SEAT = (
     update(Slot)
     .where(
@@ -727,6 +733,7 @@ _TAKE_SEAT = (
             ScheduledSession.id == Slot.session_id,
             ScheduledSession.status == SessionStatus.planned.value,
         )
+        .with_for_update(read=True, key_share=True)
         .exists(),
     )
     .values(booked=Slot.booked + 1)

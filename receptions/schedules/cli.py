@@ -1,4 +1,5 @@
-"""`flask schedules materialise`: keep sessions and slots filled for the rolling horizon."""
+"""`flask schedules materialise`: keep sessions and slots filled for the rolling horizon;
+`flask schedules calendar-changes`: run what calendar changes left to the background."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ schedules_cli = AppGroup("schedules", help="Schedules, sessions and slots.")
 )
 def materialise_command(days: int | None) -> None:
     """Create, update or withdraw future sessions so they match every schedule. Idempotent."""
+    from .jobs import run_pending
     from .services import materialise_all
 
+    # Changes still waiting are recorded as done (with what they did) before the full run.
+    run_pending()
     institutions = db.session.scalar(select(func.count(func.distinct(Schedule.institution_id))))
     with click.progressbar(length=institutions or 0, label="Institutions") as bar:
         result = materialise_all(days=days, progress=bar.update)
@@ -35,3 +39,11 @@ def materialise_command(days: int | None) -> None:
             f"  conflict: session {session.id} of institution {session.institution_id} "
             f"on {session.local_date} has bookings"
         )
+
+
+@schedules_cli.command("calendar-changes")
+def calendar_changes_command() -> None:
+    """Bring in line the schedules of queued calendar changes (cron, when there is no Redis)."""
+    from .jobs import run_pending
+
+    click.echo(f"calendar changes run: {run_pending()}")

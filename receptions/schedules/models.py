@@ -215,3 +215,37 @@ class CalendarDay(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     note: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarChange(db.Model):
+    """What a date added to or removed from the working calendar did to the sessions: which
+    schedules it reached, how far bringing them in line has got, and what came of it. Any web
+    instance shows it; the runner that works through it (the request itself, an RQ worker, a
+    thread or `flask schedules calendar-changes`) claims it with one conditional UPDATE."""
+
+    __tablename__ = "calendar_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # CalendarDayKind of the date added or removed
+    added: Mapped[bool] = mapped_column(Boolean)
+    requested_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    # queued | running | done | failed
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    schedule_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    schedules_done: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    withdrawn: Mapped[int] = mapped_column(Integer, default=0)
+    # Booked sessions kept as they are though the calendar no longer has them so: for staff.
+    conflict_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")

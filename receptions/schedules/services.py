@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -22,6 +22,8 @@ from scheduling import (
     SchedulingError,
     SessionPlan,
     WorkingCalendar,
+    calendar_change_moves,
+    calendar_change_reach,
     first_overlap,
     plan_sessions,
     validate_spec,
@@ -35,10 +37,11 @@ from ..clock import now as clock_now
 from ..database import write_transaction
 from ..errors import Conflict, DomainError, Forbidden
 from ..extensions import db
-from ..geography.models import District
+from ..geography.models import District, Region
 from ..institutions.models import Institution
 from .models import (
     SYSTEM_CANCEL_CODE,
+    CalendarChange,
     CalendarDay,
     CalendarDayKind,
     Schedule,
@@ -110,28 +113,179 @@ def working_calendar(years: Iterable[int]) -> WorkingCalendar:
     )
 
 
-def add_calendar_day(actor: User, day: date, kind: CalendarDayKind, note: str) -> CalendarDay:
+def add_calendar_day(actor: User, day: date, kind: CalendarDayKind, note: str) -> CalendarChange:
+    """Add the date and bring the schedules it reaches in line with their rules: in the same
+    transaction when they are few, else in a background job (the change says which)."""
     if actor.role_enum is not Role.admin:
         raise Forbidden()
     with write_transaction():
         if db.session.scalars(select(CalendarDay).where(CalendarDay.day == day)).first():
             raise Conflict(str(_l("This date is already in the calendar.")))
+        before = _calendar_around(day)
         row = CalendarDay(day=day, kind=kind.value, note=note.strip())
         db.session.add(row)
         db.session.flush()
         audit("calendar.day_added", "calendar_day", row.id, kind=kind.value)
-    return row
+        change = _follow_calendar(actor, day, kind, True, before)
+    _hand_off(change)
+    return change
 
 
-def remove_calendar_day(actor: User, day_id: int) -> None:
+def remove_calendar_day(actor: User, day_id: int) -> CalendarChange:
     if actor.role_enum is not Role.admin:
         raise Forbidden()
     with write_transaction():
         row = db.session.get(CalendarDay, day_id)
         if row is None:
             raise access.NotInScope()
+        day, kind = row.day, CalendarDayKind(row.kind)
+        before = _calendar_around(day)
         audit("calendar.day_removed", "calendar_day", row.id)
         db.session.delete(row)
+        db.session.flush()
+        change = _follow_calendar(actor, day, kind, False, before)
+    _hand_off(change)
+    return change
+
+
+def _calendar_around(day: date) -> WorkingCalendar:
+    """The working calendar for `day`'s year and the year before: a change of `day` reaches
+    back to the working day before it and on to the end of its month."""
+    return working_calendar((day.year - 1, day.year))
+
+
+def _follow_calendar(
+    actor: User, day: date, kind: CalendarDayKind, added: bool, before: WorkingCalendar
+) -> CalendarChange:
+    """Record what the change of `day` is to do to sessions, and do it now if it is small."""
+    change = CalendarChange(
+        day=day,
+        kind=kind.value,
+        added=added,
+        requested_by_id=actor.id,
+        status="queued",
+        schedule_ids=_schedules_reached(day, before, _calendar_around(day)),
+        schedules_done=0,
+        created=0,
+        updated=0,
+        withdrawn=0,
+        conflict_ids=[],
+        error="",
+    )
+    db.session.add(change)
+    db.session.flush()
+    limit = int(current_app.config.get("CALENDAR_CHANGE_INLINE_SCHEDULES", 25))
+    if len(change.schedule_ids) <= limit:
+        change.status = "running"
+        for schedule_id in change.schedule_ids:
+            follow_calendar_in(change, schedule_id)
+        finish_calendar_change(change)
+    return change
+
+
+def _schedules_reached(day: date, before: WorkingCalendar, after: WorkingCalendar) -> list[int]:
+    """The active schedules whose sessions the change of `day` (the calendar `before` becoming
+    `after`) moves, added or withdrawn, from today to as far as sessions are planned."""
+    first, last = calendar_change_reach(day, after)
+    now = clock_now()
+    planned_until = db.session.scalar(
+        select(func.max(ScheduledSession.local_date)).where(
+            ScheduledSession.status == SessionStatus.planned.value
+        )
+    )
+    rows = db.session.execute(
+        select(Schedule, Region.timezone)
+        .join(Institution, Institution.id == Schedule.institution_id)
+        .join(District, District.id == Institution.district_id)
+        .join(Region, Region.id == District.region_id)
+        .where(
+            Schedule.status == ScheduleStatus.active.value,
+            Schedule.valid_from <= last,
+            or_(Schedule.valid_until.is_(None), Schedule.valid_until >= first),
+        )
+        .order_by(Schedule.institution_id, Schedule.id)
+    ).all()
+    # Schedules of one rule (a region's open-door day) move alike: each rule is asked once.
+    moves: dict[tuple[Any, ...], bool] = {}
+    reached: list[int] = []
+    for schedule, tz in rows:
+        today = local_today(tz, now)
+        reach = max(today + timedelta(days=horizon_days()), planned_until or today)
+        spec = spec_from(schedule, tz)
+        start, end = max(first, today), min(last, reach)
+        key = (spec.rrule, spec.valid_from, spec.valid_until, spec.exclusions, spec.day_off_policy)
+        if (key, start, end) not in moves:
+            moves[key, start, end] = calendar_change_moves(spec, start, end, before, after)
+        if moves[key, start, end]:
+            reached.append(schedule.id)
+    return reached
+
+
+def follow_calendar_in(change: CalendarChange, schedule_id: int) -> None:
+    """Bring one schedule the change reached in line, in the caller's transaction, and count
+    what it did in the change."""
+    schedule = db.session.get(Schedule, schedule_id)
+    if schedule is not None:  # deleted with its institution meanwhile
+        result = materialise_schedule(schedule)
+        change.created += result.created
+        change.updated += result.updated
+        change.withdrawn += result.withdrawn
+        known = set(change.conflict_ids)
+        change.conflict_ids = [
+            *change.conflict_ids,
+            *(s.id for s in result.conflicts if s.id not in known),
+        ]
+    change.schedules_done += 1
+    change.heartbeat_at = clock_now()
+
+
+def finish_calendar_change(change: CalendarChange) -> None:
+    change.status, change.finished_at = "done", clock_now()
+    audit(
+        "calendar.sessions_followed",
+        "calendar_change",
+        change.id,
+        schedules=len(change.schedule_ids),
+        created=change.created,
+        updated=change.updated,
+        withdrawn=change.withdrawn,
+        conflicts=len(change.conflict_ids),
+    )
+
+
+def _hand_off(change: CalendarChange) -> None:
+    if change.status == "queued":
+        from .jobs import start
+
+        start(change.id)
+
+
+def recent_calendar_changes(limit: int = 10) -> list[CalendarChange]:
+    return list(
+        db.session.scalars(
+            select(CalendarChange).order_by(CalendarChange.id.desc()).limit(limit)
+        )
+    )
+
+
+def sessions_needing_attention(changes: Iterable[CalendarChange]) -> dict[int, ScheduledSession]:
+    """The conflicts the changes reported that are still booked, planned and to come: staff
+    keep or cancel them on their schedules page. By id."""
+    ids = {session_id for change in changes for session_id in change.conflict_ids}
+    if not ids:
+        return {}
+    sessions = db.session.scalars(
+        select(ScheduledSession)
+        .where(
+            ScheduledSession.id.in_(ids),
+            ScheduledSession.status == SessionStatus.planned.value,
+            ScheduledSession.starts_at > clock_now(),
+        )
+        .options(
+            selectinload(ScheduledSession.slots), selectinload(ScheduledSession.institution)
+        )
+    )
+    return {s.id: s for s in sessions if s.booked}
 
 
 # --- specs and plans ---------------------------------------------------------------------------
@@ -299,17 +453,25 @@ def _diff(
     end: date,
     calendar: WorkingCalendar | None,
     now: datetime,
+    *,
+    lock: bool = False,
 ) -> _Diff:
+    """`lock`: for a change, lock the stored sessions FOR UPDATE before their seats are read, so
+    that no seat is taken in a session between that read and its withdrawal (the booking's
+    conditional UPDATE reads its session FOR KEY SHARE and waits; on SQLite the write lock that
+    the change holds serialises them anyway)."""
     tz = schedule.institution.district.region.timezone
-    existing = (
-        db.session.scalars(
-            select(ScheduledSession)
-            .where(ScheduledSession.schedule_id == schedule.id, ScheduledSession.local_date >= start)
-            .options(selectinload(ScheduledSession.slots))
-        ).all()
-        if schedule.id is not None
-        else []
+    query = (
+        select(ScheduledSession)
+        .where(ScheduledSession.schedule_id == schedule.id, ScheduledSession.local_date >= start)
+        .options(selectinload(ScheduledSession.slots))
     )
+    if lock:
+        # Seats and statuses as they are once the lock is held, not as this session read them.
+        query = query.with_for_update(of=ScheduledSession).execution_options(
+            populate_existing=True
+        )
+    existing = db.session.scalars(query).all() if schedule.id is not None else []
     # Every stored session is compared with the rule, also those planned further ahead than
     # the horizon (a longer run of the nightly job).
     last = max((s.local_date for s in existing), default=end)
@@ -414,7 +576,7 @@ def materialise_schedule(
     is withdrawn and a new session takes its place.
     """
     start, end = _window(schedule, today, days)
-    diff = _diff(schedule, start, end, calendar, clock_now())
+    diff = _diff(schedule, start, end, calendar, clock_now(), lock=True)
     for session, plan in diff.details:
         _take_details(session, plan)
     for session, plan in diff.more_seats:

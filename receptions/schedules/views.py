@@ -36,7 +36,14 @@ from .forms import (
     ScheduleForm,
     UnifiedRuleForm,
 )
-from .models import CalendarDay, CalendarDayKind, Schedule, ScheduledSession, ScheduleStatus
+from .models import (
+    CalendarChange,
+    CalendarDay,
+    CalendarDayKind,
+    Schedule,
+    ScheduledSession,
+    ScheduleStatus,
+)
 
 bp = Blueprint("schedules", __name__)
 
@@ -295,26 +302,75 @@ def withdraw_exception(institution_id: int):
 # --- administrators: the working calendar --------------------------------------------------------
 
 
+def _flash_calendar_change(change: CalendarChange) -> None:
+    """What the change did to sessions, or that it is being done in the background."""
+    if not change.finished:
+        flash(
+            ngettext(
+                "The sessions of %(num)s schedule are being brought in line with the calendar in "
+                "the background. The result will appear below.",
+                "The sessions of %(num)s schedules are being brought in line with the calendar "
+                "in the background. The result will appear below.",
+                len(change.schedule_ids),
+            ),
+            "info",
+        )
+        return
+    if not change.schedule_ids:
+        flash(_("No session had to change."), "info")
+        return
+    flash(
+        _(
+            "Sessions brought in line with the calendar: added %(created)s, changed "
+            "%(updated)s, withdrawn %(withdrawn)s.",
+            created=change.created,
+            updated=change.updated,
+            withdrawn=change.withdrawn,
+        ),
+        "success",
+    )
+    if change.conflict_ids:
+        flash(
+            ngettext(
+                "%(num)s booked session does not match the calendar any more and was kept. "
+                "The institution's staff should keep it or cancel it: see below.",
+                "%(num)s booked sessions do not match the calendar any more and were kept. "
+                "The institutions' staff should keep or cancel them: see below.",
+                len(change.conflict_ids),
+            ),
+            "error",
+        )
+
+
 @bp.route("/admin/calendar", methods=["GET", "POST"])
 @access.role_required(Role.admin)
 def calendar_days():
     form = CalendarDayForm()
     if form.validate_on_submit():
-        services.add_calendar_day(
+        change = services.add_calendar_day(
             current_user, form.day.data, CalendarDayKind(form.kind.data), form.note.data or ""
         )
         flash(_("The date has been added to the calendar."), "success")
+        _flash_calendar_change(change)
         return redirect(url_for("schedules.calendar_days"))
     days = db.session.scalars(select(CalendarDay).order_by(CalendarDay.day.desc())).all()
+    changes = services.recent_calendar_changes()
     status = 422 if form.is_submitted() else 200
-    return render_template("schedules/calendar.html", form=form, days=days), status
+    return render_template(
+        "schedules/calendar.html",
+        form=form,
+        days=days,
+        changes=changes,
+        attention=services.sessions_needing_attention(changes),
+    ), status
 
 
 @bp.route("/admin/calendar/<int:day_id>/delete", methods=["POST"])
 @access.role_required(Role.admin)
 def delete_calendar_day(day_id: int):
-    services.remove_calendar_day(current_user, day_id)
+    change = services.remove_calendar_day(current_user, day_id)
     flash(_("The date has been removed from the calendar."), "success")
+    _flash_calendar_change(change)
     return redirect(url_for("schedules.calendar_days"))
 
 

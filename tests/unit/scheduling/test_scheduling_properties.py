@@ -14,6 +14,8 @@ from scheduling.slots import (
     ScheduleKind,
     ScheduleSpec,
     SessionPlan,
+    calendar_change_moves,
+    calendar_change_reach,
     first_overlap,
     plan_sessions,
     validate_spec,
@@ -138,3 +140,38 @@ def test_two_schedules_of_one_host_overlap_exactly_when_the_check_says_so(
     else:
         assert found is not None and found in pairs
         assert found[0].start == min(x.start for x, _ in pairs)
+
+
+def _toggled(calendar: WorkingCalendar, day: date) -> WorkingCalendar:
+    """The calendar with `day` made a day off if it is a working day, a working day otherwise."""
+    if calendar.is_day_off(day):
+        return WorkingCalendar.for_years(
+            calendar.years,
+            transferred_working_days=calendar.transferred_working_days | {day},
+            extra_days_off=calendar.extra_days_off - {day},
+        )
+    return WorkingCalendar.for_years(
+        calendar.years,
+        transferred_working_days=calendar.transferred_working_days - {day},
+        extra_days_off=calendar.extra_days_off | {day},
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(specs(), DAYS)
+def test_a_calendar_change_moves_sessions_only_within_its_reach(
+    spec: ScheduleSpec, day: date
+) -> None:
+    after = _toggled(CALENDAR, day)
+    first, last = calendar_change_reach(day, after)
+    assert (first, last) == calendar_change_reach(day, CALENDAR)
+    assert first < day <= last and last.month == day.month
+    date_from, date_to = first - timedelta(days=70), last + timedelta(days=70)
+    plans_before = plan_sessions(spec, date_from, date_to, CALENDAR)
+    plans_after = plan_sessions(spec, date_from, date_to, after)
+    outside = [(p.date, p.moved_from) for p in plans_before if not first <= p.date <= last] == [
+        (p.date, p.moved_from) for p in plans_after if not first <= p.date <= last
+    ]
+    assert outside
+    inside = plans_before != plans_after
+    assert calendar_change_moves(spec, first, last, CALENDAR, after) is inside
