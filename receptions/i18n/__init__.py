@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import flask_babel
-from babel.dates import format_skeleton
+from babel.dates import format_datetime, format_skeleton
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
@@ -41,6 +42,12 @@ def month_label(month: str, *, short: bool = False) -> str:
     return format_skeleton(
         "yMMM" if short else "yMMMM", date(int(year), int(number), 1), locale=current_language()
     )
+
+
+def local_moment(moment: datetime, pattern: str, timezone: str) -> str:
+    """A moment as the reader's language writes it (`pattern`), in the local time of `timezone`
+    (a region's zone) rather than the site's default one."""
+    return format_datetime(moment, pattern, tzinfo=ZoneInfo(timezone), locale=current_language())
 
 
 def localized(obj: Any, field: str, language: str | None = None) -> str:
