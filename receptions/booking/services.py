@@ -114,6 +114,13 @@ class TopicUnavailable(DomainError):
     message = _l("Choose a topic from the list.")
 
 
+class TopicCodeTaken(DomainError):
+    """A new topic's code is another topic's: the form is shown again, the message at the code."""
+
+    status_code = 422
+    message = _l("A topic with this code already exists. Choose another code.")
+
+
 class InvalidManageLink(DomainError):
     status_code = 404
     message = _l("This booking link is not valid. Check that you copied the whole link.")
@@ -1541,6 +1548,10 @@ def all_topics() -> list[Topic]:
     return list(db.session.scalars(select(Topic).order_by(Topic.position, Topic.slug)))
 
 
+def topic_by_id(topic_id: int) -> Topic | None:
+    return db.session.get(Topic, topic_id)
+
+
 def add_topic(actor: Any, values: dict[str, str]) -> Topic:
     from ..audit.services import record as audit
     from ..auth.models import Role
@@ -1548,14 +1559,18 @@ def add_topic(actor: Any, values: dict[str, str]) -> Topic:
 
     if actor.role_enum is not Role.admin:
         raise Forbidden()
-    with write_transaction():
-        if db.session.scalar(select(Topic.id).where(Topic.slug == values["slug"])) is not None:
-            raise Conflict(str(_l("A topic with this code already exists.")))
-        position = (db.session.scalar(select(func.max(Topic.position))) or 0) + 1
-        topic = Topic(position=position, **values)
-        db.session.add(topic)
-        db.session.flush()
-        audit("topic.added", "topic", topic.id)
+    try:
+        with write_transaction():
+            if db.session.scalar(select(Topic.id).where(Topic.slug == values["slug"])) is not None:
+                raise TopicCodeTaken()
+            position = (db.session.scalar(select(func.max(Topic.position))) or 0) + 1
+            topic = Topic(position=position, **values)
+            db.session.add(topic)
+            db.session.flush()
+            audit("topic.added", "topic", topic.id)
+    except IntegrityError as error:  # the same code added meanwhile by another administrator
+        db.session.rollback()
+        raise TopicCodeTaken() from error
     return topic
 
 

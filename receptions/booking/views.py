@@ -477,17 +477,29 @@ def status(reference: str):
 def topics():
     form = TopicForm()
     if form.validate_on_submit():
-        services.add_topic(
-            current_user,
-            {
-                name: (form[name].data or "").strip()
-                for name in ("slug", "name_kk", "name_ru", "name_en")
-            },
-        )
-        flash(_("The topic has been added."), "success")
-        return redirect(url_for("booking.topics"), 303)
+        try:
+            services.add_topic(
+                current_user,
+                {
+                    name: (form[name].data or "").strip()
+                    for name in ("slug", "name_kk", "name_ru", "name_en")
+                },
+            )
+        except services.TopicCodeTaken as taken:
+            form.slug.errors = [taken.user_message]
+        else:
+            flash(_("The topic has been added."), "success")
+            return redirect(url_for("booking.topics"), 303)
     status = 422 if form.is_submitted() else 200
-    return render_template("booking/topics.html", form=form, topics=services.all_topics()), status
+    # The topic just retired or brought back, for its "Undo" (once: a reload does not offer it).
+    changed = browser_session.pop(_TOPIC_CHANGED, None)
+    undo = services.topic_by_id(changed) if changed is not None else None
+    return render_template(
+        "booking/topics.html", form=form, topics=services.all_topics(), undo=undo
+    ), status
+
+
+_TOPIC_CHANGED = "topic_changed"
 
 
 @bp.route("/admin/topics/<int:topic_id>/active", methods=["POST"])
@@ -495,5 +507,25 @@ def topics():
 def topic_active(topic_id: int):
     if not CancelBookingForm().validate_on_submit():
         abort(400)
-    services.set_topic_active(current_user, topic_id, request.form.get("active") == "1")
+    topic = services.set_topic_active(current_user, topic_id, request.form.get("active") == "1")
+    # No confirmation first: retiring is undone as easily (the next page offers it), and changes
+    # no booking or question; a confirmation would be clicked through for every topic.
+    if topic.active:
+        flash(
+            _(
+                "“%(topic)s” is offered again on the booking and walk-in forms.",
+                topic=topic.name,
+            ),
+            "success",
+        )
+    else:
+        flash(
+            _(
+                "“%(topic)s” is retired: new bookings and walk-ins can no longer choose it. "
+                "Existing bookings and questions keep it, and it stays in the reports.",
+                topic=topic.name,
+            ),
+            "success",
+        )
+    browser_session[_TOPIC_CHANGED] = topic.id
     return redirect(url_for("booking.topics"), 303)

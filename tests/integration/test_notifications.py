@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import re
 import socket
 import threading
 from datetime import timedelta
@@ -388,7 +389,13 @@ def test_admin_manages_the_topic_list(app, client):
     sign_in(client, admin.email, PASSWORD)
     values = {"slug": "ecology", "name_kk": "Экология", "name_ru": "Экология", "name_en": "Ecology"}
     assert submit(client, "/admin/topics", values).status_code == 303
-    assert submit(client, "/admin/topics", values).status_code == 409
+    again = {**values, "name_en": "Ecology and parks"}
+    taken = submit(client, "/admin/topics", again, headers={"Accept-Language": "en"})
+    assert taken.status_code == 422  # the form again, the message at the code, nothing lost
+    text = taken.get_data(as_text=True)
+    error = re.search(r'<p class="error" id="slug-error">([^<]*)</p>', text)
+    assert error and error.group(1) == "A topic with this code already exists. Choose another code."
+    assert 'value="ecology"' in text and 'value="Ecology and parks"' in text
     assert submit(client, "/admin/topics", {**values, "slug": "Bad Slug"}).status_code == 422
     topic = db.session.scalars(select(Topic)).one()
     retire = submit(
@@ -400,6 +407,47 @@ def test_admin_manages_the_topic_list(app, client):
     assert retire.status_code == 303
     db.session.expire_all()
     assert db.session.get(Topic, topic.id).active is False
+
+
+def test_retiring_a_topic_says_what_it_changes_and_can_be_undone(app, client):
+    """Retiring (and bringing back) a topic takes effect at once, says what it changed (not the
+    bookings that have it), and the next page offers to undo it, once."""
+    from receptions.auth.models import Role
+    from receptions.booking.models import Topic
+    from tests.conftest import sign_in, submit
+    from tests.factories import PASSWORD, make_user
+
+    topic = make_topic(name_en="Ecology")
+    session = make_open_session(slots=2)
+    book(client, session.slots[0].id, topic)
+    admin = make_user(Role.admin)
+    sign_in(client, admin.email, PASSWORD)
+    english = {"Accept-Language": "en"}
+
+    def toggle(active: str):
+        return submit(
+            client,
+            f"/admin/topics/{topic.id}/active",
+            {"active": active, "confirm": "yes"},
+            form_url="/admin/topics",
+            headers=english,
+            follow_redirects=True,
+        )
+
+    retired = toggle("0").get_data(as_text=True)
+    assert "“Ecology” is retired: new bookings and walk-ins can no longer choose it." in retired
+    assert "Existing bookings and questions keep it" in retired
+    assert "Undo: bring back “Ecology”" in retired
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).active is False
+    assert db.session.scalars(select(Booking)).one().topic_id == topic.id  # the booking keeps it
+    again = client.get("/admin/topics", headers=english).get_data(as_text=True)
+    assert "Undo:" not in again and "is retired" not in again  # said once
+    back = toggle("1").get_data(as_text=True)  # the undo button's form
+    assert "“Ecology” is offered again on the booking and walk-in forms." in back
+    assert "Undo: retire “Ecology” again" in back
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).active is True
 
 
 def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_path, monkeypatch):
