@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -41,6 +42,12 @@ def row_id(value: object) -> int:
     return 0 if number is None else number
 
 
+def topic_field_choices(topics: Iterable[tuple[int, str]]) -> list[tuple[int | str, str]]:
+    """The booking form's topic choices: an empty prompt first (chosen until the citizen picks a
+    topic, and refused as no answer), then `topics`."""
+    return [("", str(_l("Choose a topic"))), *topics]
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
@@ -72,9 +79,14 @@ class BookingForm(Form):
         choices=[("kk", "Қазақша"), ("ru", "Русский"), ("en", "English")],
     )
     # The booking checks that the topic is active (a form may come back after its topic was
-    # retired), so submitting reads no list: the list is read to show the form.
+    # retired), so submitting reads no list: the list is read to show the form. The list starts
+    # with an empty prompt (topic_field_choices): a citizen who does not choose is asked to,
+    # not filed under the first topic.
     topic_id = SelectField(
-        _l("Topic"), coerce=row_id, validate_choice=False, validators=[InputRequired()]
+        _l("Topic"),
+        coerce=row_id,
+        validate_choice=False,
+        validators=[InputRequired(message=_l("Choose the topic of your question."))],
     )
     question = TextAreaField(
         _l("Your question"),

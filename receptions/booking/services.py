@@ -63,7 +63,9 @@ class SlotUnavailable(DomainError):
     """The slot cannot be booked (any more); the page offers the nearest free ones."""
 
     status_code = 409
-    message = _l("Sorry, this time has just been taken. Please choose another one.")
+    # Not "just taken" nor "by someone else": the one who took it may be the reader, on another
+    # device or before pressing Back (the page says so when this browser booked it).
+    message = _l("Sorry, this time is already taken. Please choose another one.")
 
     def __init__(
         self,
@@ -75,10 +77,15 @@ class SlotUnavailable(DomainError):
         window: BookingWindow | None = None,
     ) -> None:
         super().__init__(message)
+        self.taken = message is None  # its seats are gone (else the message says why not)
         self.slot_id, self.schedule_id, self.institution_id = slot_id, schedule_id, institution_id
         self.window = window  # the schedule's booking window, when the refusal read it
         # The nearest free times, when the read that refused the slot found them too.
         self.free_times: list[FreeSlot] | None = None
+        # When booking opens, for a time whose booking has not opened yet, and the region's
+        # zone to say it in.
+        self.opens_at: datetime | None = None
+        self.timezone: str | None = None
 
 
 class SlotNotFound(DomainError):
@@ -93,6 +100,11 @@ class BookingLimitReached(DomainError):
         "Cancel it first if you need another time."
     )
 
+    def __init__(self, message: str | None = None, *, reference: str | None = None) -> None:
+        super().__init__(message)
+        # The booking held, named only to a sender who gave its IIN and its phone number.
+        self.reference = reference
+
 
 class TopicUnavailable(DomainError):
     """The form's topic is not (or no longer) one of the active topics: the form is shown again
@@ -100,6 +112,13 @@ class TopicUnavailable(DomainError):
 
     status_code = 422
     message = _l("Choose a topic from the list.")
+
+
+class TopicCodeTaken(DomainError):
+    """A new topic's code is another topic's: the form is shown again, the message at the code."""
+
+    status_code = 422
+    message = _l("A topic with this code already exists. Choose another code.")
 
 
 class InvalidManageLink(DomainError):
@@ -119,6 +138,17 @@ class WaitlistUsedUp(DomainError):
     message = _l(
         "We have already told you three times about earlier times for this schedule, "
         "so we will not send more."
+    )
+
+
+class EarlierTimeFree(DomainError):
+    """The waitlist tells of earlier times freeing up: while one is free, moving is the answer."""
+
+    status_code = 409
+    message = _l(
+        "An earlier time is free now: you can move your booking to it with “%(move)s”. "
+        "The waitlist is for when no earlier time is free.",
+        move=_l("Move to another time"),
     )
 
 
@@ -508,11 +538,25 @@ def _bookable_slot_of(row: Any, at: datetime) -> BookableSlot:
     try:
         _check_bookable(slot, at)
     except SlotUnavailable as refusal:
+        refusal.opens_at = _opens_later(slot, at, refusal)
+        if refusal.opens_at is not None:
+            refusal.timezone = slot.session.institution.district.region.timezone
         listed = row._mapping.get("free_times")
         if listed is not None and refusal.window is not None:
             refusal.free_times = _free_times_of(listed, at, refusal.window)
         raise
     return slot
+
+
+def _opens_later(slot: BookableSlot, at: datetime, refusal: SlotUnavailable) -> datetime | None:
+    """When booking opens for a slot refused because it has not opened yet (a planned session
+    with seats left), else None."""
+    session, window = slot.session, refusal.window
+    if refusal.taken or window is None or session.status != SessionStatus.planned:
+        return None
+    if booking_status(slot.starts_at, at, window) is not WindowStatus.not_yet_open:
+        return None
+    return window.opens_at(slot.starts_at) if session.institution.active else None
 
 
 def _slot_of(row: Any) -> BookableSlot:
@@ -588,6 +632,8 @@ _FREE_SLOTS_IN_SCHEDULE = _FREE_SLOTS_ANY_SCHEDULE.where(
     ScheduledSession.schedule_id == bindparam("schedule_id"),
     Slot.starts_at <= bindparam("until"),
 )
+# Every one within the booking window (which bounds them), for a booking to move to.
+_ALL_FREE_SLOTS_IN_SCHEDULE = _FREE_SLOTS_IN_SCHEDULE.limit(None)
 
 
 _WINDOW = select(Schedule.booking_opens_days, Schedule.booking_closes_hours).where(
@@ -600,22 +646,24 @@ def nearest_free_slots(
     institution_id: int,
     schedule_id: int | None = None,
     at: datetime | None = None,
-    limit: int = FREE_TIMES_LISTED,
+    limit: int | None = FREE_TIMES_LISTED,
     exclude_slot_id: int | None = None,
     window: BookingWindow | None = None,
 ) -> list[FreeSlot]:
     """Free slots from the earliest on; with a schedule, within its booking window (`window`,
-    when the caller has read it already)."""
+    when the caller has read it already), and then `limit` None lists every one."""
     at = at or clock_now()
     params: dict[str, Any] = {
         "institution_id": institution_id,
         "after": at,
         "exclude_id": exclude_slot_id or 0,
-        "rows": limit * 4,
     }
     query = _FREE_SLOTS_ANY_SCHEDULE
     if schedule_id is None:
+        if limit is None:
+            raise ValueError("only one schedule's free times can all be listed")
         window = None
+        params["rows"] = limit * 4
     else:
         if window is None:
             bounds = db.session.connection().execute(_WINDOW, {"schedule_id": schedule_id})
@@ -626,12 +674,12 @@ def nearest_free_slots(
         # One schedule has one booking window: the database keeps to it, so that exactly
         # `limit` rows are read (the 409 page of a rush read four times as many, with their
         # sessions and schedules). booking_status below stays the rule.
-        query = _FREE_SLOTS_IN_SCHEDULE
+        query = _FREE_SLOTS_IN_SCHEDULE if limit is not None else _ALL_FREE_SLOTS_IN_SCHEDULE
         params |= {
             "schedule_id": schedule_id,
             "after": max(at, at + timedelta(hours=window.closes_hours_before)),
             "until": at + timedelta(days=window.opens_days_ahead),
-            "rows": limit,
+            **({} if limit is None else {"rows": limit}),
         }
     found = []
     for row in db.session.connection().execute(query, params):
@@ -739,17 +787,16 @@ _TAKE_SEAT = (
     .values(booked=Slot.booked + 1)
     .execution_options(synchronize_session=False)
 )
-_HELD = (
-    select(func.count())
-    .select_from(Booking)
-    .where(
-        Booking.institution_id == bindparam("institution_id"),
-        Booking.iin_hash == bindparam("iin_hash"),
-        Booking.month == bindparam("month"),
-        Booking.status.in_(ACTIVE_STATUSES),
-        Booking.id != bindparam("except_id"),
-    )
+_HELD_WHERE = (
+    Booking.institution_id == bindparam("institution_id"),
+    Booking.iin_hash == bindparam("iin_hash"),
+    Booking.month == bindparam("month"),
+    Booking.status.in_(ACTIVE_STATUSES),
+    Booking.id != bindparam("except_id"),
 )
+_HELD = select(func.count()).select_from(Booking).where(*_HELD_WHERE)
+# The same bookings, for the refusal of a citizen over the month's limit.
+_HELD_BOOKINGS = select(Booking.reference, Booking.phone).where(*_HELD_WHERE).order_by(Booking.id)
 
 
 # A submission's seat, taken only while the citizen holds fewer than `limit` bookings at the
@@ -779,6 +826,18 @@ def _held(institution_id: int, iin_hash: str, month: str, *, except_id: int = 0)
     """The citizen's active bookings at one institution in one month."""
     params = _held_params(institution_id, iin_hash, month, except_id)
     return db.session.connection().execute(_HELD, params).scalar() or 0
+
+
+def _limit_reached(held: list[Any], phone: str) -> BookingLimitReached:
+    """The refusal of a citizen holding `held` bookings (reference, phone) there that month.
+
+    It names the booking only to a sender who typed its phone number as well as the IIN: an IIN
+    is printed on many documents, and a stranger who knows it must not learn someone's booking
+    (its status page says where and on which day). The manage link is never given: it is not
+    stored, and lives only in the citizen's messages and confirmation page.
+    """
+    reference = next((row.reference for row in held if row.phone == phone), None)
+    return BookingLimitReached(reference=reference)
 
 
 def _release_seat(slot_id: int) -> None:
@@ -952,8 +1011,10 @@ def _seat_for(
     }
     if db.session.connection().execute(_TAKE_SEAT_WITHIN_LIMIT, within_limit).rowcount != 1:
         # Which of the two it was (the citizen's count cannot change under the citizen's lock).
-        if _held(facts["institution_id"], iin_hash, facts["month"]) >= limit:
-            raise BookingLimitReached()
+        params = _held_params(facts["institution_id"], iin_hash, facts["month"])
+        held = db.session.connection().execute(_HELD_BOOKINGS, params).all()
+        if len(held) >= limit:
+            raise _limit_reached(held, request.phone)
         raise SlotUnavailable(
             slot_id=facts["slot_id"],
             schedule_id=facts["schedule_id"],
@@ -1286,7 +1347,8 @@ def join_waitlist(token: str) -> WaitlistEntry:
 
     The count of notices belongs to the citizen and the schedule, not to one booking: rejoining,
     or cancelling and booking again, keeps it, and after three notices joining is refused. A
-    booking that can no longer be changed (past the deadline, or the meeting) cannot join.
+    booking that can no longer be changed (past the deadline, or the meeting) cannot join, nor
+    one with an earlier time free now (EarlierTimeFree: it can move there at once).
     """
     with write_transaction():
         booking = _lock_booking(token)
@@ -1304,6 +1366,8 @@ def join_waitlist(token: str) -> WaitlistEntry:
         sent = sum(entry.notices_sent for entry in entries)
         if sent >= WAITLIST_MAX_NOTICES:
             raise WaitlistUsedUp()
+        if earlier_free_time(booking) is not None:
+            raise EarlierTimeFree()
         if entries:
             # One entry per citizen and schedule: this booking's own first, else the citizen's
             # earlier one moves to it; any older duplicates are merged into it.
@@ -1458,6 +1522,27 @@ def waitlist_notices_left(booking: Booking) -> int | None:
     return None if entry is None else max(WAITLIST_MAX_NOTICES - entry.notices_sent, 0)
 
 
+def times_to_move_to(
+    booking: Booking, at: datetime | None = None, limit: int | None = None
+) -> list[FreeSlot]:
+    """The free times of the booking's schedule it can move to now, from the earliest on: every
+    one (within the booking window, which bounds them), or the first `limit`."""
+    return nearest_free_slots(
+        institution_id=booking.institution_id,
+        schedule_id=booking.schedule_id,
+        at=at,
+        limit=limit,
+        exclude_slot_id=booking.slot_id,
+    )
+
+
+def earlier_free_time(booking: Booking, at: datetime | None = None) -> FreeSlot | None:
+    """The earliest time of the booking's schedule before its own that can be booked now, or
+    None: the waitlist is offered and joined only without one."""
+    found = times_to_move_to(booking, at, limit=1)
+    return found[0] if found and found[0].starts_at < booking.slot.starts_at else None
+
+
 def feedback_for(booking: Booking) -> Feedback | None:
     return db.session.scalars(select(Feedback).where(Feedback.booking_id == booking.id)).first()
 
@@ -1470,6 +1555,10 @@ def all_topics() -> list[Topic]:
     return list(db.session.scalars(select(Topic).order_by(Topic.position, Topic.slug)))
 
 
+def topic_by_id(topic_id: int) -> Topic | None:
+    return db.session.get(Topic, topic_id)
+
+
 def add_topic(actor: Any, values: dict[str, str]) -> Topic:
     from ..audit.services import record as audit
     from ..auth.models import Role
@@ -1477,14 +1566,18 @@ def add_topic(actor: Any, values: dict[str, str]) -> Topic:
 
     if actor.role_enum is not Role.admin:
         raise Forbidden()
-    with write_transaction():
-        if db.session.scalar(select(Topic.id).where(Topic.slug == values["slug"])) is not None:
-            raise Conflict(str(_l("A topic with this code already exists.")))
-        position = (db.session.scalar(select(func.max(Topic.position))) or 0) + 1
-        topic = Topic(position=position, **values)
-        db.session.add(topic)
-        db.session.flush()
-        audit("topic.added", "topic", topic.id)
+    try:
+        with write_transaction():
+            if db.session.scalar(select(Topic.id).where(Topic.slug == values["slug"])) is not None:
+                raise TopicCodeTaken()
+            position = (db.session.scalar(select(func.max(Topic.position))) or 0) + 1
+            topic = Topic(position=position, **values)
+            db.session.add(topic)
+            db.session.flush()
+            audit("topic.added", "topic", topic.id)
+    except IntegrityError as error:  # the same code added meanwhile by another administrator
+        db.session.rollback()
+        raise TopicCodeTaken() from error
     return topic
 
 

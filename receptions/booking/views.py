@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from itertools import groupby
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -16,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask import session as browser_session
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -30,7 +33,7 @@ from ..database import read_only_request, read_only_view
 from ..errors import DomainError
 from ..extensions import limiter
 from ..forms import Form
-from ..i18n import current_language
+from ..i18n import current_language, local_moment
 from ..layout import visitors_page
 from ..urls import calendar_uid_domain
 from . import identity, services
@@ -42,6 +45,7 @@ from .forms import (
     ResolvedForm,
     StatusLookupForm,
     TopicForm,
+    topic_field_choices,
 )
 from .models import Booking
 
@@ -66,7 +70,35 @@ def _iin_key() -> str:
     return "iin:" + identity.iin_hash(request.form["iin"], current_app.config["IIN_HASH_KEY"])
 
 
+# The slots this browser booked lately (the session cookie, no database): going Back to the
+# form of a time one has just taken says so, rather than that the time is taken.
+_BOOKED_HERE, _BOOKED_HERE_KEPT = "booked_slots", 5
+
+
+def _remember_booked(slot_id: int) -> None:
+    earlier = [booked for booked in browser_session.get(_BOOKED_HERE, []) if booked != slot_id]
+    browser_session[_BOOKED_HERE] = [*earlier[-(_BOOKED_HERE_KEPT - 1) :], slot_id]
+
+
+def _opening(error: services.SlotUnavailable) -> str | None:
+    """When booking opens for a time whose booking has not opened yet, in the reader's language
+    and the local time of the institution's region."""
+    if error.opens_at is None or error.timezone is None:
+        return None
+    return _(
+        "Booking for this time opens on %(date)s at %(time)s, local time.",
+        date=local_moment(error.opens_at, "d MMMM y", error.timezone),
+        time=local_moment(error.opens_at, "HH:mm", error.timezone),
+    )
+
+
 def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def]
+    if error.taken and error.slot_id in browser_session.get(_BOOKED_HERE, ()):
+        # Taken by this browser's own booking: no other times (the month's limit stands).
+        page = render_template(
+            "booking/taken.html", booked_here=True, institution_id=error.institution_id
+        )
+        return page, 409
     alternatives = error.free_times  # read with the slot, when the slot was full
     if alternatives is None:
         alternatives = []
@@ -78,16 +110,25 @@ def _taken_page(error: services.SlotUnavailable):  # type: ignore[no-untyped-def
                 window=error.window,
             )
 
+    opening = _opening(error)
+
     def render() -> str:
         return render_template(
             "booking/taken.html",
             message=error.user_message,
+            opening=opening,
             alternatives=alternatives,
             institution_id=error.institution_id,
         )
 
     # A rush's refusals share their message and free times: the page is kept by both.
-    key = ("booking/taken.html", error.user_message, tuple(alternatives), error.institution_id)
+    key = (
+        "booking/taken.html",
+        error.user_message,
+        opening,
+        tuple(alternatives),
+        error.institution_id,
+    )
     page = visitors_page(key, render)
     return (page if page is not None else render()), 409
 
@@ -108,7 +149,7 @@ def _blank_fields(topics: list[tuple[int, str]]) -> Markup:
 def _blank_fields_for(language: str, topics: tuple[tuple[int, str], ...]) -> Markup:
     # Rendered in the request that asked for it, whose language is `language`.
     form = BookingForm()
-    form.topic_id.choices = list(topics)
+    form.topic_id.choices = topic_field_choices(topics)
     form.locale.data = language
     return Markup(render_template("booking/_fields.html", form=form))  # noqa: S704
 
@@ -128,9 +169,10 @@ def _booking_form(  # type: ignore[no-untyped-def]
     slot: services.BookableSlot,
     submitted: BookingForm | None = None,
     topics: list[tuple[int, str]] | None = None,
+    limit_reached: services.BookingLimitReached | None = None,
 ):
     """The form for one slot: blank (200) with `topics` to choose from, or a refused submission
-    with its errors (422)."""
+    with its errors (422), or as sent by a citizen over the month's limit (409)."""
     session = slot.session
     panel = Markup(  # noqa: S704 (a template's output)
         current_app.jinja_env.get_template("booking/_slot_panel.html").render(
@@ -141,7 +183,8 @@ def _booking_form(  # type: ignore[no-untyped-def]
     if submitted is not None:
         fields = Markup(render_template("booking/_fields.html", form=submitted))  # noqa: S704
         key = submitted.idempotency_key.data or ""
-        return _form_page(submitted, fields, key, panel, csrf_value), 422
+        page = _form_page(submitted, fields, key, panel, csrf_value, limit_reached)
+        return page, 422 if limit_reached is None else limit_reached.status_code
     fields, key = _blank_fields(topics or []), services.new_idempotency_key()
     # A blank form differs from the next only by its time (the panel) and its two tokens.
     page = visitors_page(
@@ -161,7 +204,12 @@ _PANEL_MARKER, _CSRF_MARKER, _KEY_MARKER = "ASHYQFORMPANEL", "ASHYQFORMCSRF", "A
 
 
 def _form_page(  # type: ignore[no-untyped-def]
-    form: BookingForm | None, fields: Markup, key: str, panel: Markup, csrf_value: str
+    form: BookingForm | None,
+    fields: Markup,
+    key: str,
+    panel: Markup,
+    csrf_value: str,
+    limit_reached: services.BookingLimitReached | None = None,
 ):
     return render_template(
         "booking/form.html",
@@ -170,6 +218,7 @@ def _form_page(  # type: ignore[no-untyped-def]
         idempotency_key=key,
         panel=panel,
         csrf_value=csrf_value,
+        limit_reached=limit_reached,
     )
 
 
@@ -209,18 +258,25 @@ def _book_valid_form(slot_id: int, form: BookingForm):  # type: ignore[no-untype
     except services.TopicUnavailable as refusal:
         form.topic_id.errors = [refusal.user_message]
         return _refused_form(slot_id, form)
+    except services.BookingLimitReached as refusal:
+        # The form as sent (the IIN only in its own field), with what to do instead.
+        return _refused_form(slot_id, form, refusal)
+    _remember_booked(slot_id)
     return redirect(url_for("booking.manage", token=result.token, new=1), 303)
 
 
-def _refused_form(slot_id: int, form: BookingForm):  # type: ignore[no-untyped-def]
+def _refused_form(  # type: ignore[no-untyped-def]
+    slot_id: int, form: BookingForm, limit_reached: services.BookingLimitReached | None = None
+):
     """The form again with its messages (422), and the topic list as it is now: a topic that is
-    not on it is said at once, with the form's other mistakes."""
+    not on it is said at once, with the form's other mistakes. Over the month's limit (409), the
+    form as sent, with the booking the citizen holds when they may know it."""
     choices = services.topic_choices()
-    form.topic_id.choices = choices
+    form.topic_id.choices = topic_field_choices(choices)
     chosen = form.topic_id.data
     if not form.topic_id.errors and chosen not in {topic_id for topic_id, _ in choices}:
         form.topic_id.errors = [services.TopicUnavailable().user_message]
-    return _booking_form(services.get_slot(slot_id), submitted=form)
+    return _booking_form(services.get_slot(slot_id), submitted=form, limit_reached=limit_reached)
 
 
 @bp.route("/m/<token>")
@@ -232,17 +288,23 @@ def manage(token: str):
 def _manage_page(booking: Booking, token: str, refusal: str | None = None, **forms: Form) -> str:
     """The manage page; `forms` are the page's forms as the citizen sent them (with what they
     typed and its mistakes), `refusal` why the service refused what they asked."""
+    can_change = services.can_change(booking)
+    notices_left = services.waitlist_notices_left(booking)
+    # The waitlist is offered only when no earlier time is free (else: move to it).
+    waiting_possible = can_change and notices_left is None
+    earlier_free = services.earlier_free_time(booking) if waiting_possible else None
     return render_template(
         "booking/manage.html",
         booking=booking,
         token=token,
         new=request.args.get("new") == "1",
-        can_change=services.can_change(booking),
+        can_change=can_change,
         deadline=services.cancellation_deadline(booking),
         masked_iin=identity.mask_iin(booking.iin_last4),
         masked_phone=identity.mask_phone(booking.phone),
         feedback=services.feedback_for(booking),
-        waitlist_notices_left=services.waitlist_notices_left(booking),
+        waitlist_notices_left=notices_left,
+        earlier_free=earlier_free,
         ask_resolved=services.resolution_check_due(booking),
         refusal=refusal,
         **{
@@ -286,19 +348,19 @@ def reschedule(token: str):
             return redirect(url_for("booking.manage", token=token), 303)
     elif form.is_submitted():
         status = 422
-    options = services.nearest_free_slots(
-        institution_id=booking.institution_id,
-        schedule_id=booking.schedule_id,
-        exclude_slot_id=booking.slot_id,
-        limit=30,
-    )
+    options = services.times_to_move_to(booking)
     form.slot_id.choices = [(slot.id, slot.starts_at.isoformat()) for slot in options]
+    zone = ZoneInfo(booking.institution.district.region.timezone)
+    days = [
+        (day, list(times))
+        for day, times in groupby(options, key=lambda slot: slot.starts_at.astimezone(zone).date())
+    ]
     return render_template(
         "booking/reschedule.html",
         booking=booking,
         token=token,
         form=form,
-        options=options,
+        days=days,
         refusal=refusal,
     ), status
 
@@ -368,11 +430,14 @@ def _answer(  # type: ignore[no-untyped-def]
 
 @bp.route("/m/<token>/waitlist", methods=["POST"])
 def waitlist(token: str):
-    services.booking_by_token(token)
+    booking = services.booking_by_token(token)
     form = CancelBookingForm()
     if not form.validate_on_submit():
         abort(400)
-    services.join_waitlist(token)
+    try:
+        services.join_waitlist(token)
+    except DomainError as refused:  # an earlier time is free, the notices are used up…
+        return _manage_page(booking, token, refused.user_message), refused.status_code
     flash(_("We will tell you if an earlier time frees up (at most three times)."), "success")
     return redirect(url_for("booking.manage", token=token), 303)
 
@@ -412,17 +477,29 @@ def status(reference: str):
 def topics():
     form = TopicForm()
     if form.validate_on_submit():
-        services.add_topic(
-            current_user,
-            {
-                name: (form[name].data or "").strip()
-                for name in ("slug", "name_kk", "name_ru", "name_en")
-            },
-        )
-        flash(_("The topic has been added."), "success")
-        return redirect(url_for("booking.topics"), 303)
+        try:
+            services.add_topic(
+                current_user,
+                {
+                    name: (form[name].data or "").strip()
+                    for name in ("slug", "name_kk", "name_ru", "name_en")
+                },
+            )
+        except services.TopicCodeTaken as taken:
+            form.slug.errors = [taken.user_message]
+        else:
+            flash(_("The topic has been added."), "success")
+            return redirect(url_for("booking.topics"), 303)
     status = 422 if form.is_submitted() else 200
-    return render_template("booking/topics.html", form=form, topics=services.all_topics()), status
+    # The topic just retired or brought back, for its "Undo" (once: a reload does not offer it).
+    changed = browser_session.pop(_TOPIC_CHANGED, None)
+    undo = services.topic_by_id(changed) if changed is not None else None
+    return render_template(
+        "booking/topics.html", form=form, topics=services.all_topics(), undo=undo
+    ), status
+
+
+_TOPIC_CHANGED = "topic_changed"
 
 
 @bp.route("/admin/topics/<int:topic_id>/active", methods=["POST"])
@@ -430,5 +507,25 @@ def topics():
 def topic_active(topic_id: int):
     if not CancelBookingForm().validate_on_submit():
         abort(400)
-    services.set_topic_active(current_user, topic_id, request.form.get("active") == "1")
+    topic = services.set_topic_active(current_user, topic_id, request.form.get("active") == "1")
+    # No confirmation first: retiring is undone as easily (the next page offers it), and changes
+    # no booking or question; a confirmation would be clicked through for every topic.
+    if topic.active:
+        flash(
+            _(
+                "“%(topic)s” is offered again on the booking and walk-in forms.",
+                topic=topic.name,
+            ),
+            "success",
+        )
+    else:
+        flash(
+            _(
+                "“%(topic)s” is retired: new bookings and walk-ins can no longer choose it. "
+                "Existing bookings and questions keep it, and it stays in the reports.",
+                topic=topic.name,
+            ),
+            "success",
+        )
+    browser_session[_TOPIC_CHANGED] = topic.id
     return redirect(url_for("booking.topics"), 303)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import flask_babel
 from babel import Locale
-from babel.dates import format_skeleton
+from babel.dates import format_datetime, format_skeleton
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
@@ -58,6 +59,12 @@ def _one_decimal_percent_pattern(language: str) -> str:
     pattern = Locale.parse(language).percent_formats[None].pattern
     whole, _, rest = pattern.rpartition("0")
     return f"{whole}0.0{rest}"
+
+
+def local_moment(moment: datetime, pattern: str, timezone: str) -> str:
+    """A moment as the reader's language writes it (`pattern`), in the local time of `timezone`
+    (a region's zone) rather than the site's default one."""
+    return format_datetime(moment, pattern, tzinfo=ZoneInfo(timezone), locale=current_language())
 
 
 def localized(obj: Any, field: str, language: str | None = None) -> str:

@@ -15,7 +15,7 @@ def test_book_reschedule_and_cancel_with_the_keyboard_in_kazakh(page, app):
         name_kk="№9 қалалық емхана", name_ru="Городская поликлиника №9", type="polyclinic"
     )
     session = make_open_session(institution, slots=4, starts_in_hours=72)
-    make_topic(name_kk="Денсаулық сақтау", name_ru="Здравоохранение")
+    topic = make_topic(name_kk="Денсаулық сақтау", name_ru="Здравоохранение")
 
     page.goto(page.base_url + "/")
     tab_to(page, "#q")
@@ -38,6 +38,9 @@ def test_book_reschedule_and_cancel_with_the_keyboard_in_kazakh(page, app):
     page.keyboard.type(make_iin(42))
     page.keyboard.press("Tab")
     page.keyboard.type("+7 701 555 12 34")
+    tab_to(page, "#topic_id")  # it starts on "Choose a topic": the first topic is the next one
+    assert page.locator("#topic_id").input_value() == ""
+    page.keyboard.press("ArrowDown")
     tab_to(page, "#question")
     page.keyboard.type("Жазылу кезегі туралы сұрақ")
     tab_to(page, "#accessibility-0")
@@ -56,6 +59,7 @@ def test_book_reschedule_and_cancel_with_the_keyboard_in_kazakh(page, app):
     db.session.rollback()  # a new snapshot: the server wrote from another connection
     booking = db.session.scalars(select(Booking)).one()
     assert booking.accessibility == ["wheelchair"] and booking.slot_id == session.slots[0].id
+    assert booking.topic_id == topic.id
 
     tab_to(page, 'a[href$="/reschedule"]')
     page.keyboard.press("Enter")

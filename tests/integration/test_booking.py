@@ -20,9 +20,11 @@ from receptions.schedules.models import ScheduledSession, Slot
 from tests.conftest import csrf_from, sign_in
 from tests.factories import (
     PASSWORD,
+    make_district,
     make_iin,
     make_institution,
     make_open_session,
+    make_region,
     make_topic,
     make_user,
 )
@@ -280,6 +282,75 @@ def test_one_active_booking_per_institution_per_month(client, session, topic):
     assert book(client, elsewhere.slots[0].id, topic)[0].status_code == 303
 
 
+def test_over_the_months_limit_the_form_comes_back_with_what_to_do(client, session, topic):
+    """A second booking there that month (Back after booking, then another time) gets the form
+    again as it was sent (409), saying what to do instead; the booking held is named to a sender
+    who gave its IIN and phone, never with its manage link, and the IIN is only in its field."""
+    first, _ = book(client, session.slots[0].id, topic)
+    reference = db.session.scalars(select(Booking)).one().reference
+    again, _ = book(client, session.slots[1].id, topic, lang="en", full_name="Сәуле Е.")
+    assert again.status_code == 409
+    page = again.get_data(as_text=True)
+    assert "You already have a booking at this institution this month" in page
+    assert reference in page and f'href="/status/{reference}"' in page
+    assert "“Move to another time”" in page and 'role="alert"' in page
+    assert 'value="Сәуле Е."' in page and "Когда отремонтируют отопление" in page
+    assert page.count(IIN) == 1 and re.search(rf'<input [^>]*name="iin"[^>]*value="{IIN}"', page)
+    assert "/m/" not in page and first.headers["Location"] not in page
+    assert count(Booking) == 1
+
+
+def test_over_the_limit_a_sender_without_the_phone_is_not_told_the_booking(client, session, topic):
+    """Someone who knows a citizen's IIN but not the phone the booking was made with learns
+    nothing more than that the limit is reached."""
+    book(client, session.slots[0].id, topic)
+    reference = db.session.scalars(select(Booking)).one().reference
+    stranger, _ = book(client, session.slots[1].id, topic, lang="en", phone="+77019998877")
+    assert stranger.status_code == 409
+    page = stranger.get_data(as_text=True)
+    assert "You already have a booking at this institution this month" in page
+    assert reference not in page and "/status/" not in page
+    assert count(Booking) == 1
+
+
+def test_back_to_the_form_of_a_time_just_booked_says_the_citizen_booked_it(app, client, topic):
+    """Back to the form of the time this browser has just taken: the page says it is their own
+    booking, not that the time is taken; another browser is told it is taken."""
+    session = make_open_session(slots=3)
+    path = f"/book/{session.slots[0].id}"
+    assert book(client, session.slots[0].id, topic)[0].status_code == 303
+    back = client.get(path, headers={"Accept-Language": "en"})
+    assert back.status_code == 409
+    text = back.get_data(as_text=True)
+    assert "You have booked this time" in text and "already taken" not in text
+    other = app.test_client().get(path, headers={"Accept-Language": "en"})
+    assert other.status_code == 409
+    other_text = other.get_data(as_text=True)
+    assert "Sorry, this time is already taken." in other_text
+    assert "You have booked this time" not in other_text
+
+
+def test_a_time_not_open_yet_says_when_booking_opens_in_local_time(client):
+    region = make_region(timezone="Asia/Oral")
+    institution = make_institution(make_district(region))
+    session = make_open_session(institution, starts_in_hours=24 * 40, booking_opens_days=30)
+    slot = session.slots[0]
+    opens = (slot.starts_at - timedelta(days=30)).astimezone(ZoneInfo("Asia/Oral"))
+    months_ru = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа",
+                 "сентября", "октября", "ноября", "декабря"]  # fmt: skip
+    page = client.get(f"/book/{slot.id}", headers={"Accept-Language": "ru"})
+    assert page.status_code == 409
+    expected = (
+        f"Запись на это время откроется {opens.day} {months_ru[opens.month - 1]} {opens.year}"
+        f" в {opens:%H:%M} по местному времени."
+    )
+    assert expected in page.get_data(as_text=True)
+    english = client.get(f"/book/{slot.id}", headers={"Accept-Language": "en"})
+    assert f"opens on {opens.day} {opens:%B %Y} at {opens:%H:%M}, local time." in english.get_data(
+        as_text=True
+    )
+
+
 def test_the_form_offers_the_active_topics_in_their_order_and_the_readers_language(
     client, session, topic
 ):
@@ -297,6 +368,27 @@ def test_the_form_offers_the_active_topics_in_their_order_and_the_readers_langua
     )
     expected = [(str(first.id), "Дороги"), (str(later.id), "Land"), (str(topic.id), "Housing")]
     assert options == expected
+
+
+def test_the_form_starts_with_no_topic_and_asks_for_one(client, session, topic):
+    """The topic list opens on an empty prompt, not on the first topic: a citizen who does not
+    touch it is asked to choose (at the field, in their language), not filed under a topic."""
+    page = client.get(f"/book/{session.slots[0].id}", headers={"Accept-Language": "en"})
+    select_html = re.search(r'<select[^>]*name="topic_id".*?</select>', page.get_data(as_text=True))
+    options = re.findall(r"<option ([^>]*)>([^<]*)</option>", select_html.group(0))
+    # The first option is what a browser shows and sends when none is marked selected.
+    assert options[0][1] == "Choose a topic" and 'value=""' in options[0][0]
+    assert all("selected" not in attributes for attributes, _ in options[1:])
+    assert "required" in select_html.group(0)
+    for sent in ("", None):  # the prompt as a browser sends it, or no field at all
+        response, _ = book(client, session.slots[0].id, topic, lang="ru", topic_id=sent)
+        assert response.status_code == 422
+        text = response.get_data(as_text=True)
+        error = re.search(r'<p class="error" id="topic_id-error">([^<]*)</p>', text)
+        assert error and error.group(1) == "Выберите тему вашего вопроса."
+        assert 'aria-describedby="topic_id-error"' in text
+        assert f'<option selected value="{topic.id}"' not in text  # no topic chosen for them
+    assert count(Booking) == 0
 
 
 def _without_tokens(html: str) -> str:
@@ -419,7 +511,7 @@ def test_full_slot_gets_409_with_the_nearest_free_times(client, session, topic):
     queries = [statement for statement, _ in seen if not statement.startswith("BEGIN")]
     assert len(queries) == 2, queries
     page = response.get_data(as_text=True)
-    assert "just been taken" in page
+    assert "already taken" in page
     assert f"/book/{next_id}" in page
     assert count(Booking) == 0
     assert client.get(f"/book/{slot_id}").status_code == 409
@@ -834,12 +926,35 @@ def _moved_messages() -> int:
     return count(Notification, Notification.template == "booking_rescheduled")
 
 
-def test_reschedule_to_a_free_time_beyond_the_listed_ones_moves_once(client, topic):
-    # The page lists the 30 nearest times; a later free one is still a valid choice.
+def test_reschedule_offers_every_free_time_in_the_window_by_day(client, topic):
+    """Every free time of the schedule that can be booked now is offered (not the nearest 30),
+    in a group per local day; a full time and one whose booking has not opened are not."""
+    session = make_open_session(slots=40)
+    later = add_session(session, hours_later=24 * 7, slots=30)
+    beyond = add_session(session, hours_later=24 * 40, slots=2)  # booking not open yet
+    url = _manage(client, session, topic)
+    full = later.slots[3]
+    db.session.execute(Slot.__table__.update().where(Slot.id == full.id).values(booked=1))
+    db.session.commit()
+    page = client.get(url + "/reschedule", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    offered = [int(n) for n in re.findall(r'name="slot_id" id="slot-\d+" value="(\d+)"', html)]
+    expected = [s.id for s in session.slots[1:]] + [s.id for s in later.slots if s is not full]
+    assert offered == expected and len(offered) == 68
+    assert not {s.id for s in beyond.slots} & set(offered)
+    zone = ZoneInfo(session.institution.district.region.timezone)
+    days = {s.starts_at.astimezone(zone).date() for s in session.slots[1:] + later.slots}
+    groups = re.findall(r'<details class="move-day"[^>]*>\s*<summary>([^<]*)', html)
+    assert len(groups) == len(days) >= 2
+    assert html.count("<legend") == len(days) + 1  # "New time", and each day's
+
+
+def test_reschedule_to_a_later_free_time_moves_once(client, topic):
     session = make_open_session(slots=40)
     url = _manage(client, session, topic)
     target = session.slots[35]
-    assert f'value="{target.id}"' not in client.get(url + "/reschedule").get_data(as_text=True)
+    assert f'value="{target.id}"' in client.get(url + "/reschedule").get_data(as_text=True)
     response = _reschedule(client, url, target.id)
     assert response.status_code == 303
     db.session.expire_all()
@@ -854,7 +969,7 @@ def test_reschedule_to_a_free_time_beyond_the_listed_ones_moves_once(client, top
 @pytest.mark.parametrize(
     ("choice", "status", "reason"),
     [
-        ("full", 409, "just been taken"),
+        ("full", 409, "already taken"),
         ("foreign", 422, "same schedule"),
         ("missing", 422, "same schedule"),
         ("current", 422, "Choose a different time."),
@@ -1255,7 +1370,7 @@ def test_a_slot_taken_meanwhile_is_said_before_a_topic_retired_meanwhile(client,
 
     response, _ = book(client, slot.id, topic, lang="en", meanwhile=both)
     assert response.status_code == 409
-    assert "just been taken" in response.get_data(as_text=True)
+    assert "already taken" in response.get_data(as_text=True)
     assert count(Booking) == 0
 
 

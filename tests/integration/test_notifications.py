@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import re
 import socket
 import threading
 from datetime import timedelta
@@ -181,34 +182,50 @@ def _join_waitlist(client, token):
     )
 
 
-def test_waitlist_counts_notices_per_citizen_and_schedule_not_per_joining(app, client):
+def _others_book(client, slots, topic, seed: int) -> list[str]:
+    """Other citizens take `slots` (one each): the manage tokens of their bookings. A booking
+    joins the waitlist only while no earlier time is free."""
     from tests.factories import make_iin
 
+    tokens = []
+    for n, slot in enumerate(slots):
+        response, _ = book(
+            client, slot.id, topic, iin=make_iin(seed + n), phone=f"+770155{seed + n:05d}"
+        )
+        assert response.status_code == 303, response.status_code
+        tokens.append(_token(response))
+    return tokens
+
+
+def _cancel(app, token: str) -> None:
+    with app.test_request_context():
+        booking_services.cancel_by_citizen(token)
+
+
+def test_waitlist_counts_notices_per_citizen_and_schedule_not_per_joining(app, client):
     topic = make_topic()
     session = make_open_session(slots=8)
+    others = _others_book(client, session.slots[:7], topic, seed=200)
     waiting, _ = book(client, session.slots[7].id, topic)
     assert _join_waitlist(client, _token(waiting)).status_code == 303
     for n in range(2):
-        freed, _ = book(
-            client, session.slots[n].id, topic, iin=make_iin(200 + n), phone=f"+7701555001{n}"
-        )
-        with app.test_request_context():
-            booking_services.cancel_by_citizen(_token(freed))
+        _cancel(app, others[n])
+    _others_book(client, session.slots[:2], topic, seed=220)  # the freed times taken again
     assert _join_waitlist(client, _token(waiting)).status_code == 303  # rejoining keeps the count
     entry = db.session.scalars(select(WaitlistEntry)).one()
     assert entry.notices_sent == 2 and entry.active is True
     # Cancelling and booking again is the same citizen at the same schedule: the count stays.
-    with app.test_request_context():
-        booking_services.cancel_by_citizen(_token(waiting))
+    _cancel(app, _token(waiting))
+    _cancel(app, others[6])  # no one waits for it now: no notice
     again, _ = book(client, session.slots[6].id, topic)
     assert _join_waitlist(client, _token(again)).status_code == 303
     db.session.expire_all()
     entry = db.session.scalars(select(WaitlistEntry)).one()
-    rebooked = db.session.scalars(select(Booking).where(Booking.slot_id == session.slots[6].id))
+    rebooked = db.session.scalars(
+        select(Booking).where(Booking.slot_id == session.slots[6].id, Booking.status == "booked")
+    )
     assert entry.booking_id == rebooked.one().id and entry.notices_sent == 2
-    freed, _ = book(client, session.slots[2].id, topic, iin=make_iin(210), phone="+77015550020")
-    with app.test_request_context():
-        booking_services.cancel_by_citizen(_token(freed))
+    _cancel(app, others[2])
     db.session.expire_all()
     entry = db.session.scalars(select(WaitlistEntry)).one()
     assert entry.notices_sent == 3 and entry.active is False
@@ -236,19 +253,17 @@ def _hours_until_mid_month_morning(institution) -> float:
 def test_a_waitlist_notice_says_how_to_move_the_booking_and_that_works(app, client):
     """The citizen holds a booking there that month, so a second one is refused: the notice tells
     them to move the booking they have, by its own link, and moving it takes the freed time."""
-    from tests.factories import make_iin
 
     topic = make_topic()
     institution = make_institution()
     session = make_open_session(
         institution, slots=3, starts_in_hours=_hours_until_mid_month_morning(institution)
     )
+    freed, _taken = _others_book(client, session.slots[:2], topic, seed=300)
     later, _ = book(client, session.slots[2].id, topic, lang="kk")
     waiting_token = _token(later)
     assert _join_waitlist(client, waiting_token).status_code == 303
-    freed, _ = book(client, session.slots[0].id, topic, iin=make_iin(300), phone="+77015550030")
-    with app.test_request_context():
-        booking_services.cancel_by_citizen(_token(freed))
+    _cancel(app, freed)
     waiting = db.session.scalars(select(Booking).where(Booking.slot_id == session.slots[2].id))
     waiting = waiting.one()
     notice = db.session.scalars(
@@ -285,17 +300,15 @@ def test_a_waitlist_notice_says_how_to_move_the_booking_and_that_works(app, clie
 def test_no_waitlist_notice_for_a_time_whose_booking_has_closed(app, client):
     """A booking may be cancelled after the booking window has closed for its time: no one could
     take that time, so no notice is sent and none of the three is used up."""
-    from tests.factories import make_iin
 
     topic = make_topic()
     session = make_open_session(slots=3)
+    freed, _taken = _others_book(client, session.slots[:2], topic, seed=310)
     later, _ = book(client, session.slots[2].id, topic)
     assert _join_waitlist(client, _token(later)).status_code == 303
-    freed, _ = book(client, session.slots[0].id, topic, iin=make_iin(310), phone="+77015550031")
     session.schedule.booking_closes_hours = 24 * 4  # booking closes 4 days ahead; meetings in 3
     db.session.commit()
-    with app.test_request_context():
-        booking_services.cancel_by_citizen(_token(freed))  # cancelling stays open: 2 hours ahead
+    _cancel(app, freed)  # cancelling stays open: 2 hours ahead
     db.session.expire_all()
     notices = select(Notification).where(Notification.template == "slot_freed")
     assert db.session.scalars(notices).all() == []
@@ -307,19 +320,13 @@ def test_waitlist_tells_later_bookings_at_most_three_times(app, client):
     topic = make_topic()
     institution = make_institution()
     session = make_open_session(institution, slots=6)
+    others = _others_book(client, session.slots[:5], topic, seed=100)
     later, _ = book(client, session.slots[5].id, topic)
     waiting_token = later.headers["Location"].split("/m/")[1].split("?")[0]
     with app.test_request_context():
         booking_services.join_waitlist(waiting_token)
-    from tests.factories import make_iin
-
-    for n in range(4):
-        response, _ = book(
-            client, session.slots[n].id, topic, iin=make_iin(100 + n), phone=f"+7701555000{n}"
-        )
-        token = response.headers["Location"].split("/m/")[1].split("?")[0]
-        with app.test_request_context():
-            booking_services.cancel_by_citizen(token)
+    for token in others[:4]:
+        _cancel(app, token)
     entry = db.session.scalars(select(WaitlistEntry)).one()
     assert entry.notices_sent == 3 and entry.active is False
     waiting = db.session.scalars(
@@ -382,7 +389,13 @@ def test_admin_manages_the_topic_list(app, client):
     sign_in(client, admin.email, PASSWORD)
     values = {"slug": "ecology", "name_kk": "Экология", "name_ru": "Экология", "name_en": "Ecology"}
     assert submit(client, "/admin/topics", values).status_code == 303
-    assert submit(client, "/admin/topics", values).status_code == 409
+    again = {**values, "name_en": "Ecology and parks"}
+    taken = submit(client, "/admin/topics", again, headers={"Accept-Language": "en"})
+    assert taken.status_code == 422  # the form again, the message at the code, nothing lost
+    text = taken.get_data(as_text=True)
+    error = re.search(r'<p class="error" id="slug-error">([^<]*)</p>', text)
+    assert error and error.group(1) == "A topic with this code already exists. Choose another code."
+    assert 'value="ecology"' in text and 'value="Ecology and parks"' in text
     assert submit(client, "/admin/topics", {**values, "slug": "Bad Slug"}).status_code == 422
     topic = db.session.scalars(select(Topic)).one()
     retire = submit(
@@ -394,6 +407,47 @@ def test_admin_manages_the_topic_list(app, client):
     assert retire.status_code == 303
     db.session.expire_all()
     assert db.session.get(Topic, topic.id).active is False
+
+
+def test_retiring_a_topic_says_what_it_changes_and_can_be_undone(app, client):
+    """Retiring (and bringing back) a topic takes effect at once, says what it changed (not the
+    bookings that have it), and the next page offers to undo it, once."""
+    from receptions.auth.models import Role
+    from receptions.booking.models import Topic
+    from tests.conftest import sign_in, submit
+    from tests.factories import PASSWORD, make_user
+
+    topic = make_topic(name_en="Ecology")
+    session = make_open_session(slots=2)
+    book(client, session.slots[0].id, topic)
+    admin = make_user(Role.admin)
+    sign_in(client, admin.email, PASSWORD)
+    english = {"Accept-Language": "en"}
+
+    def toggle(active: str):
+        return submit(
+            client,
+            f"/admin/topics/{topic.id}/active",
+            {"active": active, "confirm": "yes"},
+            form_url="/admin/topics",
+            headers=english,
+            follow_redirects=True,
+        )
+
+    retired = toggle("0").get_data(as_text=True)
+    assert "“Ecology” is retired: new bookings and walk-ins can no longer choose it." in retired
+    assert "Existing bookings and questions keep it" in retired
+    assert "Undo: bring back “Ecology”" in retired
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).active is False
+    assert db.session.scalars(select(Booking)).one().topic_id == topic.id  # the booking keeps it
+    again = client.get("/admin/topics", headers=english).get_data(as_text=True)
+    assert "Undo:" not in again and "is retired" not in again  # said once
+    back = toggle("1").get_data(as_text=True)  # the undo button's form
+    assert "“Ecology” is offered again on the booking and walk-in forms." in back
+    assert "Undo: retire “Ecology” again" in back
+    db.session.expire_all()
+    assert db.session.get(Topic, topic.id).active is True
 
 
 def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_path, monkeypatch):
@@ -469,10 +523,10 @@ def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typ
 def test_the_manage_page_says_the_booking_is_on_the_waitlist_instead_of_offering_it_again(
     app, client
 ):
-    from tests.factories import make_iin
 
     topic = make_topic()
     session = make_open_session(slots=4)
+    others = _others_book(client, session.slots[:3], topic, seed=500)
     later, _ = book(client, session.slots[3].id, topic, lang="en")
     token = _token(later)
     offer = "Tell me if an earlier time frees up"
@@ -484,12 +538,33 @@ def test_the_manage_page_says_the_booking_is_on_the_waitlist_instead_of_offering
     assert _join_waitlist(client, token).status_code == 303
     assert offer not in page()
     assert "at most 3 more times" in page()
-    freed, _ = book(client, session.slots[0].id, topic, iin=make_iin(500), phone="+77015550050")
-    with app.test_request_context():
-        booking_services.cancel_by_citizen(_token(freed))
+    _cancel(app, others[0])
     assert "at most 2 more times" in page()
     with force_locale("ru"):
         russian = client.get(f"/m/{token}", headers={"Accept-Language": "ru"}).get_data(
             as_text=True
         )
     assert "ещё не более 2 раз" in russian
+
+
+def test_the_waitlist_is_offered_and_joined_only_without_an_earlier_free_time(app, client):
+    """While an earlier time of the schedule is free, the manage page offers to move there
+    instead of the waitlist, and joining is refused with that reason (nothing stored); once the
+    earlier times are taken, the waitlist is offered and joined."""
+    topic = make_topic()
+    session = make_open_session(slots=3)
+    later, _ = book(client, session.slots[2].id, topic, lang="en")
+    token = _token(later)
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Tell me if an earlier time frees up" not in page
+    assert "An earlier time is free now (" in page and "“Move to another time”" in page
+    refused = _join_waitlist(client, token)
+    assert refused.status_code == 409
+    text = refused.get_data(as_text=True)
+    assert "The waitlist is for when no earlier time is free." in text and 'role="alert"' in text
+    assert db.session.scalars(select(WaitlistEntry)).all() == []
+    _others_book(client, session.slots[:2], topic, seed=600)
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Tell me if an earlier time frees up" in page and "An earlier time is free" not in page
+    assert _join_waitlist(client, token).status_code == 303
+    assert db.session.scalars(select(WaitlistEntry)).one().active is True
