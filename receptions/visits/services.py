@@ -29,8 +29,8 @@ from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
 from ..reports.scope import year_and_month
+from ..reports.services import changes_since_signoff
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
-from .labels import MONTH_FIGURE_KEYS
 from .models import (
     MonthSignoff,
     MonthSignoffTopic,
@@ -846,22 +846,13 @@ class MonthOverview:
         return self.over and (not self.versions or bool(self.changes))
 
 
-def figure_changes(signed: dict[str, int], live: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """The month's figures that differ between a signed version and today's rows."""
-    return {
-        key: (signed.get(key, 0), live.get(key, 0))
-        for key in MONTH_FIGURE_KEYS
-        if signed.get(key, 0) != live.get(key, 0)
-    }
-
-
 def month_overview(actor: User, institution_id: int, month: str) -> MonthOverview:
     """Every signed version's frozen figures and what changed since the latest was signed."""
     institution = require_workspace(actor, institution_id)
     month = parse_month(month, institution)
     live = month_figures(institution_id, month)
     versions = signoffs(institution_id, month)
-    changes = figure_changes(versions[-1].figures, live) if versions else {}
+    changes = changes_since_signoff(versions[-1].figures, live) if versions else {}
     _start, end = month_bounds(month, tz_of(institution))
     return MonthOverview(month, live, versions, changes, end.date(), end <= clock_now())
 
@@ -879,7 +870,7 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
     with write_transaction():
         previous = signoffs(institution_id, month)
         figures = month_figures(institution_id, month)
-        if previous and not figure_changes(previous[-1].figures, figures):
+        if previous and not changes_since_signoff(previous[-1].figures, figures):
             raise Conflict(
                 _(
                     "The figures have not changed since version %(version)s was signed: "

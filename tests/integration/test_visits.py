@@ -1091,6 +1091,37 @@ def test_month_page_shows_each_signed_version_and_what_changed_since(client, app
     assert {v.signed_by_id for v in versions} == {head.id}
 
 
+def test_the_month_page_shows_every_signed_figure_that_changed_and_says_ratings_are_not_signed(
+    client, app
+):
+    from zoneinfo import ZoneInfo
+
+    from receptions.reports.services import SIGNED_FIGURES
+    from receptions.visits.labels import MONTH_FIGURES
+
+    assert set(SIGNED_FIGURES) <= {key for key, _label in MONTH_FIGURES}
+    session, url = _signed_month(client)
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    # An open-door day closed as held after sign-off (the month had one reception): the totals
+    # and the split both changed.
+    late = make_open_session(
+        session.institution, slots=1, starts_in_hours=-24 * 40 + 1, kind="open_door"
+    )
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    assert url.endswith(month)
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Open-door days planned: 0 signed, 1 now" in page
+    assert "Open-door days held: 0 signed, 1 now" in page
+    assert "Receptions planned" in page and "Citizens booked" in page
+    assert "Receptions planned: " not in page  # unchanged, so not listed
+    assert "Sign a corrected version" in page
+    assert "are not among the signed figures" in page
+    ru = client.get(url, headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "не входят в подписанные показатели" in ru
+
+
 def test_follow_up_and_register_views_are_audited_under_their_own_page(client, day):
     session, _, head, _ = day
     sign_in(client, head.email, PASSWORD)
