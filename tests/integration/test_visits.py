@@ -156,13 +156,15 @@ def _questions_at_visit(client, session, booking, topic, *summaries):
     return visit, questions
 
 
-def _outcome(client, question, **data):
+def _outcome(client, question, *, language="en", **data):
     page = client.get(f"/staff/visits/{question.visit_id}").get_data(as_text=True)
     prefix = f"q{question.id}-"
     payload = {"csrf_token": csrf_from(page), **{prefix + k: v for k, v in data.items()}}
     payload.setdefault(prefix + "version", str(question.version))
     return client.post(
-        f"/staff/questions/{question.id}/outcome", data=payload, headers={"Accept-Language": "en"}
+        f"/staff/questions/{question.id}/outcome",
+        data=payload,
+        headers={"Accept-Language": language},
     )
 
 
@@ -242,6 +244,64 @@ def test_a_mistake_in_an_outcome_shows_the_visit_page_again_with_each_error_at_i
     db.session.expire_all()
     assert db.session.get(Question, question.id).outcome is None
     assert count(QuestionEvent) == 1
+
+
+def test_a_due_date_in_the_past_or_beyond_a_year_is_refused_at_its_field(client, day):
+    """From today to the same day next year; the page comes back with what was typed."""
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first, second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
+    today = almaty_today()
+    last = services.years_after(today, 1)
+    prefix = f"q{first.id}-"
+    for due, language, message in [
+        (today - timedelta(days=1), "en", "The due date cannot be in the past."),
+        (
+            last + timedelta(days=1),
+            "en",
+            f"The due date can be at most a year ahead: {last.day} {last:%B %Y} or earlier.",
+        ),
+        (services.years_after(today, 2), "ru", "Срок — не более года вперёд"),
+        (services.years_after(today, 2), "kk", "Мерзім бір жылдан аспауы тиіс"),
+    ]:
+        response = _outcome(
+            client,
+            first,
+            language=language,
+            outcome="pending",
+            responsible="Завхоз Иванов",
+            due_date=due.isoformat(),
+        )
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert message in page
+        assert f'id="{prefix}due_date-error"' in page and f'href="#{prefix}due_date"' in page
+        assert f'value="{due.isoformat()}"' in page and 'value="Завхоз Иванов"' in page
+    db.session.expire_all()
+    assert db.session.get(Question, first.id).outcome is None
+    assert count(QuestionEvent, QuestionEvent.kind != "raised") == 0
+
+    for question, due in ((first, today), (second, last)):
+        response = _outcome(
+            client, question, outcome="pending", responsible="Б", due_date=due.isoformat()
+        )
+        assert response.status_code == 303
+        db.session.expire_all()
+        assert db.session.get(Question, question.id).due_date == due
+
+
+def test_the_latest_due_date_of_a_29_february_is_28_february_next_year(app):
+    from datetime import date
+
+    leap = date(2028, 2, 29)
+    assert services.years_after(leap, 1) == date(2029, 2, 28)
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert services.due_date_problem(date(2029, 2, 28), leap) is None
+        assert services.due_date_problem(date(2029, 3, 1), leap) == (
+            "The due date can be at most a year ahead: 28 February 2029 or earlier."
+        )
 
 
 def test_a_mistake_in_closing_from_the_follow_up_list_shows_that_list_again(client, day):
