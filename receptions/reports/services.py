@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select, text, union, union_all
+from sqlalchemy import Select, and_, case, func, literal, select, text, union, union_all
 
 from ..booking.models import Booking, Feedback, Topic
 from ..clock import now as clock_now
@@ -22,6 +22,18 @@ from .scope import REPORT_ZONE, Scope, month_start, next_month, previous_month
 GROUPINGS = ("region", "district", "institution_type", "institution")
 STREAM_BATCH = 1000  # rows fetched per round trip when an export streams a roll-up
 
+# The citizens' word, not the institution's: ratings come after the meeting and "was it really
+# resolved?" is asked 30 days after the outcome, so most arrive once the month is signed. A head
+# cannot vouch for them or correct them; every month, signed or not, reports them as they stand,
+# and one arriving late neither changes what was signed nor calls for a correction.
+CITIZENS_ANSWERS = (
+    "ratings",
+    "rating_sum",
+    "satisfied",
+    "really_resolved_yes",
+    "really_resolved_no",
+    "staff_resolved_citizen_no",
+)
 COUNTS = (
     "sessions_planned",
     "sessions_held",
@@ -40,17 +52,29 @@ COUNTS = (
     "explained",
     "pending",
     "overdue",
-    "ratings",
-    "rating_sum",
-    "satisfied",
-    "really_resolved_yes",
-    "really_resolved_no",
-    "staff_resolved_citizen_no",
+    *CITIZENS_ANSWERS,
 )
 # States of today, not facts a head signs: questions past their due date and sessions past their
 # end that nobody closed (a session reopened after sign-off is open again). A signed month takes
-# them from the live rows, as the follow-up and close-out pages do; the rest from its snapshot.
+# them from the live rows, as the follow-up and close-out pages do.
 LIVE_STATES = frozenset(("overdue", "sessions_not_closed"))
+# What a head signs off: what the institution held, received and recorded. A signed month is
+# reported with these as signed, and the rest from the live rows.
+SIGNED_FIGURES = tuple(
+    name for name in COUNTS if name not in LIVE_STATES and name not in CITIZENS_ANSWERS
+)
+
+
+def changes_since_signoff(
+    signed: Mapping[str, int], live: Mapping[str, int]
+) -> dict[str, tuple[int, int]]:
+    """The signed figures that today's rows no longer give, each as (signed, now): the month page
+    offers the head a correction, and the dashboard flags the month, for these and only these."""
+    return {
+        name: (signed.get(name, 0), live.get(name, 0))
+        for name in SIGNED_FIGURES
+        if signed.get(name, 0) != live.get(name, 0)
+    }
 
 
 @dataclass
@@ -393,8 +417,7 @@ def _signed(window: _Window) -> Any:
         MonthSignoff.month,
         *(
             func.coalesce(MonthSignoff.figures[name].as_integer(), 0).label(name)
-            for name in COUNTS
-            if name not in LIVE_STATES
+            for name in SIGNED_FIGURES
         ),
     ).cte("signed_figures")
 
@@ -402,9 +425,10 @@ def _signed(window: _Window) -> Any:
 def _figures_by_group(window: _Window) -> Any:
     """Live figures and signed snapshots merged per institution-month, then summed per group.
 
-    A signed institution-month counts with its snapshot (but for the `LIVE_STATES`), any other
-    with its live rows; with
-    `window.compare` the live sums come along too (the drift flag), and with `window.current`
+    A signed institution-month counts with its snapshot of the `SIGNED_FIGURES` (the rest live),
+    any other with its live rows; with
+    `window.compare` the live sums of the signed figures come along too (the drift flag), and with
+    `window.current`
     the months before it are summed apart as `previous_*` (the change on the period before).
     """
     parts = _live_parts(window)
@@ -426,13 +450,13 @@ def _figures_by_group(window: _Window) -> Any:
         live = func.coalesce(part_of[name].c[name], 0)
         served = (
             live
-            if signed is None or name in LIVE_STATES
+            if signed is None or name not in SIGNED_FIGURES
             else case((is_signed, signed.c[name]), else_=live)
         )
         columns.append(summed(served, name))
         if current is not None:
             columns.append(summed(served, f"previous_{name}", before=True))
-        if window.compare:
+        if window.compare and name in SIGNED_FIGURES:
             columns.append(summed(live, f"live_{name}"))
     columns.append(
         literal(0).label("signed_months")
@@ -440,11 +464,6 @@ def _figures_by_group(window: _Window) -> Any:
         else summed(case((is_signed, 1), else_=0), "signed_months")
     )
     columns.append(func.max(1 if current is None else case((current, 1), else_=0)).label("here"))
-    if window.compare:
-        has_live = or_(*(p.c.institution_id.isnot(None) for p in parts))
-        if current is not None:
-            has_live = and_(current, has_live)
-        columns.append(func.max(case((has_live, 1), else_=0)).label("live_present"))
     query = (
         select(key.label("key"), *columns)
         .select_from(months)
@@ -484,7 +503,7 @@ def _statement(window: _Window) -> Select[Any]:
     if window.current:
         extra += [f"previous_{name}" for name in COUNTS]
     if window.compare:
-        extra += [f"live_{name}" for name in COUNTS] + ["live_present"]
+        extra += [f"live_{name}" for name in SIGNED_FIGURES]
     query = select(
         keys.c.key,
         func.coalesce(figures.c.here, 0).label("present"),
@@ -519,8 +538,8 @@ def iter_figures(
 ) -> Iterator[Figures]:
     """The rows of a roll-up as the database sends them: a server-side cursor, never a list.
 
-    Signed institution-months count with their latest signed snapshot (what the head filed),
-    but for the `LIVE_STATES`, which are today's;
+    Signed institution-months count with their latest signed snapshot of the `SIGNED_FIGURES`
+    (what the head filed) and today's rows for the rest;
     `snapshots=False` gives the live figures, which is what a sign-off itself records.
     `compare=True` also flags signed rows whose live figures no longer give the snapshot.
     """
@@ -584,8 +603,8 @@ def _read(
         figures.counts = {name: int(mapping[name] or 0) for name in COUNTS}
         figures.signed_months = int(row.signed_months or 0)
         if window.compare and figures.signed_months:
-            live = {name: int(mapping[f"live_{name}"] or 0) for name in COUNTS}
-            figures.changed_since_signoff = not row.live_present or live != figures.counts
+            live = {name: int(mapping[f"live_{name}"] or 0) for name in SIGNED_FIGURES}
+            figures.changed_since_signoff = bool(changes_since_signoff(figures.counts, live))
         previous = None
         if window.current:
             previous = {name: int(mapping[f"previous_{name}"] or 0) for name in COUNTS}
@@ -751,8 +770,8 @@ def rollup(
 ) -> Rollup:
     """Figures for `months` months from `month`, one row per group, with totals and the period
     before's. Signed institution-months are served from their latest sign-off snapshot, so that
-    what an akimat filed stays what it filed (what is overdue or not closed is today's all the
-    same); `live=True` reads today's rows instead.
+    what an akimat filed stays what it filed (what is overdue or not closed, and the citizens'
+    ratings and answers, are today's all the same); `live=True` reads today's rows instead.
     """
     if grouping not in GROUPINGS:
         raise ValueError(grouping)

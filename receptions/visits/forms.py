@@ -83,7 +83,9 @@ class OutcomeForm(Form):
         description=_l("Required when the question is being resolved."),
     )
     due_date = DateField(
-        _l("Due date"), validators=[Optional()], description=_l("Default: in 15 days.")
+        _l("Due date"),
+        validators=[Optional()],
+        description=_l("Default: in 15 days. At most a year ahead."),
     )
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=2000)])
     version = HiddenField()
@@ -115,9 +117,7 @@ class CloseSessionForm(Form):
 
 
 class ReopenSessionForm(Form):
-    reason = StringField(
-        _l("Reason for reopening"), validators=[DataRequired(), Length(max=500)]
-    )
+    reason = StringField(_l("Reason for reopening"), validators=[DataRequired(), Length(max=500)])
 
 
 class SignOffForm(Form):

@@ -10,12 +10,19 @@ SESSION_STATUS_LABELS = {
     "cancelled": _l("Did not take place"),
 }
 
-# The figures a head signs off, in the order the month page shows them.
+# The figures a head signs off (`reports.services.SIGNED_FIGURES`, so that the page shows every
+# change that calls for a correction) and the sessions not closed, which must be none to sign;
+# in the order the month page shows them.
 MONTH_FIGURES = (
     ("sessions_planned", _l("Sessions planned")),
+    ("open_door_planned", _l("Open-door days planned")),
+    ("reception_planned", _l("Receptions planned")),
     ("sessions_held", _l("Sessions held")),
+    ("open_door_held", _l("Open-door days held")),
+    ("reception_held", _l("Receptions held")),
     ("sessions_cancelled", _l("Sessions cancelled")),
     ("sessions_not_closed", _l("Sessions not closed")),
+    ("citizens_booked", _l("Citizens booked")),
     ("citizens_received", _l("Citizens received")),
     ("walk_ins", _l("of them walk-ins")),
     ("no_shows", _l("No-shows")),
@@ -24,7 +31,6 @@ MONTH_FIGURES = (
     ("explained", _l("Explained")),
     ("pending", _l("Being resolved")),
 )
-MONTH_FIGURE_KEYS = tuple(key for key, _label in MONTH_FIGURES)
 
 
 def session_status_label(status: str) -> str:

@@ -29,8 +29,8 @@ from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
 from ..reports.scope import year_and_month
+from ..reports.services import changes_since_signoff
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
-from .labels import MONTH_FIGURE_KEYS
 from .models import (
     MonthSignoff,
     MonthSignoffTopic,
@@ -44,6 +44,11 @@ from .models import (
 RecordT = TypeVar("RecordT")
 WORKSPACE_ROLES = (Role.staff, Role.head)
 DEFAULT_DUE_DAYS = 15
+# A pending question is due from today to a year ahead at most. The law gives an appeal 15 working
+# days, which may be extended; what waits longer waits for something already planned, such as next
+# year's budget or the building season, and that is within a year. A later date is a slip of the
+# keyboard or keeps the question from ever counting as overdue, the figure akimats watch.
+DUE_WITHIN_YEARS = 1
 CLOSEOUT_REMINDER_DAYS = (1, 3)
 # Dates staff may ask for: nothing was recorded before 2000, nothing is planned beyond two years,
 # and the calendar arithmetic of dates near year 1 or 9999 overflows.
@@ -96,11 +101,29 @@ def local_today(institution: Institution) -> date:
     return clock_now().astimezone(tz_of(institution)).date()
 
 
-def latest_day(today: date) -> date:
+def years_after(day: date, years: int) -> date:
+    """The same day `years` later; 28 February for a 29 February that the year lacks."""
     try:
-        return today.replace(year=today.year + YEARS_AHEAD)
-    except ValueError:  # 29 February
-        return today.replace(year=today.year + YEARS_AHEAD, day=28)
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def latest_day(today: date) -> date:
+    return years_after(today, YEARS_AHEAD)
+
+
+def due_date_problem(due: date, today: date) -> str | None:
+    """Why a pending question cannot be due on `due`, in the reader's language; None if it can."""
+    if due < today:
+        return _("The due date cannot be in the past.")
+    last = years_after(today, DUE_WITHIN_YEARS)
+    if due > last:
+        return _(
+            "The due date can be at most a year ahead: %(date)s or earlier.",
+            date=format_date(last, "d MMMM y"),
+        )
+    return None
 
 
 def check_day_in_range(day: date, today: date) -> date:
@@ -488,8 +511,8 @@ def record_outcome(
         problems = {}
         if not responsible.strip():
             problems["responsible"] = _("Name the person responsible for a pending question.")
-        if due_date < today:
-            problems["due_date"] = _("The due date cannot be in the past.")
+        if problem := due_date_problem(due_date, today):
+            problems["due_date"] = problem
         if problems:
             raise InvalidEntry(problems)
     try:
@@ -846,22 +869,13 @@ class MonthOverview:
         return self.over and (not self.versions or bool(self.changes))
 
 
-def figure_changes(signed: dict[str, int], live: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """The month's figures that differ between a signed version and today's rows."""
-    return {
-        key: (signed.get(key, 0), live.get(key, 0))
-        for key in MONTH_FIGURE_KEYS
-        if signed.get(key, 0) != live.get(key, 0)
-    }
-
-
 def month_overview(actor: User, institution_id: int, month: str) -> MonthOverview:
     """Every signed version's frozen figures and what changed since the latest was signed."""
     institution = require_workspace(actor, institution_id)
     month = parse_month(month, institution)
     live = month_figures(institution_id, month)
     versions = signoffs(institution_id, month)
-    changes = figure_changes(versions[-1].figures, live) if versions else {}
+    changes = changes_since_signoff(versions[-1].figures, live) if versions else {}
     _start, end = month_bounds(month, tz_of(institution))
     return MonthOverview(month, live, versions, changes, end.date(), end <= clock_now())
 
@@ -879,7 +893,7 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
     with write_transaction():
         previous = signoffs(institution_id, month)
         figures = month_figures(institution_id, month)
-        if previous and not figure_changes(previous[-1].figures, figures):
+        if previous and not changes_since_signoff(previous[-1].figures, figures):
             raise Conflict(
                 _(
                     "The figures have not changed since version %(version)s was signed: "

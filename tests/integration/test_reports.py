@@ -601,8 +601,9 @@ def _institution_with_pending(institutions):
 
 
 def _signed_facts(counts):
-    """The figures a sign-off fixes: what is overdue or not closed is read live."""
-    return {name: n for name, n in counts.items() if name not in services.LIVE_STATES}
+    """The figures a sign-off fixes: what is overdue or not closed, and citizens' ratings and
+    answers, are read live."""
+    return {name: counts[name] for name in services.SIGNED_FIGURES}
 
 
 def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(app, client, dataset):
@@ -657,6 +658,92 @@ def test_signed_month_keeps_its_signed_figures_after_a_pending_item_is_closed(ap
     again = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
     assert again.total.counts == corrected.figures
     assert not again.rows[0].changed_since_signoff
+
+
+def _signed_with_a_rated_visit(app):
+    """An institution whose month had one held session, one booked citizen received with a
+    pending question and not yet rated, signed off."""
+    institution = make_institution(make_district(make_region()))
+    session = make_open_session(institution, slots=1, starts_in_hours=_hours_to(MONTH) + 48)
+    session.status = "held"
+    booking = make_booking(session.slots[0], status="attended")
+    (question,) = _visit_raising(session, make_topic(), ["pending"], booking)
+    return institution, booking, question, _sign(app, institution)
+
+
+def _signed_month_of_nothing(app):
+    """An institution that held nothing in the month and signed that off."""
+    institution = make_institution(make_district(make_region()))
+    return institution, None, None, _sign(app, institution)
+
+
+def _rated(booking, _question):
+    db.session.add(Feedback(booking_id=booking.id, rating=5, comment=""))
+
+
+def _answered_really_resolved(booking, _question):
+    db.session.add(
+        Feedback(
+            booking_id=booking.id,
+            comment="",
+            really_resolved=False,
+            really_resolved_at=datetime.now(UTC),
+        )
+    )
+
+
+def _closed(_booking, question):
+    question.outcome, question.closed_at = "resolved", datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("month", "change", "changed"),
+    [
+        (_signed_with_a_rated_visit, None, False),
+        (_signed_with_a_rated_visit, _rated, False),
+        (_signed_with_a_rated_visit, _answered_really_resolved, False),
+        (_signed_with_a_rated_visit, _closed, True),
+        (_signed_month_of_nothing, None, False),
+    ],
+    ids=["no change", "rating only", "really-resolved answer only", "outcome", "empty month"],
+)
+def test_the_dashboard_flags_a_signed_month_exactly_when_the_head_is_offered_a_correction(
+    app, client, month, change, changed
+):
+    """One definition of the signed figures: citizens' ratings and answers come after the month
+    and are not the head's to sign, so they neither flag the month nor call for a correction."""
+    institution, booking, question, signoff = month(app)
+    if change is not None:
+        change(booking, question)
+        db.session.commit()
+    head = db.session.scalars(
+        select(User).where(User.institution_id == institution.id, User.role == Role.head.value)
+    ).one()
+    sign_in(client, head.email, PASSWORD)
+    page = client.get(
+        f"/staff/institutions/{institution.id}/months/{MONTH}", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert ("Sign a corrected version" in page) is changed
+    assert ("The figures have not changed since they were signed." in page) is not changed
+    client.post("/auth/sign-out", data={"csrf_token": csrf_from(page)})
+
+    report = services.rollup(Scope("institution", institution.id), MONTH, grouping="institution")
+    assert report.rows[0].signed and report.rows[0].changed_since_signoff is changed
+    _officer_client(client, institution.district.region)
+    dashboard = client.get(
+        f"/reports/dashboard?scope=district:{institution.district_id}&month={MONTH}",
+        headers={"Accept-Language": "en"},
+    ).get_data(as_text=True)
+    assert ("changed since sign-off" in dashboard) is changed
+    # A late rating or answer counts in the reports as it arrives; the rest is as signed.
+    live = services.rollup(
+        Scope("institution", institution.id), MONTH, grouping="institution", live=True
+    )
+    for name in services.COUNTS:
+        expected = (
+            live.total[name] if name not in services.SIGNED_FIGURES else signoff.figures[name]
+        )
+        assert report.total[name] == expected, name
 
 
 def _late_questions(institution, topic, count):
@@ -932,27 +1019,35 @@ def _questions_in(institution, month, outcomes):
     _visit_raising(session, make_topic(), outcomes)
 
 
-def _visit_raising(session, topic, outcomes):
-    """A walk-in visit at `session` that raised a question on `topic` per outcome."""
+def _visit_raising(session, topic, outcomes, booking=None):
+    """A visit at `session` (a walk-in, or `booking`'s) that raised a question on `topic` per
+    outcome; a pending one is due in ten days."""
     visit = Visit(
         session_id=session.id,
         institution_id=session.institution_id,
+        booking_id=booking.id if booking else None,
         citizen_name="Тест",
         at=session.starts_at,
     )
     db.session.add(visit)
     db.session.flush()
-    for outcome in outcomes:
-        db.session.add(
-            Question(
-                visit_id=visit.id,
-                institution_id=session.institution_id,
-                topic_id=topic.id,
-                summary="q",
-                outcome=outcome,
-            )
+    questions = [
+        Question(
+            visit_id=visit.id,
+            institution_id=session.institution_id,
+            topic_id=topic.id,
+            summary="q",
+            outcome=outcome,
+            responsible="R" if outcome == "pending" else "",
+            due_date=datetime.now(ZONE).date() + timedelta(days=10)
+            if outcome == "pending"
+            else None,
         )
+        for outcome in outcomes
+    ]
+    db.session.add_all(questions)
     db.session.commit()
+    return questions
 
 
 def test_the_change_of_a_share_is_the_same_on_the_page_and_in_every_download(client, app, tmp_path):

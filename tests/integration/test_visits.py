@@ -156,13 +156,15 @@ def _questions_at_visit(client, session, booking, topic, *summaries):
     return visit, questions
 
 
-def _outcome(client, question, **data):
+def _outcome(client, question, *, language="en", **data):
     page = client.get(f"/staff/visits/{question.visit_id}").get_data(as_text=True)
     prefix = f"q{question.id}-"
     payload = {"csrf_token": csrf_from(page), **{prefix + k: v for k, v in data.items()}}
     payload.setdefault(prefix + "version", str(question.version))
     return client.post(
-        f"/staff/questions/{question.id}/outcome", data=payload, headers={"Accept-Language": "en"}
+        f"/staff/questions/{question.id}/outcome",
+        data=payload,
+        headers={"Accept-Language": language},
     )
 
 
@@ -242,6 +244,64 @@ def test_a_mistake_in_an_outcome_shows_the_visit_page_again_with_each_error_at_i
     db.session.expire_all()
     assert db.session.get(Question, question.id).outcome is None
     assert count(QuestionEvent) == 1
+
+
+def test_a_due_date_in_the_past_or_beyond_a_year_is_refused_at_its_field(client, day):
+    """From today to the same day next year; the page comes back with what was typed."""
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first, second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
+    today = almaty_today()
+    last = services.years_after(today, 1)
+    prefix = f"q{first.id}-"
+    for due, language, message in [
+        (today - timedelta(days=1), "en", "The due date cannot be in the past."),
+        (
+            last + timedelta(days=1),
+            "en",
+            f"The due date can be at most a year ahead: {last.day} {last:%B %Y} or earlier.",
+        ),
+        (services.years_after(today, 2), "ru", "Срок — не более года вперёд"),
+        (services.years_after(today, 2), "kk", "Мерзім бір жылдан аспауы тиіс"),
+    ]:
+        response = _outcome(
+            client,
+            first,
+            language=language,
+            outcome="pending",
+            responsible="Завхоз Иванов",
+            due_date=due.isoformat(),
+        )
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert message in page
+        assert f'id="{prefix}due_date-error"' in page and f'href="#{prefix}due_date"' in page
+        assert f'value="{due.isoformat()}"' in page and 'value="Завхоз Иванов"' in page
+    db.session.expire_all()
+    assert db.session.get(Question, first.id).outcome is None
+    assert count(QuestionEvent, QuestionEvent.kind != "raised") == 0
+
+    for question, due in ((first, today), (second, last)):
+        response = _outcome(
+            client, question, outcome="pending", responsible="Б", due_date=due.isoformat()
+        )
+        assert response.status_code == 303
+        db.session.expire_all()
+        assert db.session.get(Question, question.id).due_date == due
+
+
+def test_the_latest_due_date_of_a_29_february_is_28_february_next_year(app):
+    from datetime import date
+
+    leap = date(2028, 2, 29)
+    assert services.years_after(leap, 1) == date(2029, 2, 28)
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert services.due_date_problem(date(2029, 2, 28), leap) is None
+        assert services.due_date_problem(date(2029, 3, 1), leap) == (
+            "The due date can be at most a year ahead: 28 February 2029 or earlier."
+        )
 
 
 def test_a_mistake_in_closing_from_the_follow_up_list_shows_that_list_again(client, day):
@@ -1089,6 +1149,37 @@ def test_month_page_shows_each_signed_version_and_what_changed_since(client, app
     versions = db.session.scalars(select(MonthSignoff).order_by(MonthSignoff.version)).all()
     assert [v.figures["sessions_planned"] for v in versions] == [1, 2]
     assert {v.signed_by_id for v in versions} == {head.id}
+
+
+def test_the_month_page_shows_every_signed_figure_that_changed_and_says_ratings_are_not_signed(
+    client, app
+):
+    from zoneinfo import ZoneInfo
+
+    from receptions.reports.services import SIGNED_FIGURES
+    from receptions.visits.labels import MONTH_FIGURES
+
+    assert set(SIGNED_FIGURES) <= {key for key, _label in MONTH_FIGURES}
+    session, url = _signed_month(client)
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    # An open-door day closed as held after sign-off (the month had one reception): the totals
+    # and the split both changed.
+    late = make_open_session(
+        session.institution, slots=1, starts_in_hours=-24 * 40 + 1, kind="open_door"
+    )
+    late.status, late.received_count = "held", 0
+    db.session.commit()
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    assert url.endswith(month)
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Open-door days planned: 0 signed, 1 now" in page
+    assert "Open-door days held: 0 signed, 1 now" in page
+    assert "Receptions planned" in page and "Citizens booked" in page
+    assert "Receptions planned: " not in page  # unchanged, so not listed
+    assert "Sign a corrected version" in page
+    assert "are not among the signed figures" in page
+    ru = client.get(url, headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "не входят в подписанные показатели" in ru
 
 
 def test_follow_up_and_register_views_are_audited_under_their_own_page(client, day):
