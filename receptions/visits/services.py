@@ -30,7 +30,7 @@ from ..extensions import db
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
-from ..reports.scope import year_and_month
+from ..reports.scope import next_month, previous_month, year_and_month
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from .labels import MONTH_FIGURE_KEYS
 from .models import (
@@ -149,6 +149,18 @@ def parse_month(text: str, institution: Institution) -> str:
             )
         )
     return text
+
+
+def month_before(month: str) -> str | None:
+    """The month before, for a link to it: none before January 2000, where nothing is kept."""
+    earlier = previous_month(month)
+    return earlier if earlier >= EARLIEST_DAY.strftime("%Y-%m") else None
+
+
+def month_after(month: str, institution: Institution) -> str | None:
+    """The month after, for a link to it: up to the current month where the institution is."""
+    later = next_month(month)
+    return later if later <= local_today(institution).strftime("%Y-%m") else None
 
 
 def _lock_session(session_id: int) -> ScheduledSession:

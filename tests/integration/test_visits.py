@@ -89,6 +89,17 @@ def test_agenda_shows_bookings_masked_and_highlights_needs(client, day):
     assert client.get(_agenda_url(session) + "?date=2026-13-45").status_code == 400
 
 
+def test_the_week_view_keeps_the_day_it_was_opened_from(client, day):
+    session, _, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    thursday = date(2026, 11, 26)
+    week = client.get(f"{_agenda_url(session)}?view=week&date={thursday.isoformat()}")
+    page = week.get_data(as_text=True).replace("&amp;", "&")
+    assert week.status_code == 200
+    assert "view=day&date=2026-11-26" in page  # not Monday the 23rd
+    assert "date=2026-11-19&view=week" in page and "date=2026-12-03&view=week" in page
+
+
 def test_check_in_creates_a_visit_and_can_be_undone_the_same_day(client, day):
     session, bookings, head, _ = day
     sign_in(client, head.email, PASSWORD)
@@ -1140,6 +1151,21 @@ def _signed_month(client):
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
     return session, f"/staff/institutions/{session.institution_id}/months/{month}"
+
+
+def test_the_month_page_links_the_months_before_and_after_up_to_the_current_one(client, app):
+    from datetime import UTC, datetime
+
+    head = make_user(Role.head)
+    app.config["FROZEN_NOW"] = datetime(2026, 12, 15, 6, 0, tzinfo=UTC)
+    sign_in(client, head.email, PASSWORD)
+    base = f"/staff/institutions/{head.institution_id}/months"
+    october = client.get(f"{base}/2026-10").get_data(as_text=True)
+    assert f'href="{base}/2026-09"' in october and f'href="{base}/2026-11"' in october
+    december = client.get(f"{base}/2026-12").get_data(as_text=True)
+    assert f'href="{base}/2026-11"' in december and f"{base}/2027-01" not in december
+    first = client.get(f"{base}/2000-01").get_data(as_text=True)
+    assert f"{base}/1999-12" not in first and f'href="{base}/2000-02"' in first
 
 
 def test_signing_a_month_asks_for_an_explicit_confirmation(client, app):
