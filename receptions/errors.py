@@ -53,6 +53,19 @@ class Conflict(DomainError):
     message = _l("Someone else changed this record in the meantime. Reload the page and try again.")
 
 
+class InvalidEntry(DomainError):
+    """What the user typed breaks a rule; `problems` maps each form field to its message, so that
+    the page the form came from is shown again with the errors next to their fields (see
+    `receptions.forms.show_refusal`)."""
+
+    status_code = 422
+    message = _l("Please check what you entered and try again.")
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(" ".join(problems.values()))
+        self.problems = problems
+
+
 TITLES = {
     400: _l("The request could not be understood"),
     403: _l("Access denied"),

@@ -14,6 +14,7 @@ from wtforms.i18n import messages_path
 from wtforms.widgets.core import clean_key
 
 from . import widgets
+from .errors import InvalidEntry
 
 
 @cache
@@ -37,3 +38,13 @@ class Form(FlaskForm):
                 params = {clean_key(key): value for key, value in field.render_kw.items()} | params
             html = widgets.render(field, params)
             return html if html is not None else field.widget(field, **params)
+
+
+def show_refusal(form: FlaskForm, refusal: InvalidEntry) -> None:
+    """Put a service's refusal next to the fields it is about, so that the form is shown again
+    with what was typed; a refusal about a field the form does not have is raised as it is."""
+    for name, message in refusal.problems.items():
+        field = form._fields.get(name)
+        if field is None:
+            raise refusal
+        field.errors = [*field.errors, message]

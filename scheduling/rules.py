@@ -1,4 +1,5 @@
-"""Time-dependent booking rules: when a slot can be booked and until when it can be cancelled."""
+"""Time-dependent rules: when a slot can be booked, until when it can be cancelled, and from when
+staff may record who came to a session."""
 
 from __future__ import annotations
 
@@ -74,3 +75,34 @@ class CancellationPolicy:
     def can_cancel(self, slot_start: datetime, now: datetime) -> bool:
         _require_aware("now", now)
         return now < self.deadline(slot_start)
+
+
+@dataclass(frozen=True)
+class ReceptionDesk:
+    """From when staff may record who came to a session.
+
+    A citizen is received (a booking marked as come, or a walk-in registered) from
+    ``opens_minutes_before`` the session starts, whatever time they booked: people queue at the door
+    before it opens and are seen as the host is free, so one who comes early is not turned away
+    until their slot. A booking is marked as not come only once its slot has begun: until then the
+    citizen still has time to come (one who is late after all is marked again the same day).
+    """
+
+    opens_minutes_before: int = 30
+
+    def __post_init__(self) -> None:
+        if self.opens_minutes_before < 0:
+            raise ValueError("opens_minutes_before must not be negative")
+
+    def opens_at(self, session_start: datetime) -> datetime:
+        _require_aware("session_start", session_start)
+        return session_start - timedelta(minutes=self.opens_minutes_before)
+
+    def is_open(self, session_start: datetime, now: datetime) -> bool:
+        _require_aware("now", now)
+        return now >= self.opens_at(session_start)
+
+    def can_mark_no_show(self, slot_start: datetime, now: datetime) -> bool:
+        _require_aware("slot_start", slot_start)
+        _require_aware("now", now)
+        return now >= slot_start

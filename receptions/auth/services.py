@@ -10,13 +10,14 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from .. import access
 from ..audit.services import record as audit
 from ..database import utcnow, write_transaction
-from ..errors import Conflict, DomainError, Forbidden
+from ..errors import DomainError, Forbidden, InvalidEntry
 from ..extensions import db
 from .models import PasswordToken, Role, User
 
@@ -132,15 +133,15 @@ def _check_scope_for_grant(
     level = role.scope_level
     if level == "institution":
         if institution_id is None:
-            raise DomainError(str(_l("Choose the institution for this account.")))
+            raise InvalidEntry({"institution_id": _("Choose the institution for this account.")})
         access.get_institution_in_scope(actor, institution_id)
     elif level == "district":
         if district_id is None:
-            raise DomainError(str(_l("Choose the district for this account.")))
+            raise InvalidEntry({"district_id": _("Choose the district for this account.")})
         access.get_district_in_scope(actor, district_id)
     elif level == "region":
         if region_id is None:
-            raise DomainError(str(_l("Choose the region for this account.")))
+            raise InvalidEntry({"region_id": _("Choose the region for this account.")})
         access.get_region_in_scope(actor, region_id)
 
 
@@ -160,7 +161,7 @@ def invite_user(
     level = role.scope_level
     with write_transaction():
         if find_user_by_email(email) is not None:
-            raise Conflict(str(_l("An account with this e-mail address already exists.")))
+            raise InvalidEntry({"email": _("An account with this e-mail address already exists.")})
         user = User(
             email=normalise_email(email),
             full_name=full_name.strip(),

@@ -824,7 +824,8 @@ def cancel_session(actor: User, session_id: int, reason: str) -> ScheduledSessio
         raise access.NotInScope()
     _require_schedule_editor(actor, session.institution_id)
     with write_transaction():
-        session = db.session.get(ScheduledSession, session_id)
+        # Locked as check-ins and walk-ins lock it: none is recorded while it is being cancelled.
+        session = db.session.get(ScheduledSession, session_id, with_for_update=True)
         assert session is not None
         if session.status != SessionStatus.planned:
             raise Conflict(str(_l("This session is no longer planned.")))
@@ -839,6 +840,10 @@ def cancel_session(actor: User, session_id: int, reason: str) -> ScheduledSessio
                     )
                 )
             )
+        from ..visits.services import CitizensReceived, received_or_marked
+
+        if received_or_marked(session):
+            raise CitizensReceived()
         session.status = SessionStatus.cancelled.value
         session.cancel_reason = reason
         session.cancel_code = None

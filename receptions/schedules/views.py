@@ -28,6 +28,7 @@ from ..geography.models import District
 from ..geography.queries import district_or_404
 from ..institutions.models import Institution
 from ..urls import calendar_uid_domain, whole_number
+from ..visits.services import CitizensReceived, received_or_marked
 from . import queries, services
 from .forms import (
     CalendarDayForm,
@@ -215,15 +216,28 @@ def cancel_session(session_id: int):
         abort(404)
     access.get_institution_in_scope(current_user, session.institution_id)
     form = CancelSessionForm()
-    if form.validate_on_submit():
-        services.cancel_session(current_user, session_id, form.reason.data or "")
-        flash(
-            _("The session has been cancelled and the citizens who booked will be told."), "success"
-        )
-        return redirect(url_for("schedules.manage", institution_id=session.institution_id))
-    status = 422 if form.is_submitted() else 200
+    # Said before the reason is typed: a session at which citizens were received stays.
+    refusal = CitizensReceived.message if received_or_marked(session) else None
+    status = 409 if refusal else 200
+    if refusal is None and form.validate_on_submit():
+        try:
+            services.cancel_session(current_user, session_id, form.reason.data or "")
+        except CitizensReceived as error:  # someone was checked in meanwhile
+            refusal, status = error.user_message, 409
+        else:
+            flash(
+                _("The session has been cancelled and the citizens who booked will be told."),
+                "success",
+            )
+            return redirect(url_for("schedules.manage", institution_id=session.institution_id))
+    elif form.is_submitted() and refusal is None:
+        status = 422
     return render_template(
-        "schedules/cancel.html", form=form, session=session, kind_labels=kind_labels()
+        "schedules/cancel.html",
+        form=form,
+        session=session,
+        kind_labels=kind_labels(),
+        refusal=refusal,
     ), status
 
 

@@ -11,7 +11,9 @@ from .. import access
 from ..auth import services as auth_services
 from ..auth.forms import InviteForm
 from ..auth.models import Role
+from ..errors import InvalidEntry
 from ..extensions import db
+from ..forms import show_refusal
 from ..geography.models import District, Region
 from ..institutions.models import Institution
 from ..reports.scope import previous_month
@@ -70,18 +72,22 @@ def invite():
     link = None
     status = 200
     if form.validate_on_submit():
-        invitation = auth_services.invite_user(
-            current_user,
-            email=form.email.data or "",
-            full_name=form.full_name.data or "",
-            role=Role(form.role.data),
-            locale=form.locale.data or "kk",
-            institution_id=form.institution_id.data,
-            district_id=form.district_id.data,
-            region_id=form.region_id.data,
-        )
-        link = url_for("auth.set_password", token=invitation.token, _external=True)
-        status = 201
-    elif form.is_submitted():
+        try:
+            invitation = auth_services.invite_user(
+                current_user,
+                email=form.email.data or "",
+                full_name=form.full_name.data or "",
+                role=Role(form.role.data),
+                locale=form.locale.data or "kk",
+                institution_id=form.institution_id.data,
+                district_id=form.district_id.data,
+                region_id=form.region_id.data,
+            )
+        except InvalidEntry as refusal:  # no place chosen for the role, or the e-mail is taken
+            show_refusal(form, refusal)
+        else:
+            link = url_for("auth.set_password", token=invitation.token, _external=True)
+            status = 201
+    if form.is_submitted() and form.errors:
         status = 422
     return render_template("staff/invite.html", form=form, link=link), status

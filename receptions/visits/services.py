@@ -15,6 +15,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from scheduling.rules import ReceptionDesk
+
 from .. import access
 from ..audit.services import record as audit
 from ..auth.models import Role, User
@@ -23,12 +25,12 @@ from ..booking.models import Booking, BookingStatus, StatusEvent, Topic
 from ..booking.services import cancel_for_session
 from ..clock import now as clock_now
 from ..database import write_transaction
-from ..errors import Conflict, DomainError, Forbidden, NotInScope
+from ..errors import Conflict, DomainError, Forbidden, InvalidEntry, NotInScope
 from ..extensions import db
 from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
-from ..reports.scope import year_and_month
+from ..reports.scope import next_month, previous_month, year_and_month
 from ..reports.services import changes_since_signoff
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from .models import (
@@ -43,6 +45,9 @@ from .models import (
 
 RecordT = TypeVar("RecordT")
 WORKSPACE_ROLES = (Role.staff, Role.head)
+# Citizens are received from half an hour before a session starts; "did not come" once the slot
+# has begun (scheduling.rules.ReceptionDesk says why).
+RECEPTION_DESK = ReceptionDesk(opens_minutes_before=30)
 DEFAULT_DUE_DAYS = 15
 # A pending question is due from today to a year ahead at most. The law gives an appeal 15 working
 # days, which may be extended; what waits longer waits for something already planned, such as next
@@ -70,20 +75,20 @@ class SessionClosed(Conflict):
     message = _l("This session is closed: its check-ins, walk-ins and questions are final.")
 
 
+class NotYet(Conflict):
+    """Who came to a session is recorded once it can be known: never hours before it."""
+
+
+class CitizensReceived(Conflict):
+    message = _l(
+        "Citizens have already been received at this session or marked as not come, so it cannot "
+        "be cancelled. If the marks were made by mistake, undo them on the agenda first; "
+        "otherwise close the session once it has ended."
+    )
+
+
 class UnmarkedBookings(Conflict):
     message = _l("Some bookings are not marked as attended or no-show.")
-
-
-class InvalidEntry(DomainError):
-    """What staff typed breaks a rule; `problems` maps each form field to its message, so that
-    the page the form came from is shown again with the errors next to their fields."""
-
-    status_code = 422
-    message = _l("Please check what you entered and try again.")
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__(" ".join(problems.values()))
-        self.problems = problems
 
 
 def require_workspace(actor: User, institution_id: int) -> Institution:
@@ -169,6 +174,18 @@ def parse_month(text: str, institution: Institution) -> str:
     return text
 
 
+def month_before(month: str) -> str | None:
+    """The month before, for a link to it: none before January 2000, where nothing is kept."""
+    earlier = previous_month(month)
+    return earlier if earlier >= EARLIEST_DAY.strftime("%Y-%m") else None
+
+
+def month_after(month: str, institution: Institution) -> str | None:
+    """The month after, for a link to it: up to the current month where the institution is."""
+    later = next_month(month)
+    return later if later <= local_today(institution).strftime("%Y-%m") else None
+
+
 def _lock_session(session_id: int) -> ScheduledSession:
     """The session row, locked: check-ins, walk-ins and close-out take it first, in this order."""
     session = db.session.get(ScheduledSession, session_id, with_for_update=True)
@@ -185,15 +202,66 @@ def require_open(session: ScheduledSession) -> None:
         raise SessionClosed()
 
 
+def _local_moment(moment: datetime, session: ScheduledSession) -> dict[str, str]:
+    """A moment as the refusals name it: the time and the day where the institution is."""
+    local = moment.astimezone(tz_of(session.institution))
+    return {"time": f"{local:%H:%M}", "date": format_date(local.date(), "d MMMM")}
+
+
+def require_desk_open(session: ScheduledSession) -> None:
+    """Nobody is received (checked in as come, or registered as a walk-in) before the reception
+    desk opens, shortly before the session starts."""
+    if not RECEPTION_DESK.is_open(session.starts_at, clock_now()):
+        opens = _local_moment(RECEPTION_DESK.opens_at(session.starts_at), session)
+        raise NotYet(
+            _(
+                "Citizens are received at this session from %(time)s on %(date)s, shortly "
+                "before it starts: they cannot be checked in or registered as walk-ins earlier.",
+                **opens,
+            )
+        )
+
+
+def received_or_marked(session: ScheduledSession) -> bool:
+    """Whether citizens were received at the session (booked or walk-in) or marked as not come:
+    such a session is no longer cancelled in advance (CitizensReceived), or its month would count
+    those visits at a session that did not take place."""
+    received = db.session.scalar(
+        select(func.count()).select_from(Visit).where(Visit.session_id == session.id)
+    )
+    marked = db.session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(
+            Booking.session_id == session.id,
+            Booking.status.in_([BookingStatus.attended.value, BookingStatus.no_show.value]),
+        )
+    )
+    return bool(received or marked)
+
+
 # --- agenda ------------------------------------------------------------------------------------
 
 
 @dataclass
 class AgendaSession:
     session: ScheduledSession
+    now: datetime
     bookings: list[Booking] = field(default_factory=list)
     walk_ins: list[Visit] = field(default_factory=list)
     visits_by_booking: dict[int, Visit] = field(default_factory=dict)
+
+    @property
+    def desk_opens_at(self) -> datetime:
+        return RECEPTION_DESK.opens_at(self.session.starts_at)
+
+    @property
+    def receiving(self) -> bool:
+        """Citizens can be checked in as come and walk-ins registered (until close-out)."""
+        return RECEPTION_DESK.is_open(self.session.starts_at, self.now)
+
+    def no_show_due(self, booking: Booking) -> bool:
+        return RECEPTION_DESK.can_mark_no_show(booking.slot.starts_at, self.now)
 
 
 @dataclass
@@ -258,7 +326,8 @@ def agenda(
         if ids
         else []
     )
-    result = {s.id: AgendaSession(s) for s in sessions}
+    now = clock_now()
+    result = {s.id: AgendaSession(s, now) for s in sessions}
     for booking in sorted(bookings, key=lambda b: (b.slot.starts_at, b.id)):
         result[booking.session_id].bookings.append(booking)
     for visit in visits:
@@ -291,7 +360,7 @@ def _in_workspace(actor: User, model: type[RecordT], record_id: int) -> RecordT:
     return record
 
 
-def _booking_in_workspace(actor: User, booking_id: int) -> Booking:
+def booking_in_workspace(actor: User, booking_id: int) -> Booking:
     return _in_workspace(actor, Booking, booking_id)
 
 
@@ -310,7 +379,7 @@ def _status_event(booking: Booking | None, kind: str, **details: Any) -> None:
 
 def check_in(actor: User, booking_id: int, mark: str) -> Booking:
     """Mark attended or no-show, or undo that on the same day. Never automatic."""
-    booking = _booking_in_workspace(actor, booking_id)
+    booking = booking_in_workspace(actor, booking_id)
     session_id = booking.session_id
     with write_transaction():
         session = _lock_session(session_id)
@@ -321,8 +390,16 @@ def check_in(actor: User, booking_id: int, mark: str) -> Booking:
         if mark in ("attended", "no_show"):
             if booking.status != BookingStatus.booked:
                 raise Conflict(str(_l("This booking is already marked or was cancelled.")))
-            if session.local_date > today:
-                raise DomainError(str(_l("Citizens can be checked in on the day of the session.")))
+            if mark == "attended":
+                require_desk_open(session)
+            elif not RECEPTION_DESK.can_mark_no_show(booking.slot.starts_at, clock_now()):
+                raise NotYet(
+                    _(
+                        "A citizen can be marked as not come once their time has begun: from "
+                        "%(time)s on %(date)s.",
+                        **_local_moment(booking.slot.starts_at, session),
+                    )
+                )
             booking.status = mark
             booking.checked_in_at = clock_now()
             if mark == "attended":
@@ -371,11 +448,12 @@ def session_in_workspace(actor: User, session_id: int) -> ScheduledSession:
 
 
 def session_for_walk_in(actor: User, session_id: int) -> ScheduledSession:
-    """The session a walk-in is registered at: the institution's own, open, and not in the future."""
+    """The session a walk-in is registered at: the institution's own, open, from shortly before
+    it starts until it is closed out (walk-ins written down on paper are entered afterwards: the
+    received count of a held session is taken from its visits)."""
     session = session_in_workspace(actor, session_id)
     require_open(session)
-    if session.local_date > local_today(session.institution):
-        raise DomainError(str(_l("Walk-ins are registered on the day of the session.")))
+    require_desk_open(session)
     return session
 
 

@@ -12,7 +12,8 @@ from flask_login import current_user
 from .. import access
 from ..booking import identity
 from ..booking.services import topic_choices
-from ..forms import Form
+from ..errors import Conflict, DomainError
+from ..forms import Form, show_refusal
 from ..institutions.models import Institution
 from ..reports.services import questions_without_outcome
 from ..schedules.models import ScheduledSession
@@ -54,8 +55,10 @@ def _agenda_page(
     *,
     week: bool = False,
     refused: tuple[int, ReopenSessionForm] | None = None,
+    refusal: DomainError | None = None,
 ):
-    """The agenda; `refused` is a reopen form sent back with its errors, for that session."""
+    """The agenda; `refused` is a reopen form sent back with its errors, for that session, and
+    `refusal` a check-in that was refused, said above the day it was made on."""
     result = services.agenda(current_user, institution.id, day, week=week)
     reopen_forms = {
         item.session.id: _identified(ReopenSessionForm(formdata=None), f"reopen-{item.session.id}")
@@ -67,15 +70,17 @@ def _agenda_page(
         "visits/agenda.html",
         institution=institution,
         day=result.first_day,
+        chosen=day,
         week=week,
         sessions=result.sessions,
         form=Form(),
         reopen_forms=reopen_forms,
         refused_form=refused[1] if refused else None,
+        refusal=refusal.user_message if refusal else None,
         mask_iin=identity.mask_iin,
         step=timedelta(days=result.days),
         today=services.local_today(institution),
-    ), (422 if refused else 200)
+    ), (refusal.status_code if refusal else 422 if refused else 200)
 
 
 def _identified(form: FormT, prefix: str) -> FormT:
@@ -86,15 +91,6 @@ def _identified(form: FormT, prefix: str) -> FormT:
         field.id = f"{prefix}-{field.name}"
         field.label.field_id = field.id
     return form
-
-
-def _refuse(form: Form, refusal: services.InvalidEntry) -> None:
-    """Put the service's refusal next to the fields it is about."""
-    for name, message in refusal.problems.items():
-        field = form._fields.get(name)
-        if field is None:
-            raise refusal
-        field.errors = [*field.errors, message]
 
 
 @bp.route("/institutions/<int:institution_id>/register")
@@ -120,7 +116,11 @@ def check_in(booking_id: int):
     mark = request.form.get("mark", "")
     if mark not in ("attended", "no_show", "undo"):
         abort(400)
-    booking = services.check_in(current_user, booking_id, mark)
+    try:
+        booking = services.check_in(current_user, booking_id, mark)
+    except Conflict as refusal:  # too early, already marked, or the session is closed
+        session = services.booking_in_workspace(current_user, booking_id).session
+        return _agenda_page(session.institution, session.local_date, refusal=refusal)
     return redirect(
         url_for(
             "visits.agenda",
@@ -251,7 +251,7 @@ def outcome(question_id: int):
                 expected_version=whole_number(form.version.data),
             )
         except services.InvalidEntry as refusal:
-            _refuse(form, refusal)
+            show_refusal(form, refusal)
         else:
             flash(_("The outcome has been recorded."), "success")
             if from_follow_up:
@@ -329,7 +329,7 @@ def close_session(session_id: int):
                 mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
             )
         except services.InvalidEntry as refusal:
-            _refuse(form, refusal)
+            show_refusal(form, refusal)
         else:
             flash(_("The session has been closed."), "success")
             return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
@@ -347,7 +347,7 @@ def reopen_session(session_id: int):
                 current_user, session_id, form.reason.data or ""
             )
         except services.InvalidEntry as refusal:
-            _refuse(form, refusal)
+            show_refusal(form, refusal)
         else:
             flash(
                 _("The session is open again. Close it once the corrections are made."), "success"
@@ -370,7 +370,7 @@ def month(institution_id: int, month: str):
         try:
             services.sign_month(current_user, institution_id, month, form.reason.data or "")
         except services.InvalidEntry as refusal:
-            _refuse(form, refusal)
+            show_refusal(form, refusal)
         else:
             flash(_("The month has been signed off."), "success")
             return redirect(
@@ -380,6 +380,8 @@ def month(institution_id: int, month: str):
         "visits/month.html",
         institution=institution,
         month=month,
+        earlier=services.month_before(month),
+        later=services.month_after(month, institution),
         form=form,
         overview=services.month_overview(current_user, institution_id, month),
         figure_labels=MONTH_FIGURES,

@@ -132,18 +132,25 @@ def test_invitation_creates_a_one_time_set_password_link(client, app):
     assert sign_in(client, "new.staff@example.kz", "a-long-new-password").status_code == 302
 
 
-def test_invitation_outside_scope_or_duplicate_is_refused(client):
-    officer = make_user(Role.district_officer)
-    foreign = make_institution()
-    sign_in(client, officer.email, PASSWORD)
-    base = {
+def _invitation(**typed: object) -> dict[str, object]:
+    """The invitation form as sent, no place chosen unless `typed` says."""
+    return {
         "full_name": "Х",
         "email": "x@example.kz",
         "role": "staff",
         "locale": "ru",
+        "institution_id": "",
         "district_id": "",
         "region_id": "",
+        **typed,
     }
+
+
+def test_invitation_outside_scope_or_duplicate_is_refused(client):
+    officer = make_user(Role.district_officer)
+    foreign = make_institution()
+    sign_in(client, officer.email, PASSWORD)
+    base = _invitation()
     assert (
         submit(client, "/staff/invite", {**base, "institution_id": foreign.id}).status_code == 422
     )
@@ -151,7 +158,35 @@ def test_invitation_outside_scope_or_duplicate_is_refused(client):
     duplicate = submit(
         client, "/staff/invite", {**base, "email": officer.email.upper(), "institution_id": own.id}
     )
-    assert duplicate.status_code == 409
+    assert duplicate.status_code == 422
+    assert _count(User) == 1
+
+
+def test_a_refused_invitation_shows_the_form_again_with_the_error_at_its_field(client):
+    """No district for a district officer, or an e-mail already taken: the form comes back with
+    what was typed and the reason next to the field, not a bare error page."""
+    admin = make_user(Role.admin)
+    district = make_district()
+    sign_in(client, admin.email, PASSWORD)
+    typed = _invitation(
+        full_name="Сәуле Жаңаева", email="saule@example.kz", role="district_officer"
+    )
+    no_district = submit(client, "/staff/invite", typed, headers={"Accept-Language": "en"})
+    page = no_district.get_data(as_text=True)
+    assert no_district.status_code == 422 and "Please correct the following:" in page
+    assert 'id="district_id-error"' in page and "Choose the district for this account." in page
+    assert 'value="Сәуле Жаңаева"' in page and 'value="saule@example.kz"' in page
+    assert '<option selected value="district_officer">' in page
+    taken = submit(
+        client,
+        "/staff/invite",
+        {**typed, "email": admin.email.upper(), "district_id": district.id},
+        headers={"Accept-Language": "ru"},
+    )
+    page = taken.get_data(as_text=True)
+    assert taken.status_code == 422 and 'id="email-error"' in page
+    assert "Учётная запись с этим адресом электронной почты уже существует." in page
+    assert 'value="Сәуле Жаңаева"' in page
     assert _count(User) == 1
 
 

@@ -89,6 +89,17 @@ def test_agenda_shows_bookings_masked_and_highlights_needs(client, day):
     assert client.get(_agenda_url(session) + "?date=2026-13-45").status_code == 400
 
 
+def test_the_week_view_keeps_the_day_it_was_opened_from(client, day):
+    session, _, head, _ = day
+    sign_in(client, head.email, PASSWORD)
+    thursday = date(2026, 11, 26)
+    week = client.get(f"{_agenda_url(session)}?view=week&date={thursday.isoformat()}")
+    page = week.get_data(as_text=True).replace("&amp;", "&")
+    assert week.status_code == 200
+    assert "view=day&date=2026-11-26" in page  # not Monday the 23rd
+    assert "date=2026-11-19&view=week" in page and "date=2026-12-03&view=week" in page
+
+
 def test_check_in_creates_a_visit_and_can_be_undone_the_same_day(client, day):
     session, bookings, head, _ = day
     sign_in(client, head.email, PASSWORD)
@@ -134,7 +145,156 @@ def test_future_session_cannot_be_checked_in(client, app):
     booking = make_booking(session.slots[0])
     head = make_user(Role.head, institution=session.institution)
     sign_in(client, head.email, PASSWORD)
-    assert _check_in(client, session, booking, "attended").status_code == 400
+    assert _check_in(client, session, booking, "attended").status_code == 409
+    assert count(Visit) == 0
+
+
+def _afternoon_reception(app):
+    """A reception with two 30-minute slots, each booked, about half a day from now."""
+    session = make_open_session(slots=2, slot_minutes=30, starts_in_hours=12)
+    bookings = [make_booking(slot, name=f"Гражданка {n}") for n, slot in enumerate(session.slots)]
+    head = make_user(Role.head, institution=session.institution)
+    return session, bookings, head
+
+
+def _set_clock(app, session, minutes):
+    """The application's clock `minutes` after the session starts (negative: before)."""
+    app.config["FROZEN_NOW"] = session.starts_at + timedelta(minutes=minutes)
+
+
+def _local_time(moment) -> str:
+    from zoneinfo import ZoneInfo
+
+    return f"{moment.astimezone(ZoneInfo('Asia/Almaty')):%H:%M}"
+
+
+def _walk_in(client, session, topic, csrf):
+    return client.post(
+        f"/staff/sessions/{session.id}/walk-in",
+        data={
+            "csrf_token": csrf,
+            "name": "Ерте Келген",
+            "topic_id": str(topic.id),
+            "summary": "Жол жөндеу",
+            "received_by": "head",
+        },
+        headers={"Accept-Language": "en"},
+    )
+
+
+def test_nobody_is_checked_in_marked_or_registered_hours_before_the_session(client, app):
+    """The reviewer's morning: at 03:35 a 15:00 session's citizens were marked and a walk-in
+    registered. Now nothing is stored before the desk opens half an hour before the start, and a
+    booking is marked as not come only once its time has begun."""
+    session, bookings, head = _afternoon_reception(app)
+    topic = make_topic()
+    _set_clock(app, session, -(11 * 60 + 25))
+    sign_in(client, head.email, PASSWORD)
+    en = {"Accept-Language": "en"}
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+    agenda = client.get(agenda_url, headers=en).get_data(as_text=True)
+    opens = _local_time(session.starts_at - timedelta(minutes=30))
+    assert 'value="attended"' not in agenda and 'value="no_show"' not in agenda
+    assert "Register a walk-in" not in agenda and f"Check-in from {opens}" in agenda
+    assert f"Check-ins and walk-ins open at {opens}" in agenda
+    csrf = csrf_from(agenda)
+
+    def mark(booking, value):
+        return client.post(
+            f"/staff/bookings/{booking.id}/check-in",
+            data={"csrf_token": csrf, "mark": value},
+            headers=en,
+        )
+
+    no_show = mark(bookings[0], "no_show")
+    assert no_show.status_code == 409
+    text = no_show.get_data(as_text=True)
+    assert "can be marked as not come once their time has begun: from " in text
+    assert _local_time(session.starts_at) in text and "Гражданка 0" in text  # the agenda again
+    attended = mark(bookings[1], "attended")
+    assert attended.status_code == 409
+    assert f"Citizens are received at this session from {opens}" in attended.get_data(as_text=True)
+    walk_in_page = client.get(f"/staff/sessions/{session.id}/walk-in", headers=en)
+    assert walk_in_page.status_code == 409
+    assert f"from {opens}" in walk_in_page.get_data(as_text=True)
+    assert _walk_in(client, session, topic, csrf).status_code == 409
+    with pytest.raises(services.NotYet):
+        services.register_walk_in(head, session.id, name="Х", topic_id=topic.id, summary="Y")
+    db.session.expire_all()
+    assert [db.session.get(Booking, b.id).status for b in bookings] == ["booked", "booked"]
+    assert (count(Visit), count(StatusEvent)) == (0, 0)
+    assert count(AuditEvent, AuditEvent.action == "booking.check_in") == 0
+
+    # Half an hour before the start a citizen who came early is received, whatever her time,
+    # and walk-ins are registered; the first slot's citizen is not "not come" before 15:00.
+    _set_clock(app, session, -30)
+    agenda = client.get(agenda_url, headers=en).get_data(as_text=True)
+    assert 'value="attended"' in agenda and 'value="no_show"' not in agenda
+    assert "Register a walk-in" in agenda
+    assert mark(bookings[1], "attended").status_code == 303
+    assert mark(bookings[0], "no_show").status_code == 409
+    assert _walk_in(client, session, topic, csrf).status_code == 303
+    _set_clock(app, session, 0)
+    assert 'value="no_show"' in client.get(agenda_url).get_data(as_text=True)
+    assert mark(bookings[0], "no_show").status_code == 303
+    db.session.expire_all()
+    assert [db.session.get(Booking, b.id).status for b in bookings] == ["no_show", "attended"]
+    assert count(Visit) == 2
+
+
+def test_a_session_with_a_citizen_received_cannot_be_cancelled(client, app):
+    from receptions.notify.models import Notification
+    from receptions.schedules import services as schedules
+
+    session, bookings, head = _afternoon_reception(app)
+    _set_clock(app, session, -20)
+    sign_in(client, head.email, PASSWORD)
+    assert _check_in(client, session, bookings[1], "attended").status_code == 303
+    cancel_url = f"/staff/sessions/{session.id}/cancel"
+    page = client.get(cancel_url, headers={"Accept-Language": "ru"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 409 and 'name="reason"' not in text
+    assert "поэтому его нельзя отменить" in text and "будут уведомлены" not in text
+    csrf = csrf_from(client.get(_agenda_url(session)).get_data(as_text=True))
+    refused = client.post(
+        cancel_url,
+        data={"csrf_token": csrf, "reason": "Директор в командировке"},
+        headers={"Accept-Language": "en"},
+    )
+    assert refused.status_code == 409
+    assert "so it cannot be cancelled" in refused.get_data(as_text=True)
+    with pytest.raises(services.CitizensReceived):
+        schedules.cancel_session(head, session.id, "Директор в командировке")
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert [db.session.get(Booking, b.id).status for b in bookings] == ["booked", "attended"]
+    assert count(Notification) == 0
+
+    # The check-in was a mistake: once undone, the session can be cancelled and both told.
+    assert _check_in(client, session, bookings[1], "undo").status_code == 303
+    assert submit(client, cancel_url, {"reason": "Директор в командировке"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "cancelled"
+    assert [db.session.get(Booking, b.id).status for b in bookings] == [
+        "cancelled_by_institution",
+        "cancelled_by_institution",
+    ]
+
+
+def test_a_walk_in_registered_before_the_start_keeps_the_session_from_being_cancelled(
+    client, app
+):
+    from receptions.schedules import services as schedules
+
+    session, _bookings, head = _afternoon_reception(app)
+    _set_clock(app, session, -10)
+    topic = make_topic()
+    services.register_walk_in(head, session.id, name="Ерте Келген", topic_id=topic.id, summary="Y")
+    with pytest.raises(services.CitizensReceived):
+        schedules.cancel_session(head, session.id, "Карантин")
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert count(Visit) == 1
 
 
 def _visit_of(booking):
@@ -1051,6 +1211,21 @@ def _signed_month(client):
     db.session.commit()
     sign_in(client, head.email, PASSWORD)
     return session, f"/staff/institutions/{session.institution_id}/months/{month}"
+
+
+def test_the_month_page_links_the_months_before_and_after_up_to_the_current_one(client, app):
+    from datetime import UTC, datetime
+
+    head = make_user(Role.head)
+    app.config["FROZEN_NOW"] = datetime(2026, 12, 15, 6, 0, tzinfo=UTC)
+    sign_in(client, head.email, PASSWORD)
+    base = f"/staff/institutions/{head.institution_id}/months"
+    october = client.get(f"{base}/2026-10").get_data(as_text=True)
+    assert f'href="{base}/2026-09"' in october and f'href="{base}/2026-11"' in october
+    december = client.get(f"{base}/2026-12").get_data(as_text=True)
+    assert f'href="{base}/2026-11"' in december and f"{base}/2027-01" not in december
+    first = client.get(f"{base}/2000-01").get_data(as_text=True)
+    assert f"{base}/1999-12" not in first and f'href="{base}/2000-02"' in first
 
 
 def test_signing_a_month_asks_for_an_explicit_confirmation(client, app):

@@ -1,4 +1,4 @@
-"""Booking window and cancellation deadline."""
+"""Booking window, cancellation deadline and the reception desk's hours."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduling.rules import BookingWindow, CancellationPolicy, booking_status, is_bookable
+from scheduling.rules import (
+    BookingWindow,
+    CancellationPolicy,
+    ReceptionDesk,
+    booking_status,
+    is_bookable,
+)
 
 SLOT = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
 WINDOW = BookingWindow(opens_days_ahead=30, closes_hours_before=2)
@@ -57,3 +63,23 @@ def test_invalid_windows_are_rejected() -> None:
         BookingWindow(opens_days_ahead=0, closes_hours_before=2)
     with pytest.raises(ValueError):
         CancellationPolicy(hours_before=-1)
+
+
+def test_the_desk_receives_from_half_an_hour_before_the_session_and_no_shows_from_the_slot() -> None:
+    desk = ReceptionDesk()
+    session_start = SLOT - timedelta(hours=2)
+    assert desk.opens_at(session_start) == session_start - timedelta(minutes=30)
+    assert not desk.is_open(session_start, session_start - timedelta(minutes=31))
+    assert desk.is_open(session_start, session_start - timedelta(minutes=30))
+    assert desk.is_open(session_start, SLOT + timedelta(days=1))  # closing is the close-out's
+    assert not desk.can_mark_no_show(SLOT, SLOT - timedelta(seconds=1))
+    assert desk.can_mark_no_show(SLOT, SLOT)
+
+
+def test_the_desk_rejects_naive_times_and_negative_hours() -> None:
+    with pytest.raises(ValueError):
+        ReceptionDesk().is_open(SLOT.replace(tzinfo=None), SLOT)
+    with pytest.raises(ValueError):
+        ReceptionDesk().can_mark_no_show(SLOT, SLOT.replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        ReceptionDesk(opens_minutes_before=-1)
