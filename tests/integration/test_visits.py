@@ -58,6 +58,11 @@ def day(app):
         for n, slot in enumerate(session.slots)
     ]
     head = make_user(Role.head, institution=session.institution)
+    # Just after local midnight the later slots have not begun, and a no-show may be marked only
+    # once its slot has: the app's clock then stands just after the last slot's start.
+    last_start = session.slots[-1].starts_at
+    if last_start > utc_now():
+        app.config["FROZEN_NOW"] = last_start + timedelta(minutes=1)
     return session, bookings, head, topic
 
 
