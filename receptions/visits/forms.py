@@ -34,6 +34,22 @@ OUTCOME_CHOICES = [
 RECEIVED_BY_CHOICES = [("head", _l("The head")), ("deputy", _l("A deputy"))]
 
 
+def _chosen_topic(value: object) -> int | None:
+    """The empty prompt is no topic (refused as no answer), anything else a topic's id."""
+    return None if value in ("", None) else int(str(value))
+
+
+def _topic_field() -> SelectField:
+    """A question's topic on the staff forms. Its choices start with an empty prompt
+    (booking.forms.topic_field_choices), so a question staff do not file is refused rather than
+    counted under the first topic in the reports."""
+    return SelectField(
+        _l("Topic"),
+        coerce=_chosen_topic,
+        validators=[InputRequired(message=_l("Choose the topic of the question."))],
+    )
+
+
 class WalkInForm(Form):
     normalised_phone = ""  # set by validate_phone when a number is given
     # Keyboard-first: the cursor waits in the name, Tab moves on, Enter in any line registers.
@@ -42,7 +58,7 @@ class WalkInForm(Form):
         validators=[DataRequired(), Length(max=200)],
         render_kw={"autofocus": True},
     )
-    topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
+    topic_id = _topic_field()
     summary = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
     iin = StringField(_l("IIN (optional)"), validators=[Optional()])
     phone = StringField(_l("Mobile phone (optional)"), validators=[Optional(), Length(max=30)])
@@ -67,7 +83,7 @@ class WalkInForm(Form):
 
 
 class QuestionForm(Form):
-    topic_id = SelectField(_l("Topic"), coerce=int, validators=[InputRequired()])
+    topic_id = _topic_field()
     summary = TextAreaField(_l("Question"), validators=[DataRequired(), Length(max=2000)])
 
 

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from .. import access
 from ..booking import identity
+from ..booking.forms import topic_field_choices
 from ..booking.services import topic_choices
 from ..errors import Conflict, DomainError
 from ..forms import Form, show_refusal
@@ -136,7 +137,7 @@ def check_in(booking_id: int):
 def walk_in(session_id: int):
     session = services.session_for_walk_in(current_user, session_id)
     form = WalkInForm()
-    form.topic_id.choices = topic_choices()
+    form.topic_id.choices = topic_field_choices(topic_choices())
     if form.validate_on_submit():
         visit = services.register_walk_in(
             current_user,
@@ -164,7 +165,7 @@ def visit(visit_id: int):
         form.topic_id.data = visit.booking.topic_id
         if not visit.questions:  # what the citizen wrote when booking is the first question
             form.summary.data = visit.booking.question
-    form.topic_id.choices = topic_choices()
+    form.topic_id.choices = topic_field_choices(topic_choices())
     if form.validate_on_submit():
         services.add_question(current_user, visit_id, form.topic_id.data, form.summary.data or "")
         flash(_("The question has been added."), "success")
@@ -184,7 +185,7 @@ def _visit_page(
     errors (`refused` is a question's outcome form), every other form as new."""
     if form is None:
         form = QuestionForm(formdata=None)
-        form.topic_id.choices = topic_choices()
+        form.topic_id.choices = topic_field_choices(topic_choices())
     outcome_forms = {
         q.id: _outcome_form_class(q.outcome)(formdata=None, prefix=f"q{q.id}", version=q.version)
         for q in visit.questions

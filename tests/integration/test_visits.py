@@ -1685,3 +1685,39 @@ def test_the_visit_page_starts_the_first_question_with_what_the_citizen_wrote_wh
     page = client.get(f"/staff/visits/{visit.id}").get_data(as_text=True)
     textarea = re.search(r'<textarea[^>]*name="summary"[^>]*>([^<]*)</textarea>', page).group(1)
     assert textarea.strip() == ""
+
+
+def test_staff_forms_ask_for_a_topic_rather_than_file_under_the_first(client, day):
+    """The walk-in and question forms started on the first topic (housing and utilities), so a
+    question staff did not file was counted under it. They start on an empty prompt, refused as
+    no answer; a visit from a booking starts on the booking's topic."""
+    session, bookings, head, topic = day
+    make_topic(name_en="Aaa first topic")
+    sign_in(client, head.email, PASSWORD)
+    en = {"Accept-Language": "en"}
+    form = client.get(f"/staff/sessions/{session.id}/walk-in", headers=en).get_data(as_text=True)
+    assert re.search(r'<option selected value="">Choose a topic</option>', form)
+    before = count(Visit)
+    refused = client.post(
+        f"/staff/sessions/{session.id}/walk-in",
+        data={
+            "csrf_token": csrf_from(form),
+            "name": "Ерте Келген",
+            "topic_id": "",
+            "summary": "Жол жөндеу",
+            "received_by": "head",
+        },
+        headers=en,
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Choose the topic of the question." in page
+    assert "Жол жөндеу" in page  # what was typed is kept
+    assert count(Visit) == before
+
+    _check_in(client, session, bookings[0], "attended")
+    visit = _visit_of(bookings[0])
+    page = client.get(f"/staff/visits/{visit.id}", headers=en).get_data(as_text=True)
+    assert re.search(rf'<option selected value="{topic.id}">', page)  # the booking's topic
+    refused = submit(client, f"/staff/visits/{visit.id}", {"topic_id": "", "summary": "Ещё один"})
+    assert refused.status_code == 422
+    assert count(Question, Question.visit_id == visit.id) == 0
