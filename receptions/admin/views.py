@@ -13,8 +13,9 @@ from ..audit.labels import record_type_label
 from ..auth import services as auth_services
 from ..auth.forms import UserEditForm
 from ..auth.models import Role, User
-from ..errors import NotInScope
+from ..errors import InvalidEntry, NotInScope
 from ..extensions import db
+from ..forms import show_refusal
 from ..institutions.services import paginate
 from ..staff.views import fill_scope_choices
 from ..urls import int_arg
@@ -46,18 +47,22 @@ def edit_user(user_id: int):
     del form.email
     status = 200
     if form.validate_on_submit():
-        auth_services.update_user(
-            current_user,
-            user_id,
-            full_name=form.full_name.data or "",
-            role=Role(form.role.data),
-            active=bool(form.active.data),
-            institution_id=form.institution_id.data,
-            district_id=form.district_id.data,
-            region_id=form.region_id.data,
-        )
-        flash(_("Your changes have been saved."), "success")
-        return redirect(url_for("admin.edit_user", user_id=user_id))
+        try:
+            auth_services.update_user(
+                current_user,
+                user_id,
+                full_name=form.full_name.data or "",
+                role=Role(form.role.data),
+                active=bool(form.active.data),
+                institution_id=form.institution_id.data,
+                district_id=form.district_id.data,
+                region_id=form.region_id.data,
+            )
+        except InvalidEntry as refusal:  # no place chosen for the role
+            show_refusal(form, refusal)
+        else:
+            flash(_("Your changes have been saved."), "success")
+            return redirect(url_for("admin.edit_user", user_id=user_id))
     if form.is_submitted():
         status = 422
     return render_template("admin/user_edit.html", form=form, user=user), status

@@ -228,6 +228,34 @@ def test_admin_changes_a_role_but_cannot_demote_themself(client):
     assert db.session.get(User, admin.id).role == "admin"
 
 
+def test_a_role_without_its_place_comes_back_at_the_field_on_the_user_page(client):
+    """Making an account a district officer without choosing the district was a bare error
+    page that lost the form: the user page comes back (422) with the error at the district."""
+    admin = make_user(Role.admin)
+    staff = make_user(Role.staff, full_name="Айгүл Тестова")
+    sign_in(client, admin.email, PASSWORD)
+    refused = submit(
+        client,
+        f"/admin/users/{staff.id}",
+        {
+            "full_name": "Айгүл Жаңа",
+            "role": "district_officer",
+            "locale": "kk",
+            "active": "y",
+            "institution_id": "",
+            "district_id": "",
+            "region_id": "",
+        },
+        headers={"Accept-Language": "ru"},
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="district_id-error"' in page
+    assert "Выберите район для этой учётной записи." in page
+    assert 'value="Айгүл Жаңа"' in page
+    db.session.expire_all()
+    assert db.session.get(User, staff.id).role == "staff"
+
+
 def test_institutions_with_the_same_name_say_where_they_are_in_the_invite_form(client):
     """"City polyclinic No. 1" exists in many cities: the institution list of the invitation
     (and of the user page, which fills it the same way) names each one's region and district."""
