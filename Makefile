@@ -36,9 +36,10 @@ run: translations demo ## Set everything up and serve on http://127.0.0.1:5000 (
 test: translations ## Run the whole suite on SQLite and PostgreSQL, browser tests included
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Moments in UTC: 00:30 on 1 January in Almaty (a new day, month and year, a holiday) and 23:55 on
+# Moments in UTC: 00:05 on 1 January in Almaty (a new day, month and year, a holiday;
+# the first minutes, when a session started today has slots still to come) and 23:55 on
 # 31 March there (the last minutes of a day and a month).
-CLOCK_MOMENTS ?= 2026-12-31T19:30:00 2027-03-31T18:55:00
+CLOCK_MOMENTS ?= 2026-12-31T19:05:00 2027-03-31T18:55:00
 test-clock: translations ## Run the SQLite suite with the clock set to hard moments (libfaketime)
 	@for moment in $(CLOCK_MOMENTS); do \
 	  echo "== the clock at $${moment/T/ } UTC"; \

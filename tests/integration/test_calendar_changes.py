@@ -326,6 +326,7 @@ def _add_day_off(admin_id: int) -> CalendarChange:
     return services.add_calendar_day(admin, DAY, CalendarDayKind.day_off, "")
 
 
+@pytest.mark.realtime  # threads waiting on each other's locks, in real time
 def test_a_seat_taken_while_the_day_off_is_added_keeps_the_session(app, backend):
     admin_id = make_user(Role.admin).id
     sched = schedule(make_user(Role.head))
@@ -346,6 +347,7 @@ def test_a_seat_taken_while_the_day_off_is_added_keeps_the_session(app, backend)
     assert last_change().conflict_ids == [session.id]
 
 
+@pytest.mark.realtime  # threads waiting on each other's locks, in real time
 def test_a_booking_during_the_change_never_lands_in_a_withdrawn_session(
     app, backend, monkeypatch
 ):
