@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -378,21 +379,85 @@ def local_today(tz: str, at: datetime | None = None) -> date:
     return (at or clock_now()).astimezone(ZoneInfo(tz)).date()
 
 
-def preview(values: dict[str, Any], tz: str, count: int = 6) -> list[SessionPlan]:
-    """The next `count` sessions a schedule would produce, without saving anything."""
+class PreviewState(enum.StrEnum):
+    planned = "planned"  # as the rule has it
+    conflict = "conflict"  # kept as it is for its bookings, awaiting staff's decision
+    kept = "kept"  # kept as it is by staff's decision
+    cancelled = "cancelled"  # a day the rule has, which staff cancelled
+
+
+@dataclass(frozen=True)
+class PreviewSession:
+    """A session as it will be once the schedule is saved."""
+
+    start: datetime
+    end: datetime
+    slots: int
+    moved_from: date | None = None
+    state: PreviewState = PreviewState.planned
+    booked: int = 0
+
+    @classmethod
+    def of_plan(cls, plan: SessionPlan) -> PreviewSession:
+        return cls(plan.start, plan.end, len(plan.slots), plan.moved_from)
+
+    @classmethod
+    def of_session(cls, session: ScheduledSession, state: PreviewState) -> PreviewSession:
+        return cls(
+            session.starts_at,
+            session.ends_at,
+            len(session.slots),
+            session.moved_from,
+            state,
+            session.booked,
+        )
+
+
+def preview(
+    values: dict[str, Any], tz: str, count: int = 6, *, schedule: Schedule | None = None
+) -> list[PreviewSession]:
+    """The next `count` sessions as they will be once `values` are saved (for `schedule`, or as a
+    new schedule), saving nothing: the save's own comparison of the rule with the stored
+    sessions, so that sessions kept for their bookings and days staff cancelled show as such."""
     spec = spec_from(values, tz)
     try:
         validate_spec(spec)
     except InvalidSchedule as invalid:
         raise ScheduleRejected(invalid) from invalid
-    start = max(local_today(tz), spec.valid_from)
-    plans: list[SessionPlan] = []
+    if schedule is None:
+        rule = _Rule(None, True, spec)
+    else:
+        rule = _Rule(schedule.id, schedule.status == ScheduleStatus.active, spec)
+    today, now = local_today(tz), clock_now()
+    first = max(today, spec.valid_from)
     window = 62
-    while len(plans) < count and window <= 800:
-        end = start + timedelta(days=window)
-        plans = plan_sessions(spec, start, end, working_calendar(range(start.year, end.year + 1)))
+    while True:
+        # From today, as the save compares: a stored session before `valid_from` is retired.
+        sessions = _after_saving(_diff(rule, today, first + timedelta(days=window), None, now))
         window *= 2
-    return plans[:count]
+        if len(sessions) >= count or window > 800:
+            return sessions[:count]
+
+
+def _after_saving(diff: _Diff) -> list[PreviewSession]:
+    """The coming sessions as the save of `diff` leaves them, from the earliest."""
+    settled_days = {session.local_date for session in diff.settled}
+    not_taken = {plan.date for plan in diff.not_taken}
+    found = [
+        PreviewSession.of_plan(plan)
+        for day, plan in diff.plans.items()
+        if day not in settled_days and day not in not_taken
+    ]
+    found += [PreviewSession.of_session(s, PreviewState.conflict) for s in diff.conflicts]
+    found += [PreviewSession.of_session(s, PreviewState.kept) for s in diff.kept]
+    found += [
+        PreviewSession.of_session(s, PreviewState.cancelled)
+        for s in diff.settled
+        if s.status == SessionStatus.cancelled
+        and s.cancel_code != SYSTEM_CANCEL_CODE
+        and s.local_date in diff.plans
+    ]
+    return sorted(found, key=lambda session: session.start)
 
 
 # --- materialisation -------------------------------------------------------------------------
@@ -483,6 +548,11 @@ class _Diff:
     ordinary_again: list[ScheduledSession] = field(default_factory=list)
     # Sessions staff chose to keep as they are, which the rule does not have so: left alone.
     kept: list[ScheduledSession] = field(default_factory=list)
+    # What the preview shows besides: the rule's plans, the plans a kept session stands in for,
+    # and the sessions of the days nothing changes (begun, held, cancelled by staff).
+    plans: dict[date, SessionPlan] = field(default_factory=dict)
+    not_taken: list[SessionPlan] = field(default_factory=list)
+    settled: list[ScheduledSession] = field(default_factory=list)
 
 
 def _times(layout: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -577,7 +647,8 @@ def _diff(
             history = _with_history(s.id for sessions in open_days.values() for s in sessions)
         return session.id in history
 
-    diff = _Diff()
+    diff = _Diff(plans=plans)
+    diff.settled = [s for day, sessions in days.items() if day not in open_days for s in sessions]
 
     def retire(session: ScheduledSession) -> None:
         if session.kept_by_staff:  # staff keep it, whatever the rule says
@@ -610,6 +681,7 @@ def _diff(
             continue
         if current is not None and (current.booked or current.kept_by_staff):
             (diff.kept if current.kept_by_staff else diff.conflicts).append(current)
+            diff.not_taken.append(plan)
             continue
         # The plan goes into a session of that day that nobody holds a seat of: one withdrawn
         # just as the plan has it (it comes back as it was, with its history and its calendar

@@ -107,7 +107,7 @@ def _preview_or_save(
         if values is not None:
             try:
                 if "preview" in request.form:
-                    preview = services.preview(values, _timezone(institution))
+                    preview = services.preview(values, _timezone(institution), schedule=schedule)
                 else:
                     _saved, result = services.save_schedule(
                         current_user,
@@ -180,12 +180,17 @@ def preview_fragment(institution_id: int):
     """The live preview: the next sessions for the form as it stands, as an HTML fragment."""
     institution = access.get_institution_in_scope(current_user, institution_id)
     form = UnifiedRuleForm() if request.form.get("unified") else ScheduleForm()
+    # The schedule being edited (its sessions show as the save leaves them); none for a new one.
+    schedule_id = whole_number(request.args.get("schedule"))
+    schedule = services.get_schedule(current_user, schedule_id) if schedule_id else None
+    if schedule is not None and schedule.institution_id != institution.id:
+        abort(404)
     preview = None
     if form.validate():
         values = form.values()
         if values is not None:
             try:
-                preview = services.preview(values, _timezone(institution))
+                preview = services.preview(values, _timezone(institution), schedule=schedule)
             except services.ScheduleRejected as rejected:
                 form.add_domain_errors(rejected.invalid.errors)
     status = 200 if preview is not None else 422

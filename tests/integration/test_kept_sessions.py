@@ -1,7 +1,8 @@
 """A session kept for its bookings after its schedule changed takes no new bookings until staff
 decide: not offered on public pages, refused by the booking form and by a move into it, not
 offered to the waitlist, tentative in the feed; its bookings stay valid. Kept by staff, or had
-again by the rule, it is an ordinary session again. The region's page lists such open-door days."""
+again by the rule, it is an ordinary session again. The region's page lists such open-door days,
+and the schedule preview shows the sessions as the save will leave them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from tests.factories import (
     make_district,
     make_institution,
     make_region,
+    make_schedule,
     make_topic,
     make_user,
 )
@@ -318,3 +320,64 @@ def test_a_moved_open_door_day_leaves_one_open_door_day_and_the_region_page_list
     refused = public.get(f"/book/{kept.slots[1].id}", headers=EN)
     assert refused.status_code == 409
     assert "takes no new bookings" in refused.get_data(as_text=True)
+
+
+# --- the preview shows what the save will leave --------------------------------------------------
+
+
+def test_the_preview_shows_kept_sessions_and_days_staff_cancelled(app, client, clock):
+    head = make_user(Role.head)
+    sign_in(client, head.email, PASSWORD)
+    created = submit(
+        client,
+        f"/staff/institutions/{head.institution_id}/schedules/new",
+        form(end_time="18:00", valid_from=TUESDAY.isoformat()),
+    )
+    assert created.status_code == 302
+    schedule = db.session.scalars(select(Schedule)).one()
+    make_booking(slot_at(session_on(NEXT_TUESDAY, schedule.id), 17, 45))
+    cancelled = session_on(LATER_TUESDAY, schedule.id)
+    cancel_url = f"/staff/sessions/{cancelled.id}/cancel"
+    assert submit(client, cancel_url, {"reason": "Санитарный день"}).status_code == 302
+
+    edit = f"/staff/schedules/{schedule.id}/edit"
+    values = form(
+        end_time="17:00", valid_from=TUESDAY.isoformat(), version=str(schedule.version)
+    )
+    values.pop("save")
+    shown = submit(client, edit, {**values, "preview": "1"}, headers=EN)
+    fragment = submit(
+        client,
+        f"/staff/institutions/{head.institution_id}/schedules/preview?schedule={schedule.id}",
+        values,
+        form_url=edit,
+        headers=EN,
+    )
+    for response in (shown, fragment):
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        listed = page[page.index("preview-list") : page.index("</ol>", page.index("preview-list"))]
+        items = re.findall(r"<li[^>]*>(.*?)</li>", listed, re.S)
+        items = [" ".join(item.split()) for item in items]
+        assert len(items) == 6
+        assert items[0].startswith("Tuesday, 2 March 2027, 15:00–17:00")
+        assert items[1].startswith("Tuesday, 9 March 2027, 15:00–18:00")
+        assert "kept as it is for its bookings" in items[1] and "1 booking:" in items[1]
+        assert items[2].startswith("Tuesday, 16 March 2027") and "cancelled by staff" in items[2]
+        # 23 March is a holiday (Nauryz): the rule skips it.
+        assert items[3].startswith("Tuesday, 30 March 2027, 15:00–17:00")
+    db.session.expire_all()
+    assert db.session.get(Schedule, schedule.id).end_time == time(18)  # nothing saved
+
+
+def test_the_preview_of_another_institutions_schedule_is_404(client):
+    head = make_user(Role.head)
+    sign_in(client, head.email, PASSWORD)
+    theirs = make_schedule(make_institution())
+    response = submit(
+        client,
+        f"/staff/institutions/{head.institution_id}/schedules/preview?schedule={theirs.id}",
+        form(),
+        form_url=f"/staff/institutions/{head.institution_id}/schedules/new",
+    )
+    assert response.status_code == 404
