@@ -167,6 +167,38 @@ def started_earlier_today(zone: ZoneInfo, *, at_most_minutes_ago: int = 60) -> d
     return start.replace(minute=start.minute - start.minute % 15, second=0, microsecond=0)
 
 
+def _new_schedule(institution: Institution, **values: Any):
+    from receptions.schedules.models import Schedule
+
+    defaults = dict(
+        institution_id=institution.id,
+        kind="reception",
+        rrule="FREQ=WEEKLY;BYDAY=MO",
+        start_time=time(9),
+        end_time=time(12),
+        slot_minutes=15,
+        capacity=1,
+        walk_in_places=0,
+        breaks=[],
+        valid_from=datetime.now(UTC).date(),
+        exclusions=[],
+        host_name="Айгүл Тестова",
+        booking_opens_days=30,
+        booking_closes_hours=2,
+        cancel_hours_before=2,
+    )
+    return Schedule(**{**defaults, **values})
+
+
+def make_schedule(institution: Institution | None = None, **values: Any):
+    """A schedule stored directly, without sessions (its rule is not expanded): what a migration
+    test stores at an older revision, where the session table has fewer columns."""
+    schedule = _new_schedule(institution or make_institution(), **values)
+    db.session.add(schedule)
+    db.session.commit()
+    return schedule
+
+
 def make_open_session(
     institution: Institution | None = None,
     *,
@@ -183,7 +215,7 @@ def make_open_session(
     `earlier_today` puts the start on today's local date, already past (see started_earlier_today),
     instead of `starts_in_hours` from now.
     """
-    from receptions.schedules.models import Schedule, ScheduledSession, Slot
+    from receptions.schedules.models import ScheduledSession, Slot
 
     institution = institution or make_institution()
     zone = ZoneInfo(institution.district.region.timezone)
@@ -195,24 +227,14 @@ def make_open_session(
         )
         start = start.replace(minute=start.minute - start.minute % 15)
     end = start + timedelta(minutes=slot_minutes * slots)
-    defaults = dict(
-        institution_id=institution.id,
+    schedule = _new_schedule(
+        institution,
         kind=kind,
-        rrule="FREQ=WEEKLY;BYDAY=MO",
-        start_time=time(9),
-        end_time=time(12),
         slot_minutes=slot_minutes,
         capacity=capacity,
-        walk_in_places=0,
-        breaks=[],
         valid_from=start.date(),
-        exclusions=[],
-        host_name="Айгүл Тестова",
-        booking_opens_days=30,
-        booking_closes_hours=2,
-        cancel_hours_before=2,
+        **schedule_values,
     )
-    schedule = Schedule(**{**defaults, **schedule_values})
     session = ScheduledSession(
         schedule=schedule,
         institution_id=institution.id,

@@ -63,14 +63,21 @@ def booking_with_token(slot: Any, **values: Any) -> tuple[Any, str]:
     return booking, token
 
 
-def book_over_http(client: FlaskClient, slot: Any, topic: Any, **fields: str) -> tuple[str, Any]:
-    """Book through the public form as a citizen; returns the manage token and the booking."""
-    from receptions.booking.models import Booking
-
-    page = client.get(f"/book/{slot.id}").get_data(as_text=True)
+def send_booking_form(
+    client: FlaskClient,
+    slot_id: int,
+    topic: Any,
+    *,
+    opened_for: int | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: str,
+) -> Any:
+    """Open the booking form (of `opened_for`, when the slot's own form would not open) and send
+    it for `slot_id` as a citizen; the response."""
+    page = client.get(f"/book/{opened_for or slot_id}").get_data(as_text=True)
     key = re.search(r'name="idempotency_key" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post(
-        f"/book/{slot.id}",
+    return client.post(
+        f"/book/{slot_id}",
         data={
             "csrf_token": csrf_from(page),
             "idempotency_key": key,
@@ -81,7 +88,15 @@ def book_over_http(client: FlaskClient, slot: Any, topic: Any, **fields: str) ->
             "consent": "y",
             **fields,
         },
+        headers=headers,
     )
+
+
+def book_over_http(client: FlaskClient, slot: Any, topic: Any, **fields: str) -> tuple[str, Any]:
+    """Book through the public form as a citizen; returns the manage token and the booking."""
+    from receptions.booking.models import Booking
+
+    response = send_booking_form(client, slot.id, topic, **fields)
     assert response.status_code == 303, response.status_code
     token = response.headers["Location"].split("/m/")[1].split("?")[0]
     db.session.rollback()

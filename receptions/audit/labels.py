@@ -21,6 +21,7 @@ ACTION_LABELS = {
     "schedule.status": _l("Schedule paused or resumed"),
     "session.cancelled": _l("Session cancelled"),
     "session.closed": _l("Session closed"),
+    "session.kept": _l("Session kept as it is after a schedule change"),
     "session.reopened": _l("Session reopened"),
     "topic.added": _l("Topic added"),
     "topic.active": _l("Topic offered again"),

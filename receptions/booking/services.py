@@ -18,7 +18,20 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Text, bindparam, case, cast, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    not_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -355,6 +368,7 @@ class BookableSchedule:
 class BookableSession:
     id: int
     status: str
+    awaiting_decision: bool
     kind: str
     schedule_id: int
     institution_id: int
@@ -445,7 +459,13 @@ def _active_topics(dialect: str) -> Any:
     aggregate = _json_rows(dialect, *columns)
     listed = select(aggregate).where(Topic.active.is_(True)).scalar_subquery()
     # A full slot's page lists free times, not topics: the aggregate is not run for it.
-    return case((Slot.booked < Slot.capacity, listed), else_=None).label("active_topics")
+    return case((_open_seats(), listed), else_=None).label("active_topics")
+
+
+def _open_seats() -> Any:
+    """The slot has seats left, in a session that takes bookings (one kept for its bookings
+    after its schedule changed takes none until staff decide): else its page lists free times."""
+    return and_(Slot.booked < Slot.capacity, ScheduledSession.awaiting_decision.is_(False))
 
 
 # Candidates for a full slot's page: four times the six it lists, from the earliest on; the
@@ -456,7 +476,8 @@ FREE_TIMES_LISTED = 6
 
 def _free_times(dialect: str) -> Any:
     """A full slot's free times in the same schedule as one JSON array of [id, starts_at] (none
-    read for a slot with seats left: its form lists topics)."""
+    read for a slot with seats left: its form lists topics), and a slot's whose session takes no
+    new bookings."""
     other, its_session = aliased(Slot), aliased(ScheduledSession)
     candidates = (
         select(other.id, other.starts_at)
@@ -464,6 +485,7 @@ def _free_times(dialect: str) -> Any:
         .where(
             its_session.schedule_id == ScheduledSession.schedule_id,
             its_session.status == SessionStatus.planned.value,
+            its_session.awaiting_decision.is_(False),
             other.booked < other.capacity,
             other.starts_at > bindparam("at"),
             other.id != Slot.id,
@@ -475,7 +497,7 @@ def _free_times(dialect: str) -> Any:
     )
     aggregate = _json_rows(dialect, candidates.c.id, candidates.c.starts_at)
     listed = select(aggregate).select_from(candidates).scalar_subquery()
-    return case((Slot.booked >= Slot.capacity, listed), else_=None).label("free_times")
+    return case((not_(_open_seats()), listed), else_=None).label("free_times")
 
 
 def _free_times_of(listed: str, at: datetime, window: BookingWindow) -> list[FreeSlot] | None:
@@ -554,6 +576,8 @@ def _opens_later(slot: BookableSlot, at: datetime, refusal: SlotUnavailable) -> 
     session, window = slot.session, refusal.window
     if refusal.taken or window is None or session.status != SessionStatus.planned:
         return None
+    if session.awaiting_decision:
+        return None
     if booking_status(slot.starts_at, at, window) is not WindowStatus.not_yet_open:
         return None
     return window.opens_at(slot.starts_at) if session.institution.active else None
@@ -576,6 +600,13 @@ def _why_not_bookable(slot: Slot | BookableSlot, at: datetime) -> str | None:
     session = slot.session
     if session.status != SessionStatus.planned or not session.institution.active:
         return str(_l("This session has been cancelled."))
+    if session.awaiting_decision:
+        return str(
+            _l(
+                "This session takes no new bookings: the institution has changed its schedule. "
+                "Please choose another time."
+            )
+        )
     status = booking_status(slot.starts_at, at, window_of(session.schedule))
     if status is WindowStatus.past or status is WindowStatus.closed:
         return str(_l("Booking for this time has closed."))
@@ -621,6 +652,7 @@ _FREE_SLOTS_ANY_SCHEDULE = (
     .where(
         ScheduledSession.institution_id == bindparam("institution_id"),
         ScheduledSession.status == SessionStatus.planned.value,
+        ScheduledSession.awaiting_decision.is_(False),
         Slot.booked < Slot.capacity,
         Slot.starts_at > bindparam("after"),
         Slot.id != bindparam("exclude_id"),
@@ -780,6 +812,7 @@ _TAKE_SEAT = (
         .where(
             ScheduledSession.id == Slot.session_id,
             ScheduledSession.status == SessionStatus.planned.value,
+            ScheduledSession.awaiting_decision.is_(False),
         )
         .with_for_update(read=True, key_share=True)
         .exists(),

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -151,6 +152,15 @@ class ScheduledSession(db.Model):
     walk_in_places: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(12), default=SessionStatus.planned.value, index=True)
     in_force: Mapped[bool | None] = mapped_column(Boolean, default=True, server_default=true())
+    # Kept as it is for its bookings though its schedule's rule no longer has it so: it takes no
+    # new bookings until staff keep it (`kept_by_staff`) or cancel it, or the rule has it again.
+    # Stored, so that the public pages and the booking's slot read leave it out by one column.
+    awaiting_decision: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # Staff chose to keep it as it is: an ordinary session again, which the rule leaves as it is
+    # (no conflict, no session of the rule beside it) until the rule has it so again.
+    kept_by_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cancel_code: Mapped[str | None] = mapped_column(String(30))
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(Integer, default=0)

@@ -61,14 +61,19 @@ def window_of(schedule: Schedule) -> BookingWindow:
     )
 
 
-def _upcoming(at: datetime) -> Select[tuple[ScheduledSession]]:
-    return (
+def _upcoming(at: datetime, *, with_awaiting: bool = False) -> Select[tuple[ScheduledSession]]:
+    """Planned sessions not over at `at`; for the public, without those kept for their bookings
+    that await staff's decision (they take no new bookings): staff see those too."""
+    query = (
         select(ScheduledSession)
         .where(
             ScheduledSession.status == SessionStatus.planned.value, ScheduledSession.ends_at > at
         )
         .order_by(ScheduledSession.starts_at)
     )
+    if with_awaiting:
+        return query
+    return query.where(ScheduledSession.awaiting_decision.is_(False))
 
 
 def institution_sessions(
@@ -79,12 +84,14 @@ def institution_sessions(
     end: datetime | None = None,
     open_door_days_ahead: int = OPEN_DOOR_PICKER_DAYS,
     at: datetime | None = None,
+    with_awaiting: bool = False,
 ) -> list[SessionView]:
     """Upcoming sessions with each slot's booking status, for the slot picker.
 
     Receptions are shown from `start` (now when not given) until `end` (`days` later when not
     given); on the first page open-door days further ahead too, so that the next monthly one is
-    always on the page (last Fridays can be five weeks apart).
+    always on the page (last Fridays can be five weeks apart). `with_awaiting`: for staff, with
+    the sessions that await their decision.
     """
     at = at or clock_now()
     first_page = start is None or start <= at
@@ -101,7 +108,7 @@ def institution_sessions(
             ),
         )
     sessions = db.session.scalars(
-        _upcoming(at)
+        _upcoming(at, with_awaiting=with_awaiting)
         .where(
             ScheduledSession.institution_id == institution_id,
             shown,
@@ -231,11 +238,19 @@ def session_event(
         summary=summary,
         location=schedule.location or session.institution.address,
         description=description,
-        status="CANCELLED" if session.status == SessionStatus.cancelled else "CONFIRMED",
+        status=_event_status(session),
         sequence=session.sequence,
         url=url,
         last_modified=session.updated_at,
     )
+
+
+def _event_status(session: ScheduledSession) -> str:
+    """A session kept for its bookings that awaits staff's decision is tentative: it may be
+    cancelled, and takes no new bookings meanwhile (its bookings' own .ics stay confirmed)."""
+    if session.status == SessionStatus.cancelled:
+        return "CANCELLED"
+    return "TENTATIVE" if session.awaiting_decision else "CONFIRMED"
 
 
 def feed_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -268,24 +269,75 @@ def recent_calendar_changes(limit: int = 10) -> list[CalendarChange]:
     )
 
 
-def sessions_needing_attention(changes: Iterable[CalendarChange]) -> dict[int, ScheduledSession]:
-    """The conflicts the changes reported that are still booked, planned and to come: staff
-    keep or cancel them on their schedules page. By id."""
+def sessions_needing_attention(
+    changes: Iterable[CalendarChange],
+) -> dict[int, list[ScheduledSession]]:
+    """For each change (by id), the sessions it kept for their bookings that still await staff's
+    decision (keep or cancel, on the institution's schedules page)."""
+    changes = list(changes)
     ids = {session_id for change in changes for session_id in change.conflict_ids}
     if not ids:
         return {}
-    sessions = db.session.scalars(
-        select(ScheduledSession)
+    waiting = {s.id: s for s in _still_booked(_awaiting().where(ScheduledSession.id.in_(ids)))}
+    return {
+        change.id: [waiting[i] for i in change.conflict_ids if i in waiting] for change in changes
+    }
+
+
+def open_door_days_awaiting_decision(region_id: int) -> list[ScheduledSession]:
+    """The region's open-door days kept for their bookings though its rule (or an institution's
+    own schedule) no longer has them so, that await the institution's decision."""
+    return _still_booked(
+        _awaiting()
+        .join(Institution, Institution.id == ScheduledSession.institution_id)
+        .join(District, District.id == Institution.district_id)
         .where(
-            ScheduledSession.id.in_(ids),
-            ScheduledSession.status == SessionStatus.planned.value,
-            ScheduledSession.starts_at > clock_now(),
-        )
-        .options(
-            selectinload(ScheduledSession.slots), selectinload(ScheduledSession.institution)
+            District.region_id == region_id,
+            ScheduledSession.kind == ScheduleKind.open_door.value,
         )
     )
-    return {s.id: s for s in sessions if s.booked}
+
+
+def _awaiting() -> Any:
+    """Sessions to come that were kept for their bookings and await staff's decision."""
+    return select(ScheduledSession).where(
+        ScheduledSession.awaiting_decision.is_(True),
+        ScheduledSession.status == SessionStatus.planned.value,
+        ScheduledSession.starts_at > clock_now(),
+    )
+
+
+def _still_booked(query: Any) -> list[ScheduledSession]:
+    """The sessions of `query` (from `_awaiting`) that still have bookings, from the earliest: one
+    whose bookings all left is withdrawn by the next run, nobody to keep it for."""
+    sessions = db.session.scalars(
+        query.options(
+            selectinload(ScheduledSession.slots),
+            selectinload(ScheduledSession.institution),
+        ).order_by(ScheduledSession.starts_at, ScheduledSession.id)
+    )
+    return [s for s in sessions if s.booked]
+
+
+def keep_session(actor: User, session_id: int) -> ScheduledSession:
+    """Staff keep a session that awaits their decision as it is: it takes bookings again, and
+    the rule leaves it alone until it has it again as it is."""
+    session = db.session.get(ScheduledSession, session_id)
+    if session is None:
+        raise access.NotInScope()
+    _require_schedule_editor(actor, session.institution_id)
+    with write_transaction():
+        session = db.session.get(
+            ScheduledSession, session_id, with_for_update=True, populate_existing=True
+        )
+        assert session is not None
+        if session.status != SessionStatus.planned or not session.awaiting_decision:
+            raise Conflict(str(_l("This session no longer awaits a decision.")))
+        _set_awaiting(session, False)
+        session.kept_by_staff = True
+        audit("session.kept", "session", session.id)
+        db.session.flush()
+    return session
 
 
 # --- specs and plans ---------------------------------------------------------------------------
@@ -327,21 +379,85 @@ def local_today(tz: str, at: datetime | None = None) -> date:
     return (at or clock_now()).astimezone(ZoneInfo(tz)).date()
 
 
-def preview(values: dict[str, Any], tz: str, count: int = 6) -> list[SessionPlan]:
-    """The next `count` sessions a schedule would produce, without saving anything."""
+class PreviewState(enum.StrEnum):
+    planned = "planned"  # as the rule has it
+    conflict = "conflict"  # kept as it is for its bookings, awaiting staff's decision
+    kept = "kept"  # kept as it is by staff's decision
+    cancelled = "cancelled"  # a day the rule has, which staff cancelled
+
+
+@dataclass(frozen=True)
+class PreviewSession:
+    """A session as it will be once the schedule is saved."""
+
+    start: datetime
+    end: datetime
+    slots: int
+    moved_from: date | None = None
+    state: PreviewState = PreviewState.planned
+    booked: int = 0
+
+    @classmethod
+    def of_plan(cls, plan: SessionPlan) -> PreviewSession:
+        return cls(plan.start, plan.end, len(plan.slots), plan.moved_from)
+
+    @classmethod
+    def of_session(cls, session: ScheduledSession, state: PreviewState) -> PreviewSession:
+        return cls(
+            session.starts_at,
+            session.ends_at,
+            len(session.slots),
+            session.moved_from,
+            state,
+            session.booked,
+        )
+
+
+def preview(
+    values: dict[str, Any], tz: str, count: int = 6, *, schedule: Schedule | None = None
+) -> list[PreviewSession]:
+    """The next `count` sessions as they will be once `values` are saved (for `schedule`, or as a
+    new schedule), saving nothing: the save's own comparison of the rule with the stored
+    sessions, so that sessions kept for their bookings and days staff cancelled show as such."""
     spec = spec_from(values, tz)
     try:
         validate_spec(spec)
     except InvalidSchedule as invalid:
         raise ScheduleRejected(invalid) from invalid
-    start = max(local_today(tz), spec.valid_from)
-    plans: list[SessionPlan] = []
+    if schedule is None:
+        rule = _Rule(None, True, spec)
+    else:
+        rule = _Rule(schedule.id, schedule.status == ScheduleStatus.active, spec)
+    today, now = local_today(tz), clock_now()
+    first = max(today, spec.valid_from)
     window = 62
-    while len(plans) < count and window <= 800:
-        end = start + timedelta(days=window)
-        plans = plan_sessions(spec, start, end, working_calendar(range(start.year, end.year + 1)))
+    while True:
+        # From today, as the save compares: a stored session before `valid_from` is retired.
+        sessions = _after_saving(_diff(rule, today, first + timedelta(days=window), None, now))
         window *= 2
-    return plans[:count]
+        if len(sessions) >= count or window > 800:
+            return sessions[:count]
+
+
+def _after_saving(diff: _Diff) -> list[PreviewSession]:
+    """The coming sessions as the save of `diff` leaves them, from the earliest."""
+    settled_days = {session.local_date for session in diff.settled}
+    not_taken = {plan.date for plan in diff.not_taken}
+    found = [
+        PreviewSession.of_plan(plan)
+        for day, plan in diff.plans.items()
+        if day not in settled_days and day not in not_taken
+    ]
+    found += [PreviewSession.of_session(s, PreviewState.conflict) for s in diff.conflicts]
+    found += [PreviewSession.of_session(s, PreviewState.kept) for s in diff.kept]
+    found += [
+        PreviewSession.of_session(s, PreviewState.cancelled)
+        for s in diff.settled
+        if s.status == SessionStatus.cancelled
+        and s.cancel_code != SYSTEM_CANCEL_CODE
+        and s.local_date in diff.plans
+    ]
+    return sorted(found, key=lambda session: session.start)
 
 
 # --- materialisation -------------------------------------------------------------------------
@@ -398,6 +514,24 @@ def _fill(session: ScheduledSession, plan: SessionPlan) -> None:
     ]
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """What stored sessions are compared with: a schedule's rule as saved, or as a form would
+    save it (a new schedule has no id, and no sessions yet)."""
+
+    schedule_id: int | None
+    active: bool
+    spec: ScheduleSpec
+
+
+def _rule_of(schedule: Schedule) -> _Rule:
+    return _Rule(
+        schedule.id,
+        schedule.status == ScheduleStatus.active,
+        spec_from(schedule, schedule.institution.district.region.timezone),
+    )
+
+
 @dataclass
 class _Diff:
     """What it takes to bring a schedule's stored sessions in line with its rule."""
@@ -406,9 +540,19 @@ class _Diff:
     refill: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
     revive: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
     withdraw: list[ScheduledSession] = field(default_factory=list)
+    # Booked sessions the rule no longer has as they are: kept, awaiting staff's decision.
     conflicts: list[ScheduledSession] = field(default_factory=list)
     details: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
     more_seats: list[tuple[ScheduledSession, SessionPlan]] = field(default_factory=list)
+    # Sessions kept (awaiting a decision, or by staff) that the rule has again as they are.
+    ordinary_again: list[ScheduledSession] = field(default_factory=list)
+    # Sessions staff chose to keep as they are, which the rule does not have so: left alone.
+    kept: list[ScheduledSession] = field(default_factory=list)
+    # What the preview shows besides: the rule's plans, the plans a kept session stands in for,
+    # and the sessions of the days nothing changes (begun, held, cancelled by staff).
+    plans: dict[date, SessionPlan] = field(default_factory=dict)
+    not_taken: list[SessionPlan] = field(default_factory=list)
+    settled: list[ScheduledSession] = field(default_factory=list)
 
 
 def _times(layout: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -448,7 +592,7 @@ def _settled(session: ScheduledSession, now: datetime) -> bool:
 
 
 def _diff(
-    schedule: Schedule,
+    rule: _Rule,
     start: date,
     end: date,
     calendar: WorkingCalendar | None,
@@ -457,13 +601,15 @@ def _diff(
     lock: bool = False,
 ) -> _Diff:
     """`lock`: for a change, lock the stored sessions FOR UPDATE before their seats are read, so
-    that no seat is taken in a session between that read and its withdrawal (the booking's
-    conditional UPDATE reads its session FOR KEY SHARE and waits; on SQLite the write lock that
-    the change holds serialises them anyway)."""
-    tz = schedule.institution.district.region.timezone
+    that no seat is taken in a session between that read and its withdrawal or its being held
+    for a decision (the booking's conditional UPDATE reads its session FOR KEY SHARE and waits;
+    on SQLite the write lock that the change holds serialises them anyway)."""
     query = (
         select(ScheduledSession)
-        .where(ScheduledSession.schedule_id == schedule.id, ScheduledSession.local_date >= start)
+        .where(
+            ScheduledSession.schedule_id == rule.schedule_id,
+            ScheduledSession.local_date >= start,
+        )
         .options(selectinload(ScheduledSession.slots))
     )
     if lock:
@@ -471,18 +617,18 @@ def _diff(
         query = query.with_for_update(of=ScheduledSession).execution_options(
             populate_existing=True
         )
-    existing = db.session.scalars(query).all() if schedule.id is not None else []
+    existing = db.session.scalars(query).all() if rule.schedule_id is not None else []
     # Every stored session is compared with the rule, also those planned further ahead than
     # the horizon (a longer run of the nightly job).
     last = max((s.local_date for s in existing), default=end)
     if last > end:
         end, calendar = last, None
     plans: dict[date, SessionPlan] = {}
-    if schedule.status == ScheduleStatus.active:
+    if rule.active:
         calendar = calendar or working_calendar(range(start.year, end.year + 1))
         plans = {
             p.date: p
-            for p in plan_sessions(spec_from(schedule, tz), start, end, calendar)
+            for p in plan_sessions(rule.spec, start, end, calendar)
             if p.start > now  # today's session the rule puts before now is not made
         }
     days: dict[date, list[ScheduledSession]] = {}
@@ -501,10 +647,14 @@ def _diff(
             history = _with_history(s.id for sessions in open_days.values() for s in sessions)
         return session.id in history
 
-    diff = _Diff()
+    diff = _Diff(plans=plans)
+    diff.settled = [s for day, sessions in days.items() if day not in open_days for s in sessions]
 
     def retire(session: ScheduledSession) -> None:
-        (diff.conflicts if session.booked else diff.withdraw).append(session)
+        if session.kept_by_staff:  # staff keep it, whatever the rule says
+            diff.kept.append(session)
+        else:
+            (diff.conflicts if session.booked else diff.withdraw).append(session)
 
     for day in sorted(set(open_days) | (set(plans) - set(days))):
         sessions, plan = open_days.get(day, []), plans.get(day)
@@ -526,9 +676,12 @@ def _diff(
                 plan.moved_from,
             ):
                 diff.details.append((current, plan))
+            if current.awaiting_decision or current.kept_by_staff:
+                diff.ordinary_again.append(current)
             continue
-        if current is not None and current.booked:
-            diff.conflicts.append(current)
+        if current is not None and (current.booked or current.kept_by_staff):
+            (diff.kept if current.kept_by_staff else diff.conflicts).append(current)
+            diff.not_taken.append(plan)
             continue
         # The plan goes into a session of that day that nobody holds a seat of: one withdrawn
         # just as the plan has it (it comes back as it was, with its history and its calendar
@@ -554,6 +707,14 @@ def _diff(
     return diff
 
 
+def _set_awaiting(session: ScheduledSession, awaiting: bool) -> None:
+    """Hold a kept session back from new bookings, or let it take them again; subscribed
+    calendars see the change (the feed marks it tentative meanwhile)."""
+    if session.awaiting_decision != awaiting:
+        session.awaiting_decision = awaiting
+        session.sequence += 1
+
+
 def _window(schedule: Schedule, today: date | None, days: int | None) -> tuple[date, date]:
     start = today or local_today(schedule.institution.district.region.timezone)
     return start, start + timedelta(days=days or horizon_days())
@@ -570,32 +731,42 @@ def materialise_schedule(
 
     Idempotent. A session that has begun, was held or was cancelled by staff is never touched,
     and its day gets no other session. A session that has bookings is never changed or dropped
-    silently: it is kept as it is and reported as a conflict for staff to resolve (a change
-    that only adds seats is applied to it). A session that citizens booked and cancelled, or
+    silently: it is kept as it is, takes no new bookings (`awaiting_decision`) and is reported
+    as a conflict for staff to keep or cancel (a change that only adds seats is applied to it);
+    one staff kept is left as it is. Either is an ordinary session again once the rule has it
+    so again. A session that citizens booked and cancelled, or
     were received at, keeps its slots (the records point at them): when the rule moves it, it
     is withdrawn and a new session takes its place.
     """
     start, end = _window(schedule, today, days)
-    diff = _diff(schedule, start, end, calendar, clock_now(), lock=True)
+    diff = _diff(_rule_of(schedule), start, end, calendar, clock_now(), lock=True)
     for session, plan in diff.details:
         _take_details(session, plan)
     for session, plan in diff.more_seats:
         for slot, planned in zip(session.slots, plan.slots, strict=True):
             slot.capacity = planned.capacity
+    for session in diff.ordinary_again:
+        _set_awaiting(session, False)
+        session.kept_by_staff = False
+    for session in diff.conflicts:
+        _set_awaiting(session, True)
     for session in diff.withdraw:
         session.status = SessionStatus.cancelled.value
         session.cancel_code = SYSTEM_CANCEL_CODE
         session.in_force = None  # its time may be planned again
+        session.awaiting_decision = False
         session.sequence += 1
     # Withdrawals first: a session revived or created at the time of one just withdrawn is in
     # force only once that one is not.
     db.session.flush()
     for session, plan in diff.refill:
         _fill(session, plan)
+        session.awaiting_decision = False  # its bookings left while it awaited a decision
         session.sequence += 1
     for session, plan in diff.revive:
         session.status, session.cancel_code = SessionStatus.planned.value, None
         session.in_force = True
+        session.awaiting_decision = False
         session.sequence += 1
         if _session_layout(session) != _plan_layout(plan):
             _fill(session, plan)
@@ -811,7 +982,7 @@ def set_schedule_status(
 def conflicts(schedule: Schedule) -> list[ScheduledSession]:
     """Booked future sessions that the current rule no longer produces as they are."""
     start, end = _window(schedule, None, None)
-    return _diff(schedule, start, end, None, clock_now()).conflicts
+    return _diff(_rule_of(schedule), start, end, None, clock_now()).conflicts
 
 
 def cancel_session(actor: User, session_id: int, reason: str) -> ScheduledSession:

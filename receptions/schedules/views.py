@@ -56,11 +56,15 @@ def kind_labels() -> dict[str, str]:
 
 
 def _flash_result(result: services.MaterialiseResult) -> None:
+    """Every page these changes lead back to lists the sessions kept below (the schedules page
+    with its schedules, the region's open-door day page for the region)."""
     if result.conflicts:
         flash(
             ngettext(
-                "%(num)s booked session no longer matches the schedule. Resolve it below.",
-                "%(num)s booked sessions no longer match the schedule. Resolve them below.",
+                "%(num)s booked session no longer matches the schedule. It was kept for its "
+                "bookings and takes no new ones until it is kept or cancelled: see below.",
+                "%(num)s booked sessions no longer match the schedule. They were kept for their "
+                "bookings and take no new ones until they are kept or cancelled: see below.",
                 len(result.conflicts),
             ),
             "error",
@@ -82,7 +86,7 @@ def manage(institution_id: int):
         select(Schedule).where(Schedule.institution_id == institution_id).order_by(Schedule.id)
     ).all()
     conflicts = {s.id: services.conflicts(s) for s in schedules}
-    sessions = queries.institution_sessions(institution_id, days=60)
+    sessions = queries.institution_sessions(institution_id, days=60, with_awaiting=True)
     return render_template(
         "schedules/manage.html",
         institution=institution,
@@ -104,7 +108,7 @@ def _preview_or_save(
         if values is not None:
             try:
                 if "preview" in request.form:
-                    preview = services.preview(values, _timezone(institution))
+                    preview = services.preview(values, _timezone(institution), schedule=schedule)
                 else:
                     _saved, result = services.save_schedule(
                         current_user,
@@ -177,12 +181,17 @@ def preview_fragment(institution_id: int):
     """The live preview: the next sessions for the form as it stands, as an HTML fragment."""
     institution = access.get_institution_in_scope(current_user, institution_id)
     form = UnifiedRuleForm() if request.form.get("unified") else ScheduleForm()
+    # The schedule being edited (its sessions show as the save leaves them); none for a new one.
+    schedule_id = whole_number(request.args.get("schedule"))
+    schedule = services.get_schedule(current_user, schedule_id) if schedule_id else None
+    if schedule is not None and schedule.institution_id != institution.id:
+        abort(404)
     preview = None
     if form.validate():
         values = form.values()
         if values is not None:
             try:
-                preview = services.preview(values, _timezone(institution))
+                preview = services.preview(values, _timezone(institution), schedule=schedule)
             except services.ScheduleRejected as rejected:
                 form.add_domain_errors(rejected.invalid.errors)
     status = 200 if preview is not None else 422
@@ -241,6 +250,14 @@ def cancel_session(session_id: int):
     ), status
 
 
+@bp.route("/staff/sessions/<int:session_id>/keep", methods=["POST"])
+@access.role_required(*EDITORS)
+def keep_session(session_id: int):
+    session = services.keep_session(current_user, session_id)
+    flash(_("The session is kept as it is and takes bookings again."), "success")
+    return redirect(url_for("schedules.manage", institution_id=session.institution_id))
+
+
 # --- regional officers: the unified open-door day -----------------------------------------------
 
 
@@ -286,6 +303,7 @@ def unified(region_id: int):
         form=form,
         preview=preview,
         institutions=institutions,
+        awaiting=services.open_door_days_awaiting_decision(region_id),
         exceptions=services.exceptions_in_region(region_id),
         exception_form=ExceptionForm(),
     ), status

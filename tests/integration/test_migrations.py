@@ -47,10 +47,10 @@ def test_migrations_go_up_down_and_up_again_without_drift(empty_database):
 def test_a_room_that_repeats_the_institutions_address_is_cleared(empty_database):
     """0010: a schedule's room that is one of the institution's addresses (what the form used to
     fill in) is cleared, so readers get the address in their language; a typed room stays.
-    0010 changes data only: the models are the schema at 0009 too."""
+    0010 changes data only: the schedule's model is its schema at 0009 too."""
     from sqlalchemy import text
 
-    from tests.factories import make_institution, make_open_session
+    from tests.factories import make_institution, make_schedule
 
     app = create_app(app_settings(empty_database))
     with app.app_context():
@@ -59,7 +59,7 @@ def test_a_room_that_repeats_the_institutions_address_is_cleared(empty_database)
             address_kk="Сәтбаев даңғылы, 41", address_ru="пр. Сатпаева, 41"
         )
         rooms = ("пр. Сатпаева, 41", "Сәтбаев даңғылы, 41 ", "Кабинет 12", "")
-        ids = [make_open_session(institution, location=room).schedule_id for room in rooms]
+        ids = [make_schedule(institution, location=room).id for room in rooms]
         db.session.remove()
         upgrade()
         with db.engine.connect() as connection:
@@ -73,7 +73,7 @@ def test_a_host_position_that_repeats_the_heads_is_cleared(empty_database):
     it in the reader's language; another host's typed position stays."""
     from sqlalchemy import text
 
-    from tests.factories import make_institution, make_open_session
+    from tests.factories import make_institution, make_schedule
 
     app = create_app(app_settings(empty_database))
     with app.app_context():
@@ -87,7 +87,7 @@ def test_a_host_position_that_repeats_the_heads_is_cleared(empty_database):
             ("Ерлан Тестов", "Директор"),  # another host: kept
         )
         ids = [
-            make_open_session(institution, host_name=name, host_position=position).schedule_id
+            make_schedule(institution, host_name=name, host_position=position).id
             for name, position in hosts
         ]
         db.session.remove()
