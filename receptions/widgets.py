@@ -29,6 +29,7 @@ _INPUTS = {
         widgets.URLInput,
         widgets.NumberInput,
         widgets.DateInput,
+        widgets.MonthInput,
         widgets.TimeInput,
         widgets.HiddenInput,
         widgets.PasswordInput,

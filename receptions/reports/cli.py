@@ -63,10 +63,9 @@ def monthly_command(
     """Write the roll-up of a month (or a range of months) to FILE."""
     from flask import current_app
 
-    from ..clock import now as clock_now
     from . import services
     from .downloads import ExportSpec, rows_to_write, write_export, written_in
-    from .scope import REPORT_ZONE, BadReportRequest, parse_period, parse_scope
+    from .scope import BadReportRequest, parse_period, parse_scope, report_today
     from .views import child_grouping
 
     if not (month or month_from or month_to):
@@ -82,9 +81,7 @@ def monthly_command(
     if not _scope_exists(scope):
         raise click.BadParameter(f"no {scope.level} with id {scope.ident}", param_hint="--scope")
     try:
-        period = parse_period(
-            month, month_from, month_to, today=clock_now().astimezone(REPORT_ZONE).date()
-        )
+        period = parse_period(month, month_from, month_to, today=report_today())
     except BadReportRequest as error:
         raise click.BadParameter(error.user_message, param_hint="--month") from error
     grouping = grouping or child_grouping(scope)

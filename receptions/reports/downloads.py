@@ -6,15 +6,17 @@ import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 from flask import current_app, g, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from ..clock import now as clock_now
 from ..i18n import current_language, month_label
 from . import charts, exports, services
-from .scope import Period, Scope
+from .scope import Period, Scope, progress_notice
 
 FIRST_HEADERS = {
     "region": lambda: _("Region"),
@@ -66,9 +68,18 @@ class ExportSpec:
     def extension(self) -> str:
         return "csv" if self.kind in CSV_FORMATS else self.kind
 
-    @property
-    def title(self) -> str:
-        return f"{self.scope.name()} — {self.period.title}"
+    def title(self, at: datetime) -> str:
+        """The heading of the XLSX and PDF: the scope and the period, and for a period in
+        progress up to when its figures run."""
+        title = f"{self.scope.name()} — {self.period.title}"
+        notice = progress_notice(self.period, at)
+        return f"{title}. {notice[0]}" if notice else title
+
+    def note(self, at: datetime) -> exports.Note | None:
+        """The closing line of a period in progress, once its total is known."""
+        if not self.period.in_progress(at):
+            return None
+        return lambda total: " ".join(progress_notice(self.period, at, total.sessions_to_come))
 
     def levels(self) -> list[str]:
         return SHEET_LEVELS[self.scope.level] if self.kind == "xlsx" else [self.grouping]
@@ -95,60 +106,69 @@ def rows_to_write(spec: ExportSpec) -> int:
     return sum(services.count_groups(spec.scope, level) for level in spec.levels())
 
 
-def _rows(spec: ExportSpec, grouping: str, progress: Progress | None) -> Any:
+def _rows(spec: ExportSpec, grouping: str, progress: Progress | None, at: datetime) -> Any:
     return services.iter_figures(
-        spec.scope, grouping, spec.period.first, spec.period.months, progress=progress
+        spec.scope, grouping, spec.period.first, spec.period.months, at=at, progress=progress
     )
 
 
 def _rows_and_previous(
-    spec: ExportSpec, grouping: str, progress: Progress | None
-) -> tuple[Any, services.Figures]:
-    """A sheet's rows and the period before's total, complete once the rows are written."""
+    spec: ExportSpec, grouping: str, progress: Progress | None, at: datetime
+) -> tuple[Any, services.Figures | None]:
+    """A sheet's rows and the period before's total (None for a period in progress), complete
+    once the rows are written."""
     return services.figures_and_previous(
-        spec.scope, grouping, spec.period.first, spec.period.months, progress=progress
+        spec.scope, grouping, spec.period.first, spec.period.months, at=at, progress=progress
     )
 
 
 def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None = None) -> None:
-    """Write the download to a binary file, row by row from the database."""
+    """Write the download to a binary file, row by row from the database; every sheet and
+    its notes read at one moment."""
+    at = clock_now()
     if spec.kind in CSV_FORMATS:
-        for chunk in iter_csv(spec, progress):
+        for chunk in iter_csv(spec, progress, at):
             handle.write(chunk.encode("utf-8"))
     elif spec.kind == "xlsx":
         levels = spec.levels()
-        first, previous = _rows_and_previous(spec, levels[0], progress)
+        first, previous = _rows_and_previous(spec, levels[0], progress, at)
         sheets = (
             (
                 FIRST_HEADERS[level](),
                 FIRST_HEADERS[level](),
-                first if index == 0 else _rows(spec, level, progress),
+                first if index == 0 else _rows(spec, level, progress, at),
             )
             for index, level in enumerate(levels)
         )
         # The first sheet's rows bring the previous period's total, written under each sheet.
-        exports.write_xlsx(sheets, previous, handle, spec.title)
+        exports.write_xlsx(sheets, previous, handle, spec.title(at), spec.note(at))
     else:
-        html = pdf_html(spec)
+        html = pdf_html(spec, at)
         if progress is not None:
             progress(rows_to_write(spec))
         handle.write(exports.render_pdf(html))
 
 
-def iter_csv(spec: ExportSpec, progress: Progress | None = None) -> Any:
+def iter_csv(spec: ExportSpec, progress: Progress | None = None, at: datetime | None = None) -> Any:
     """The CSV's text; the Excel one follows the language in use (a background job's is the
     officer's, forced while it runs)."""
+    at = at or clock_now()
     layout = (
         exports.excel_csv_layout(current_language())
         if spec.kind == "csv-excel"
         else exports.PROGRAM_CSV
     )
-    rows, previous = _rows_and_previous(spec, spec.grouping, progress)
-    return exports.iter_csv(rows, FIRST_HEADERS[spec.grouping](), previous, layout)
+    rows, previous = _rows_and_previous(spec, spec.grouping, progress, at)
+    return exports.iter_csv(rows, FIRST_HEADERS[spec.grouping](), previous, layout, spec.note(at))
 
 
-def trend_svg(scope: Scope, period: Period, series: list[tuple[Any, str, str]]) -> str:
-    trend = services.monthly_trend(scope, period.last, 12)
+def trend_svg(
+    scope: Scope,
+    period: Period,
+    series: list[tuple[Any, str, str]],
+    at: datetime | None = None,
+) -> str:
+    trend = services.monthly_trend(scope, period.last, 12, at=at)
     return charts.trend_chart(
         [month_label(m, short=True) for m, _ in trend],
         [(str(label), [f[name] for _, f in trend], colour) for name, label, colour in series],
@@ -156,9 +176,9 @@ def trend_svg(scope: Scope, period: Period, series: list[tuple[Any, str, str]]) 
     )
 
 
-def pdf_html(spec: ExportSpec) -> str:
+def pdf_html(spec: ExportSpec, at: datetime) -> str:
     rollup = services.rollup(
-        spec.scope, spec.period.first, grouping=spec.grouping, months=spec.period.months
+        spec.scope, spec.period.first, grouping=spec.grouping, months=spec.period.months, at=at
     )
     chart_svg = trend_svg(
         spec.scope,
@@ -169,6 +189,7 @@ def pdf_html(spec: ExportSpec) -> str:
             ("explained", _("Explained"), "#8a4b00"),
             ("pending", _("Being resolved"), "#b3261e"),
         ],
+        at,
     )
     return render_template(
         "reports/pdf.html",
@@ -178,4 +199,5 @@ def pdf_html(spec: ExportSpec) -> str:
         columns=exports.PDF_COLUMNS,
         chart_src="data:image/svg+xml;base64," + base64.b64encode(chart_svg.encode()).decode(),
         first_header=FIRST_HEADERS[spec.grouping](),
+        progress_notice=progress_notice(spec.period, at, rollup.total.sessions_to_come),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,11 @@ def _neutralise(cell: Any) -> Any:
     return cell
 
 
+# A period in progress closes with a note (what its figures cover) where a finished one has its
+# change on the period before; the note is written last, when the total is known.
+Note = Callable[[Figures], str]
+
+
 def change_values(total: Figures, previous: Figures) -> list[Any]:
     """Each column's change on the period before (shares in percentage points), rounded from
     the unrounded figures as the dashboard does: two rounded shares can differ by 0.1 more."""
@@ -98,6 +103,14 @@ def _totalled(rows: Iterable[Figures], total: Figures) -> Iterator[Figures]:
     for row in rows:
         total.add(row)
         yield row
+
+
+def closing_row(total: Figures, previous: Figures | None, note: Note | None) -> list[Any]:
+    """The line under the total: the change on the period before, or for a period in progress
+    (no period before is compared) the note on what its figures cover, in the first cell."""
+    if previous is None:
+        return [note(total) if note else "", *([""] * len(COLUMNS))]
+    return [str(_l("Change on the previous period")), *change_values(total, previous)]
 
 
 @dataclass(frozen=True)
@@ -128,8 +141,9 @@ def excel_csv_layout(language: str) -> CsvLayout:
 def iter_csv(
     rows: Iterable[Figures],
     first_header: str,
-    previous: Figures,
+    previous: Figures | None,
     layout: CsvLayout = PROGRAM_CSV,
+    note: Note | None = None,
 ) -> Iterator[str]:
     """UTF-8 with a byte-order mark so that Excel opens Cyrillic text correctly; streamed
     row by row as the database sends them, the total added up on the way."""
@@ -144,20 +158,17 @@ def iter_csv(
         buffer.seek(0)
         buffer.truncate()
     writer.writerow([str(_l("Total")), *layout.numbers(values(total))])
-    writer.writerow(
-        [
-            str(_l("Change on the previous period")),
-            *layout.numbers(change_values(total, previous)),
-        ]
-    )
+    first, *figures = closing_row(total, previous, note)
+    writer.writerow([_neutralise(first), *layout.numbers(figures)])
     yield buffer.getvalue()
 
 
 def write_xlsx(
     sheets: Iterable[tuple[str, str, Iterable[Figures]]],
-    previous: Figures,
+    previous: Figures | None,
     stream: Any,
     title: str,
+    note: Note | None = None,
 ) -> None:
     """One sheet per level; formatted headers, frozen panes, totals equal to the detail sums.
 
@@ -205,9 +216,8 @@ def write_xlsx(
         for row in _totalled(rows, total):
             sheet.append(line(sheet, [_neutralise(row.label), *values(row)]))
         sheet.append(line(sheet, [str(_l("Total")), *values(total)], bold))
-        sheet.append(
-            line(sheet, [str(_l("Change on the previous period")), *change_values(total, previous)])
-        )
+        first, *figures = closing_row(total, previous, note)
+        sheet.append(line(sheet, [_neutralise(first), *figures]))
     workbook.save(stream)
 
 

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from flask_babel import format_number
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, and_, true
 
 from .. import access
 from ..auth.models import Role, User
+from ..clock import now as clock_now
 from ..errors import DomainError, Forbidden, NotInScope
 from ..extensions import db
 from ..geography.models import District, Region
-from ..i18n import month_label
+from ..i18n import local_moment, month_label
 from ..institutions.models import Institution, InstitutionType
 from ..urls import whole_number
 
@@ -29,6 +31,15 @@ MONTH_RE = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 class BadReportRequest(DomainError):
     status_code = 400
+
+
+class BadPeriod(BadReportRequest):
+    """A period the filters cannot give: the pages with the filter form show it again with the
+    message at `field` (`month`, `from` or `to`); a download or chart link answers 400."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -121,15 +132,30 @@ def year_and_month(text: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def parse_month(text: str | None, *, today: date) -> str:
-    """A finished or current month as YYYY-MM; malformed or future months are a 400."""
+def report_today(at: datetime | None = None) -> date:
+    """The local date that decides which months are over: months are cut in `REPORT_ZONE`."""
+    return (at or clock_now()).astimezone(REPORT_ZONE).date()
+
+
+def current_month(today: date) -> str:
+    return today.strftime("%Y-%m")
+
+
+def last_finished_month(today: date) -> str:
+    """The month reports show unless asked for another: the current one is not over yet."""
+    return previous_month(current_month(today))
+
+
+def parse_month(text: str | None, *, today: date, field: str = "month") -> str:
+    """A finished or current month as YYYY-MM, by default the last finished one; malformed or
+    future months are refused (`BadPeriod`, naming `field`)."""
     if not text:
-        return today.strftime("%Y-%m")
+        return last_finished_month(today)
     parts = year_and_month(text)
     if parts is None or parts[0] < 2000:
-        raise BadReportRequest(str(_l("The month must look like 2026-11.")))
+        raise BadPeriod(str(_l("The month must look like 2026-11.")), field)
     if parts > (today.year, today.month):
-        raise BadReportRequest(str(_l("Reports cannot cover a month in the future.")))
+        raise BadPeriod(str(_l("Reports cannot cover a month in the future.")), field)
     return text
 
 
@@ -163,11 +189,56 @@ class Period:
         return f"{month_label(self.first)} – {month_label(self.last)}"
 
     @property
+    def end(self) -> datetime:
+        """The moment the period is over: the start of the month after its last."""
+        return month_start(next_month(self.last))
+
+    def in_progress(self, at: datetime) -> bool:
+        """Whether the period's last month is still running at `at` (the current month)."""
+        return at < self.end
+
+    def figures_up_to(self, at: datetime) -> str:
+        """What a page or a download of an unfinished period says first: which month is not
+        over and the moment its figures run up to, in the reader's language and local time."""
+        return str(
+            _l(
+                "%(month)s is in progress: figures up to %(date)s, %(time)s.",
+                month=month_label(self.last),
+                date=local_moment(at, "d MMMM y", REPORT_ZONE.key),
+                time=local_moment(at, "HH:mm", REPORT_ZONE.key),
+            )
+        )
+
+    @property
     def args(self) -> dict[str, str]:
         """Query arguments that give this period back to `parse_period`."""
         if self.months == 1:
             return {"month": self.first}
         return {"from": self.first, "to": self.last}
+
+
+def progress_terms(to_come: int) -> str:
+    """How the figures of a period in progress are counted, said after `Period.figures_up_to`."""
+    return str(
+        _l(
+            "Sessions that have not started yet are counted neither as planned nor as held "
+            "(still to come: %(num)s); the change on the previous period is given once the "
+            "month is over.",
+            num=format_number(to_come),
+        )
+    )
+
+
+def progress_notice(period: Period, at: datetime, to_come: int | None = None) -> list[str]:
+    """What a page or a download says of a period in progress, a sentence a line: up to when
+    its figures run and, where sessions are counted (`to_come` given), how; nothing for a
+    finished period."""
+    if not period.in_progress(at):
+        return []
+    notice = [period.figures_up_to(at)]
+    if to_come is not None:
+        notice.append(progress_terms(to_come))
+    return notice
 
 
 def parse_period(
@@ -177,15 +248,19 @@ def parse_period(
     if not month_from and not month_to:
         return Period(parse_month(month, today=today))
     if not month_from or not month_to:
-        raise BadReportRequest(str(_l("Give both the first and the last month of the range.")))
-    first, last = parse_month(month_from, today=today), parse_month(month_to, today=today)
+        raise BadPeriod(
+            str(_l("Give both the first and the last month of the range.")),
+            "to" if month_from else "from",
+        )
+    first = parse_month(month_from, today=today, field="from")
+    last = parse_month(month_to, today=today, field="to")
     if last < first:
-        raise BadReportRequest(str(_l("The range must not end before it starts.")))
+        raise BadPeriod(str(_l("The range must not end before it starts.")), "to")
     months = 1
     while first != last and months <= MAX_MONTHS:
         first, months = next_month(first), months + 1
     if months > MAX_MONTHS:
-        raise BadReportRequest(str(_l("A report covers at most %(n)s months.", n=MAX_MONTHS)))
+        raise BadPeriod(str(_l("A report covers at most %(n)s months.", n=MAX_MONTHS)), "from")
     return Period(month_from, months)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select, text, union, union_all
+from sqlalchemy import Select, and_, case, func, literal, select, text, true, union, union_all
 
 from ..booking.models import Booking, Feedback, Topic
 from ..clock import now as clock_now
@@ -52,12 +52,19 @@ COUNTS = (
     "explained",
     "pending",
     "overdue",
+    # Sessions of a month in progress that have not started yet: they count in no other figure
+    # (see `_window_sessions`), so that a month's planned and held mean "to date" until it ends.
+    "open_door_to_come",
+    "reception_to_come",
     *CITIZENS_ANSWERS,
 )
-# States of today, not facts a head signs: questions past their due date and sessions past their
-# end that nobody closed (a session reopened after sign-off is open again). A signed month takes
-# them from the live rows, as the follow-up and close-out pages do.
-LIVE_STATES = frozenset(("overdue", "sessions_not_closed"))
+# States of today, not facts a head signs: questions past their due date, sessions past their
+# end that nobody closed (a session reopened after sign-off is open again) and sessions still to
+# come (none once the month is over, when it can be signed). A signed month takes them from the
+# live rows, as the follow-up and close-out pages do.
+LIVE_STATES = frozenset(
+    ("overdue", "sessions_not_closed", "open_door_to_come", "reception_to_come")
+)
 # What a head signs off: what the institution held, received and recorded. A signed month is
 # reported with these as signed, and the rest from the live rows.
 SIGNED_FIGURES = tuple(
@@ -104,6 +111,10 @@ class Figures:
         return part / whole if whole else None
 
     @property
+    def sessions_to_come(self) -> int:
+        return self.counts["open_door_to_come"] + self.counts["reception_to_come"]
+
+    @property
     def held_share(self) -> float | None:
         return self._share(self.counts["sessions_held"], self.counts["sessions_planned"])
 
@@ -138,8 +149,11 @@ class Rollup:
     grouping: str
     rows: list[Figures]
     total: Figures
-    previous_total: Figures
+    # None while the period is in progress: part of a month is not compared with a whole one.
+    previous_total: Figures | None
     top_topics: list[tuple[str, int]]
+    # The moment an unfinished period's figures run up to; None once the period is over.
+    until: datetime | None = None
 
     def change(self, name: str) -> float | None:
         return figure_change(self.total, self.previous_total, name)
@@ -152,9 +166,12 @@ def questions_without_outcome(counts: Mapping[str, int]) -> int:
     )
 
 
-def figure_change(total: Figures, previous: Figures, name: str) -> float | None:
+def figure_change(total: Figures, previous: Figures | None, name: str) -> float | None:
     """Change on the period before: a difference of counts, or of the unrounded shares (a
-    fraction of 1), rounded only where it is shown, so that the page and the downloads agree."""
+    fraction of 1), rounded only where it is shown, so that the page and the downloads agree;
+    None without a period before to compare with (the period is in progress)."""
+    if previous is None:
+        return None
     now, before = total[name], previous[name]
     if now is None or before is None:
         return None
@@ -172,6 +189,11 @@ def month_list(month: str, months: int) -> list[str]:
 def _month_range(month: str, months: int) -> tuple[datetime, datetime]:
     last = month_list(month, months)[-1]
     return month_start(month), month_start(next_month(last))
+
+
+def unfinished_until(month: str, months: int, at: datetime) -> datetime | None:
+    """`at` when the period of `months` months from `month` is not over at `at`, else None."""
+    return at if at < _month_range(month, months)[1] else None
 
 
 def _month_of(starts_at: Any, months: list[str]) -> Any:
@@ -224,9 +246,26 @@ class _Window:
     def today(self) -> date:
         return self.at.astimezone(REPORT_ZONE).date()
 
+    @property
+    def unfinished(self) -> bool:
+        """The window's last month is in progress: some of its sessions are still to come."""
+        return self.at < self.bounds[1]
+
+
+def _sessions_in_scope(query: Select[Any], window: _Window) -> Select[Any]:
+    if window.scope.level != "nation" or window.scope.institution_type:
+        # Bookings, visits and questions carry their session's institution; the scope is applied
+        # again on their own institution below, this only keeps a region from reading the nation.
+        in_scope = _scoped(select(Institution.id), window.scope)
+        query = query.where(ScheduledSession.institution_id.in_(in_scope))
+    return query
+
 
 def _window_sessions(window: _Window) -> Any:
-    """Every session starting in the window, with its report month: read once, by starts_at."""
+    """Every session of the window that has started by `window.at`, with its report month:
+    read once, by starts_at. In a month in progress "planned" thus means planned to date, for
+    the held share, the rankings and the public results alike; the sessions still to come are
+    counted apart (`_to_come_part`), and with them their bookings, visits and questions wait."""
     start, end = window.bounds
     session = ScheduledSession
     query = select(
@@ -238,12 +277,35 @@ def _window_sessions(window: _Window) -> Any:
         session.cancel_code,
         _month_of(session.starts_at, window.months).label("month"),
     ).where(session.starts_at >= start, session.starts_at < end)
-    if window.scope.level != "nation" or window.scope.institution_type:
-        # Bookings, visits and questions carry their session's institution; the scope is applied
-        # again on their own institution below, this only keeps a region from reading the nation.
-        in_scope = _scoped(select(Institution.id), window.scope)
-        query = query.where(session.institution_id.in_(in_scope))
-    return query.cte("window_session")
+    if window.unfinished:
+        query = query.where(session.starts_at <= window.at)
+    return _sessions_in_scope(query, window).cte("window_session")
+
+
+def _to_come_part(window: _Window) -> Any:
+    """The window's planned sessions that start after `window.at`, per kind: only a window
+    whose last month is in progress has any."""
+    end = window.bounds[1]
+    session = ScheduledSession
+    return _per_institution_month(
+        "to_come_figures",
+        session.institution_id,
+        _month_of(session.starts_at, window.months),
+        [
+            _count_if(session.kind == "open_door").label("open_door_to_come"),
+            _count_if(session.kind == "reception").label("reception_to_come"),
+        ],
+        _sessions_in_scope(
+            select()
+            .select_from(session)
+            .where(
+                session.starts_at > window.at,
+                session.starts_at < end,
+                session.status == "planned",
+            ),
+            window,
+        ),
+    )
 
 
 _MONTH_KEY = ("institution_id", "month")
@@ -380,7 +442,8 @@ def _live_parts(window: _Window) -> list[Any]:
         ],
         select().select_from(questions),
     )
-    return [session_part, booking_part, visit_part, question_part]
+    parts = [session_part, booking_part, visit_part, question_part]
+    return [*parts, _to_come_part(window)] if window.unfinished else parts
 
 
 def _latest_signoffs(months: list[str], *columns: Any) -> Select[Any]:
@@ -447,7 +510,8 @@ def _figures_by_group(window: _Window) -> Any:
 
     columns = []
     for name in COUNTS:
-        live = func.coalesce(part_of[name].c[name], 0)
+        # What is still to come has no part in a window that is over.
+        live = func.coalesce(part_of[name].c[name], 0) if name in part_of else literal(0)
         served = (
             live
             if signed is None or name not in SIGNED_FIGURES
@@ -563,15 +627,31 @@ def figures_and_previous(
     live: bool = False,
     compare: bool = False,
     progress: Callable[[int], None] | None = None,
-) -> tuple[Iterator[Figures], Figures]:
+) -> tuple[Iterator[Figures], Figures | None]:
     """The rows of `iter_figures` and the period before's total, read by the same statement:
-    the total is complete once the rows have all been read (a download writes it last)."""
+    the total is complete once the rows have all been read (a download writes it last). A
+    period in progress has no total before it (None): part of a month against a whole one
+    would mislead, and a same-days cut of the month before could not be had from its signed
+    figures, which are the whole month's."""
+    at = at or clock_now()
+    if unfinished_until(month, months, at) is not None:
+        rows = iter_figures(
+            scope,
+            grouping,
+            month,
+            months,
+            at=at,
+            snapshots=not live,
+            compare=compare,
+            progress=progress,
+        )
+        return rows, None
     before = previous_period(month, months)
     window = _Window(
         scope,
         grouping,
         month_list(before, 2 * months),
-        at or clock_now(),
+        at,
         snapshots=not live,
         compare=compare,
         current=month,
@@ -633,11 +713,11 @@ def count_groups(scope: Scope, grouping: str) -> int:
     return int(db.session.scalar(select(func.count()).select_from(_keys(window))) or 0)
 
 
-def _topic_counts(scope: Scope, months: list[str], live: bool) -> Any:
+def _topic_counts(scope: Scope, months: list[str], live: bool, at: datetime | None = None) -> Any:
     """Questions per topic in the scope, reached like the roll-up: the window's sessions, their
     visits, their questions. A signed institution-month counts with the topics signed with it,
     as its figures do with their snapshot, unless it was signed before topics were kept."""
-    window = _Window(scope, "institution", months, clock_now(), snapshots=not live)
+    window = _Window(scope, "institution", months, at or clock_now(), snapshots=not live)
     sessions = _window_sessions(window)
     visits = (
         select(Visit.id, sessions.c.month)
@@ -694,11 +774,17 @@ def _topic_counts(scope: Scope, months: list[str], live: bool) -> Any:
 
 
 def top_topics(
-    scope: Scope, month: str, months: int = 1, limit: int = 10, *, live: bool = False
+    scope: Scope,
+    month: str,
+    months: int = 1,
+    limit: int = 10,
+    *,
+    live: bool = False,
+    at: datetime | None = None,
 ) -> list[tuple[str, int]]:
     """The most raised topics; a signed month's as signed (see `_topic_counts`), or today's with
     `live=True`."""
-    counts = _topic_counts(scope, month_list(month, months), live)
+    counts = _topic_counts(scope, month_list(month, months), live, at)
     query = (
         select(Topic, counts.c.n)
         .join(counts, counts.c.topic_id == Topic.id)
@@ -715,10 +801,12 @@ def topic_questions(scope: Scope, month: str) -> dict[int, int]:
 
 
 def topic_heat(
-    scope: Scope, month: str, months: int = 1
+    scope: Scope, month: str, months: int = 1, *, at: datetime | None = None
 ) -> tuple[list[str], list[tuple[str, list[int]]]]:
-    """Topics x districts: how many questions each district raised on each topic."""
+    """Topics x districts: how many questions each district raised on each topic, at the
+    sessions that have started by `at` (as the roll-up counts a month in progress)."""
     start, end = _month_range(month, months)
+    at = at or clock_now()
     query = (
         _scoped(
             select(District.id, Topic.id, func.count())
@@ -730,6 +818,7 @@ def topic_heat(
             scope,
         )
         .where(ScheduledSession.starts_at >= start, ScheduledSession.starts_at < end)
+        .where(ScheduledSession.starts_at <= at if at < end else true())
         .group_by(District.id, Topic.id)
     )
     cells = {(d, t): n for d, t, n in db.session.execute(query)}
@@ -775,6 +864,7 @@ def rollup(
     """
     if grouping not in GROUPINGS:
         raise ValueError(grouping)
+    at = at or clock_now()
     # One statement for the period and the one before it: the change needs only their totals.
     figures, previous = figures_and_previous(
         scope,
@@ -799,7 +889,8 @@ def rollup(
         rows,
         total,
         previous,
-        top_topics(scope, month, months, live=live),
+        top_topics(scope, month, months, live=live, at=at),
+        unfinished_until(month, months, at),
     )
 
 

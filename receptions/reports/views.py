@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import date, datetime
 
 from flask import (
     Blueprint,
@@ -21,21 +22,27 @@ from flask_login import current_user
 from .. import CONTENT_SECURITY_POLICY, access
 from ..clock import now as clock_now
 from ..extensions import db
+from ..geography.models import District
 from ..geography.queries import district_or_404
 from ..i18n import current_language
 from ..institutions.models import Institution
 from . import charts, downloads, exports, jobs, services
+from .forms import period_form, refused_form
 from .scope import (
     REPORT_ROLES,
-    REPORT_ZONE,
+    BadPeriod,
     BadReportRequest,
     Period,
     Scope,
     authorise,
+    current_month,
     default_scope,
+    last_finished_month,
     parse_month,
     parse_period,
     parse_scope,
+    progress_notice,
+    report_today,
 )
 
 bp = Blueprint("reports", __name__)
@@ -45,27 +52,78 @@ RANKING_LENGTH = 10  # leaders, and as many outsiders
 SORTABLE = {name for name, _, _ in exports.COLUMNS} | {"label"}
 
 
-def _today():  # type: ignore[no-untyped-def]
-    return clock_now().astimezone(REPORT_ZONE).date()
-
-
 # Only what matplotlib's inline SVG styles need is relaxed; framing stays forbidden.
 CHART_POLICY = CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'unsafe-inline'")
 
 
-def _request_scope() -> tuple[Scope, Period]:
+def _authorised_scope() -> Scope:
     scope = (
         parse_scope(request.args.get("scope"))
         if request.args.get("scope")
         else default_scope(current_user)
     )
-    period = parse_period(
+    return authorise(current_user, scope)
+
+
+def _request_period() -> Period:
+    return parse_period(
         request.args.get("month"),
         request.args.get("from"),
         request.args.get("to"),
-        today=_today(),
+        today=report_today(),
     )
-    return authorise(current_user, scope), period
+
+
+def _request_scope() -> tuple[Scope, Period]:
+    """The scope, checked against the officer's own first (a period refused for a scope the
+    officer may not see would tell that it exists), then the period."""
+    scope = _authorised_scope()
+    return scope, _request_period()
+
+
+def _filtered_page(heading: str, *, with_rows: bool = False) -> tuple[Scope, Period]:
+    """The scope and period of a page with the filter form. A period the form cannot give
+    (malformed, in the future, a range ending before it starts, too long) shows the form again
+    as sent, with the message at its field: 422, and no figures until it is corrected."""
+    scope = _authorised_scope()
+    try:
+        return scope, _request_period()
+    except BadPeriod as refusal:
+        today = report_today()
+        page = render_template(
+            "reports/refused.html",
+            heading=heading,
+            scope=scope,
+            scope_name=scope.name(),
+            grouping=_grouping(scope) if with_rows else None,
+            form=refused_form(request.args, refusal, today),
+            **_month_links(today),
+        )
+        abort(Response(page, 422))
+
+
+def _month_links(today: date) -> dict[str, str]:
+    """The last finished month (the default) and the one in progress, for the filter's links."""
+    return {"finished_month": last_finished_month(today), "running_month": current_month(today)}
+
+
+def _page_context(
+    scope: Scope, period: Period, at: datetime, rollup: services.Rollup | None = None
+) -> dict[str, object]:
+    """What every report page shows around its figures: the filter form, and whether the
+    period is in progress and up to when its figures run."""
+    today = report_today(at)
+    return {
+        "scope": scope,
+        "scope_name": scope.name(),
+        "period": period,
+        "month": period.label,
+        "form": period_form(period, today),
+        "progress_notice": progress_notice(
+            period, at, rollup.total.sessions_to_come if rollup is not None else None
+        ),
+        **_month_links(today),
+    }
 
 
 def child_grouping(scope: Scope) -> str:
@@ -99,9 +157,10 @@ def index():
 @bp.route("/reports/dashboard")
 @OFFICERS
 def dashboard():
-    scope, period = _request_scope()
+    scope, period = _filtered_page(_("Reports"), with_rows=True)
     grouping = _grouping(scope)
-    rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months)
+    at = clock_now()
+    rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months, at=at)
     sort = request.args.get("sort", "label")
     if sort not in SORTABLE:
         raise BadReportRequest(_("Unknown sort column."))
@@ -112,14 +171,10 @@ def dashboard():
         ),
         reverse=descending,
     )
-    trend = services.monthly_trend(scope, period.last, 12)
+    trend = services.monthly_trend(scope, period.last, 12, at=at)
     return render_template(
         "reports/dashboard.html",
         rollup=rollup,
-        scope=scope,
-        period=period,
-        month=period.label,
-        scope_name=scope.name(),
         grouping=grouping,
         columns=exports.COLUMNS,
         sort=sort,
@@ -128,6 +183,7 @@ def dashboard():
         outcomes=outcome_shares(rollup.total),
         changes=main_changes(rollup),
         drill_scope=drill_scope,
+        **_page_context(scope, period, at, rollup),
     )
 
 
@@ -205,9 +261,10 @@ def chart(name: str):
 @bp.route("/reports/rankings")
 @OFFICERS
 def rankings():
-    scope, period = _request_scope()
+    scope, period = _filtered_page(_("Rankings"))
     grouping = "institution" if scope.level in ("district", "region") else child_grouping(scope)
-    rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months)
+    at = clock_now()
+    rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months, at=at)
     rows = [r for r in rollup.rows if r["sessions_planned"] or r["questions"]]
     measures = [
         ("held_share", _("Share of sessions held"), True),
@@ -224,12 +281,7 @@ def rankings():
         )
         tables.append((name, label, ranking_lists(ranked, name)))
     return render_template(
-        "reports/rankings.html",
-        scope=scope,
-        scope_name=scope.name(),
-        period=period,
-        month=period.label,
-        tables=tables,
+        "reports/rankings.html", tables=tables, **_page_context(scope, period, at, rollup)
     )
 
 
@@ -255,18 +307,16 @@ def ranking_lists(
 @bp.route("/reports/topics")
 @OFFICERS
 def topics():
-    scope, period = _request_scope()
-    topic_names, rows = services.topic_heat(scope, period.first, period.months)
+    scope, period = _filtered_page(_("Problem topics"))
+    at = clock_now()
+    topic_names, rows = services.topic_heat(scope, period.first, period.months, at=at)
     peak = max((n for _, cells in rows for n in cells), default=0)
     return render_template(
         "reports/topics.html",
-        scope=scope,
-        scope_name=scope.name(),
-        period=period,
-        month=period.label,
         topic_names=topic_names,
         rows=rows,
         peak=peak,
+        **_page_context(scope, period, at),
     )
 
 
@@ -336,21 +386,7 @@ def export_file(token: str):
 @bp.route("/results/<code>/<slug>")
 def public_district(code: str, slug: str):
     district = district_or_404(code, slug)
-    month = parse_month(request.args.get("month"), today=_today())
-    scope = Scope("district", district.id)
-    rollup = services.rollup(scope, month, grouping="institution")
-    cells = services.suppress_small_cells(rollup.rows, rollup.total, PUBLIC_MIN_VISITS)
-    return render_template(
-        "reports/public.html",
-        title=district.name,
-        region=district.region,
-        district=district,
-        month=month,
-        rollup=rollup,
-        rows=cells.rows,
-        min_visits=PUBLIC_MIN_VISITS,
-        total_suppressed=cells.total_hidden,
-    )
+    return _public_results(Scope("district", district.id), district.name, district)
 
 
 @bp.route("/results/institutions/<int:institution_id>")
@@ -358,16 +394,41 @@ def public_institution(institution_id: int):
     institution = db.session.get(Institution, institution_id)
     if institution is None or not institution.active:
         abort(404)
-    month = parse_month(request.args.get("month"), today=_today())
-    rollup = services.rollup(Scope("institution", institution_id), month, grouping="institution")
+    return _public_results(
+        Scope("institution", institution_id), institution.name, institution.district
+    )
+
+
+def _public_results(scope: Scope, title: str, district: District) -> str | tuple[str, int]:
+    """A district's or an institution's published figures for a month (by default the last
+    finished one); a district's by institution, small groups withheld."""
+    at = clock_now()
+    today = report_today(at)
+    page = {
+        "title": title,
+        "region": district.region,
+        "district": district,
+        "min_visits": PUBLIC_MIN_VISITS,
+    }
+    try:
+        month = parse_month(request.args.get("month"), today=today)
+    except BadPeriod as refusal:
+        form = refused_form(request.args, refusal, today)
+        return render_template("reports/public.html", form=form, rollup=None, **page), 422
+    rollup = services.rollup(scope, month, grouping="institution", at=at)
+    if scope.level == "district":
+        cells = services.suppress_small_cells(rollup.rows, rollup.total, PUBLIC_MIN_VISITS)
+        rows, total_suppressed = cells.rows, cells.total_hidden
+    else:
+        rows, total_suppressed = [], rollup.total["citizens_received"] < PUBLIC_MIN_VISITS
+    period = Period(month)
     return render_template(
         "reports/public.html",
-        title=institution.name,
-        region=institution.district.region,
-        district=institution.district,
+        form=period_form(period, today),
         month=month,
         rollup=rollup,
-        rows=[],
-        min_visits=PUBLIC_MIN_VISITS,
-        total_suppressed=rollup.total["citizens_received"] < PUBLIC_MIN_VISITS,
+        rows=rows,
+        total_suppressed=total_suppressed,
+        progress_notice=progress_notice(period, at),
+        **page,
     )
