@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import unicodedata
@@ -56,6 +57,7 @@ from ..notify.services import (
 )
 from ..schedules.models import Schedule, ScheduledSession, SessionStatus, Slot
 from ..schedules.queries import window_of
+from ..schedules.services import settle_if_unheld
 from . import identity
 from .models import (
     ACTIVE_STATUSES,
@@ -67,6 +69,7 @@ from .models import (
     WaitlistEntry,
 )
 
+log = logging.getLogger(__name__)
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L
 CONSENT_VERSION = "2026-11"
 WAITLIST_MAX_NOTICES = 3
@@ -1273,8 +1276,31 @@ def cancel_by_citizen(token: str, at: datetime | None = None) -> Booking:
         outbox = _notify(booking, "booking_cancelled")
         outbox += _offer_to_waitlist(booking)
         db.session.flush()
+        left = _awaiting_session(booking.session_id)
     deliver_after_commit(outbox)
+    _settle(left)
     return booking
+
+
+def _awaiting_session(session_id: int) -> int | None:
+    """The session a booking has just left, if it was kept for its bookings (awaiting staff's
+    decision): with no booking left it is settled after the commit (`_settle`)."""
+    awaiting = db.session.scalar(
+        select(ScheduledSession.awaiting_decision).where(ScheduledSession.id == session_id)
+    )
+    return session_id if awaiting else None
+
+
+def _settle(session_id: int | None) -> None:
+    """Bring a kept session whose bookings all left in line with its schedule now, rather than
+    at the next nightly run. The citizen's change is committed already: a failure here is
+    logged and left to that run."""
+    if session_id is None:
+        return
+    try:
+        settle_if_unheld(session_id)
+    except Exception:
+        log.exception("could not settle session %s after its last booking left", session_id)
 
 
 def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Booking:
@@ -1307,6 +1333,7 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
             )
         old_slot_id = booking.slot_id
         _release_seat(old_slot_id)
+        left = _awaiting_session(booking.session_id)
         booking.slot_id, booking.session_id = slot.id, slot.session_id
         booking.month = month
         booking.booked_at = at
@@ -1318,6 +1345,7 @@ def reschedule(token: str, new_slot_id: int, at: datetime | None = None) -> Book
         outbox += _offer_to_waitlist(booking, freed_slot_id=old_slot_id)
         db.session.flush()
     deliver_after_commit(outbox)
+    _settle(left)
     return booking
 
 

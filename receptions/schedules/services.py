@@ -309,7 +309,8 @@ def _awaiting() -> Any:
 
 def _still_booked(query: Any) -> list[ScheduledSession]:
     """The sessions of `query` (from `_awaiting`) that still have bookings, from the earliest: one
-    whose bookings all left is withdrawn by the next run, nobody to keep it for."""
+    whose bookings all left is settled as they leave (`settle_if_unheld`), or by the next run
+    if that failed."""
     sessions = db.session.scalars(
         query.options(
             selectinload(ScheduledSession.slots),
@@ -338,6 +339,28 @@ def keep_session(actor: User, session_id: int) -> ScheduledSession:
         audit("session.kept", "session", session.id)
         db.session.flush()
     return session
+
+
+def settle_if_unheld(session_id: int) -> bool:
+    """A session kept for its bookings whose last booking has just left (cancelled or moved) is
+    brought in line with its schedule at once, in a transaction of its own after the citizen's:
+    withdrawn, or given the rule's plan for that day, which citizens can then book. Nobody is
+    left to keep it for, so staff have nothing to decide. True if it was settled."""
+    with write_transaction():
+        session = db.session.get(
+            ScheduledSession, session_id, with_for_update=True, populate_existing=True
+        )
+        if (
+            session is None
+            or session.status != SessionStatus.planned
+            or not session.awaiting_decision
+            or db.session.scalar(
+                select(func.coalesce(func.sum(Slot.booked), 0)).where(Slot.session_id == session.id)
+            )
+        ):
+            return False
+        materialise_schedule(session.schedule)
+    return True
 
 
 # --- specs and plans ---------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def test_a_session_a_calendar_change_kept_awaits_a_decision_until_staff_keep_it(
 
 
 def test_a_kept_sessions_bookings_stay_and_can_leave_without_freeing_seats_for_others(
-    app, booked_at_17_45
+    app, head, booked_at_17_45
 ):
     schedule, kept, held, token = booked_at_17_45
     # A citizen booked for a later Tuesday waits for an earlier time.
@@ -177,14 +177,52 @@ def test_a_kept_sessions_bookings_stay_and_can_leave_without_freeing_seats_for_o
     with pytest.raises(booking.SlotUnavailable, match="жаңа жазылу қабылданбайды"):
         booking.reschedule(token, slot_at(kept, 15).id)
     assert app.test_client().get(f"/m/{token}").status_code == 200
-    # Moving away frees its seat there, which nobody is told about: it cannot be booked.
+    # Its last booking moving away leaves nobody to keep it for: the day takes the rule's
+    # times at once (15:00-17:00, bookable), not at the next nightly run, and staff have
+    # nothing left to decide. The waitlist is not told of the freed 17:45, which is gone.
+    seat_at_17_45 = slot_at(kept, 17, 45).id
     target = slot_at(session_on(NEXT_TUESDAY, schedule.id), 16)
     booking.reschedule(token, target.id)
     db.session.expire_all()
     assert db.session.get(Booking, held.id).slot_id == target.id
-    assert db.session.get(Slot, slot_at(kept, 17, 45).id).booked == 0
+    settled = session_on(LATER_TUESDAY, schedule.id)
+    assert not settled.awaiting_decision
+    assert settled.ends_at == at(LATER_TUESDAY, 17)
+    assert db.session.get(Slot, seat_at_17_45) is None
+    assert app.test_client().get(f"/book/{slot_at(settled, 16, 45).id}").status_code == 200
     freed = select(Notification).where(Notification.template == "slot_freed")
     assert db.session.scalars(freed).all() == []
+    page = signed_in(app, head).get(
+        f"/staff/institutions/{head.institution_id}/schedules", headers=EN
+    )
+    assert "awaits your decision" not in page.get_data(as_text=True)
+
+
+def signed_in(app, user):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    sign_in(client, user.email, PASSWORD)
+    return client
+
+
+def test_a_kept_session_whose_last_booking_is_cancelled_is_settled_at_once(
+    app, head, booked_at_17_45
+):
+    schedule, kept, held, token = booked_at_17_45
+    # A second booking there: one cancelled, the session still awaits a decision for the other.
+    other, other_token = booking_with_token(slot_at(kept, 15))
+    booking.cancel_by_citizen(token)
+    assert session_on(LATER_TUESDAY, schedule.id).awaiting_decision
+    assert app.test_client().get(f"/book/{slot_at(kept, 16).id}").status_code == 409
+    # The last one cancelled: the day has the rule's times, bookable, straight away.
+    booking.cancel_by_citizen(other_token)
+    settled = session_on(LATER_TUESDAY, schedule.id)
+    assert not settled.awaiting_decision and settled.ends_at == at(LATER_TUESDAY, 17)
+    assert app.test_client().get(f"/book/{slot_at(settled, 16).id}").status_code == 200
+    # The cancelled bookings keep their history: the manage links still show them.
+    for link in (token, other_token):
+        assert app.test_client().get(f"/m/{link}").status_code == 200
+    assert db.session.get(Booking, held.id).status == "cancelled_by_citizen"
+    assert db.session.get(Booking, other.id).status == "cancelled_by_citizen"
 
 
 def test_a_kept_session_is_tentative_in_the_public_feed(app, booked_at_17_45):
