@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -65,6 +67,40 @@ def empty_rq_queue(name: str, database: int) -> tuple[str, Any]:
     queue = Queue(name, connection=connection)
     queue.empty()
     return url, queue
+
+
+@pytest.fixture
+def own_rq_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[str, Any]]]:
+    """`own_rq_queue(module, name)`: the local Redis's URL and an RQ queue of this test run's
+    own, where the module's background jobs `name` (receptions.jobs.BackgroundJobs) now go.
+
+    Parallel runs share that Redis and their jobs' ids collide (each run has its own database), so
+    each run has its own queue; afterwards every key of the queue and of its jobs is deleted."""
+    queues: list[Any] = []
+
+    def own(module: ModuleType, name: str) -> tuple[str, Any]:
+        jobs = getattr(module, name)
+        mine = dataclasses.replace(jobs, queue=f"{jobs.queue}-{RUN_ID}")
+        monkeypatch.setattr(module, name, mine)
+        url, queue = empty_rq_queue(mine.queue, 14)
+        queues.append(queue)
+        return url, queue
+
+    yield own
+    for queue in queues:
+        registries = (
+            queue.started_job_registry,
+            queue.finished_job_registry,
+            queue.failed_job_registry,
+            queue.deferred_job_registry,
+            queue.scheduled_job_registry,
+            queue.canceled_job_registry,
+        )
+        job_ids = {*queue.job_ids, *(i for registry in registries for i in registry.get_job_ids())}
+        for name in (queue.name, *job_ids):
+            for key in queue.connection.scan_iter(f"*{name}*"):
+                queue.connection.delete(key)
+        queue.delete()  # and its name from RQ's list of queues
 
 
 def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:

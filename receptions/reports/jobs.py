@@ -1,15 +1,14 @@
 """Large downloads as background jobs: an RQ job with Redis, otherwise a thread or the CLI.
 
 Everything another instance needs is in the `report_export` row (status, progress, owner) and the
-file under the instance folder; a job is claimed with one conditional UPDATE, so two runners never
-write the same export.
+file under the instance folder; a job is claimed with one conditional UPDATE (`receptions/jobs.py`),
+so two runners never write the same export.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..clock import now as clock_now
 from ..database import write_transaction
 from ..errors import NotInScope
 from ..extensions import db
+from ..jobs import BackgroundJobs, worker_app
 from .downloads import ExportSpec, rows_to_write, write_export, written_in
 from .models import ReportExport
 from .scope import Period, parse_scope
@@ -30,8 +30,6 @@ from .scope import Period, parse_scope
 log = logging.getLogger(__name__)
 QUEUE = "reports"
 LINK_LIFETIME = timedelta(hours=24)
-# A running job whose runner has been silent this long died with its process: run it again.
-STALE_AFTER = timedelta(minutes=10)
 PROGRESS_EVERY = 200  # rows between progress writes
 
 
@@ -63,64 +61,15 @@ def start_export(officer: User, spec: ExportSpec, locale: str) -> ReportExport:
             expires_at=clock_now() + LINK_LIFETIME,
         )
         db.session.add(job)
-    job_id, directory = job.id, str(export_dir())
-    redis_url = current_app.config.get("REDIS_URL")
-    if redis_url:
-        try:
-            _enqueue(redis_url, job_id, directory)
-            return job
-        except Exception:  # Redis down: `flask reports exports` still runs the queued job
-            log.warning("could not enqueue report export %s", job_id, exc_info=True)
-            return job
-    if current_app.config.get("REPORT_EXPORT_THREAD", not current_app.testing):
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        threading.Thread(target=_run_in, args=(app, job_id), daemon=True).start()
+    # The RQ worker writes the file where this process will serve it from.
+    EXPORTS.start(job.id, str(export_dir()))
     return job
 
 
-def _enqueue(redis_url: str, job_id: int, directory: str) -> None:
-    from redis import Redis
-    from rq import Queue
-
-    Queue(QUEUE, connection=Redis.from_url(redis_url)).enqueue(
-        "receptions.reports.jobs.rq_run", job_id, directory, job_timeout=3600, retry=None
-    )
-
-
 def rq_run(job_id: int, directory: str) -> bool:
-    """The RQ job: build the app from the environment, as `rq worker reports` does."""
-    from receptions import create_app
-
-    app = create_app()
-    app.config["REPORT_EXPORT_DIR"] = directory
-    with app.app_context():
+    """The RQ job (`rq worker reports`)."""
+    with worker_app(REPORT_EXPORT_DIR=directory):
         return run_export(job_id)
-
-
-def _run_in(app: Any, job_id: int) -> None:
-    with app.app_context():
-        try:
-            run_export(job_id)
-        finally:
-            db.session.remove()
-
-
-def _claim(job_id: int) -> bool:
-    now = clock_now()
-    with write_transaction():
-        claimed = db.session.execute(
-            update(ReportExport)
-            .where(
-                ReportExport.id == job_id,
-                (ReportExport.status == "queued")
-                | (
-                    (ReportExport.status == "running")
-                    & (ReportExport.heartbeat_at < now - STALE_AFTER)
-                ),
-            )
-            .values(status="running", heartbeat_at=now, done_rows=0)
-        ).rowcount
-    return bool(claimed)
 
 
 def _record(job_id: int, **values: Any) -> None:
@@ -135,7 +84,7 @@ def _record(job_id: int, **values: Any) -> None:
 
 def run_export(job_id: int) -> bool:
     """Write one export to its file, recording progress; False if another runner has it."""
-    if not _claim(job_id):
+    if not EXPORTS.claim(job_id, done_rows=0):  # progress starts again on a job taken over
         return False
     job = db.session.get(ReportExport, job_id)
     assert job is not None
@@ -172,25 +121,20 @@ def run_export(job_id: int) -> bool:
         return True
 
 
+EXPORTS = BackgroundJobs(
+    ReportExport,
+    queue=QUEUE,
+    rq_job="receptions.reports.jobs.rq_run",
+    thread_setting="REPORT_EXPORT_THREAD",
+    label="report export",
+    run=run_export,
+)
+
+
 def run_pending() -> int:
-    """Run every queued (or abandoned) job: the cron fallback when there is no Redis."""
-    now = clock_now()
-    ids = list(
-        db.session.scalars(
-            select(ReportExport.id)
-            .where(
-                (ReportExport.status == "queued")
-                | (
-                    (ReportExport.status == "running")
-                    & (ReportExport.heartbeat_at < now - STALE_AFTER)
-                ),
-                ReportExport.expires_at > now,
-            )
-            .order_by(ReportExport.id)
-        )
-    )
-    db.session.rollback()
-    return sum(run_export(job_id) for job_id in ids)
+    """Run every queued (or abandoned) job whose link has not expired: the cron fallback when
+    there is no Redis."""
+    return EXPORTS.run_pending(ReportExport.expires_at > clock_now())
 
 
 def purge_expired() -> int:

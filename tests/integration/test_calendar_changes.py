@@ -4,11 +4,13 @@ are kept and reported; a booking racing the change never lands in a withdrawn se
 
 from __future__ import annotations
 
+import logging
 import threading
 import time as clock_time
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, text
@@ -116,9 +118,7 @@ DAY = date(2027, 3, 16)
 FRIDAY = date(2027, 3, 12)
 
 
-def test_a_day_off_withdraws_the_free_session_at_once_and_removing_it_brings_it_back(
-    client, admin
-):
+def test_a_day_off_withdraws_the_free_session_at_once_and_removing_it_brings_it_back(client, admin):
     assert KZ.is_working_day(DAY) and KZ.previous_working_day(DAY) == FRIDAY
     head = make_user(Role.head)
     sched = schedule(head)
@@ -264,6 +264,56 @@ def test_an_abandoned_job_is_taken_over_where_it_stopped(app, client, admin):
     assert all(DAY not in planned_dates(s) for s in scheds)
 
 
+def test_with_redis_an_rq_worker_brings_the_schedules_in_line(
+    app, client, admin, db_url, monkeypatch, own_rq_queue
+):
+    from rq import SimpleWorker
+
+    from receptions.schedules import jobs
+
+    redis_url, queue = own_rq_queue(jobs, "CHANGES")
+    app.config["REDIS_URL"] = redis_url
+    # The worker builds its own app from the environment, as `rq worker schedules` would, and
+    # that app has the real clock: so has this test.
+    monkeypatch.setenv("ASHYQ_ENV", "testing")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    app.config.pop("FROZEN_NOW")
+    today = datetime.now(ZoneInfo("Asia/Almaty")).date()
+    calendar = WorkingCalendar.for_years([today.year, today.year + 1])
+    later = (today + timedelta(days=n) for n in range(14, 60))
+    day = next(d for d in later if d.weekday() == TUESDAY.weekday() and calendar.is_working_day(d))
+    scheds = [schedule(make_user(Role.head), valid_from=today) for _ in range(2)]
+    assert all(day in planned_dates(s) for s in scheds)
+
+    body = add_day(client, day).get_data(as_text=True)
+    assert "Waiting for the background job" in body
+    assert last_change().status == "queued" and queue.count == 1
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    db.session.rollback()
+    change = last_change()
+    assert (change.status, change.schedules_done, change.withdrawn) == ("done", 2, 2)
+    assert all(day not in planned_dates(s) for s in scheds)
+    assert jobs.run_pending() == 0
+
+
+def test_with_redis_down_the_change_waits_for_the_cron(app, client, admin, caplog):
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    scheds = [schedule(make_user(Role.head)) for _ in range(2)]
+    with caplog.at_level(logging.WARNING, logger="receptions.jobs"):
+        body = add_day(client, DAY).get_data(as_text=True)
+    assert "Waiting for the background job" in body
+    change = last_change()
+    assert change.status == "queued"
+    assert f"could not enqueue calendar change {change.id}" in caplog.text
+    assert all(DAY in planned_dates(s) for s in scheds)
+
+    result = app.test_cli_runner().invoke(args=["schedules", "calendar-changes"])
+    assert result.exit_code == 0 and "calendar changes run: 1" in result.output
+    change = last_change()
+    assert (change.status, change.schedules_done, change.withdrawn) == ("done", 2, 2)
+    assert all(DAY not in planned_dates(s) for s in scheds)
+
+
 def test_bad_input_to_the_calendar_form_is_refused_with_a_message(client, admin):
     page = submit(
         client,
@@ -348,9 +398,7 @@ def test_a_seat_taken_while_the_day_off_is_added_keeps_the_session(app, backend)
 
 
 @pytest.mark.realtime  # threads waiting on each other's locks, in real time
-def test_a_booking_during_the_change_never_lands_in_a_withdrawn_session(
-    app, backend, monkeypatch
-):
+def test_a_booking_during_the_change_never_lands_in_a_withdrawn_session(app, backend, monkeypatch):
     admin = make_user(Role.admin)
     sched = schedule(make_user(Role.head))
     session = session_on(sched, DAY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import random
 import re
 import subprocess
@@ -24,7 +25,7 @@ from receptions.reports.exports import COLUMNS, PDF_COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
 from receptions.visits.models import Question, Visit
-from tests.conftest import csrf_from, empty_rq_queue, sign_in
+from tests.conftest import csrf_from, sign_in
 from tests.factories import (
     PASSWORD,
     make_booking,
@@ -1206,14 +1207,14 @@ def test_a_background_csv_for_excel_has_the_separators_of_the_officers_language(
 
 
 def test_with_redis_an_rq_worker_prepares_the_export(
-    app, client, dataset, db_url, tmp_path, monkeypatch
+    app, client, dataset, db_url, tmp_path, monkeypatch, own_rq_queue
 ):
     from rq import SimpleWorker
 
-    from receptions.reports.jobs import QUEUE
+    from receptions.reports import jobs
     from receptions.reports.models import ReportExport
 
-    redis_url, queue = empty_rq_queue(QUEUE, 14)
+    redis_url, queue = own_rq_queue(jobs, "EXPORTS")
     app.config["REDIS_URL"] = redis_url
     app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
     monkeypatch.setenv("ASHYQ_ENV", "testing")
@@ -1232,6 +1233,28 @@ def test_with_redis_an_rq_worker_prepares_the_export(
     assert rows[0][0] == "Область"  # the officer's language, though a worker wrote it
     nation = services.rollup(Scope("nation"), MONTH, grouping="region")
     assert rows[-2][11] == str(nation.total["citizens_received"])
+
+
+def test_with_redis_down_the_export_waits_for_the_cron(app, client, dataset, tmp_path, caplog):
+    """Redis unreachable: the officer still gets the progress page, and the job, left queued,
+    is written by `flask reports exports`."""
+    from receptions.reports.models import ReportExport
+
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    _admin_client(client)
+    with caplog.at_level(logging.WARNING, logger="receptions.jobs"):
+        response = client.get(f"/reports/download?scope=nation&month={MONTH}&format=csv")
+    assert response.status_code == 303
+    assert client.get(response.headers["Location"]).status_code == 200
+    job = db.session.scalars(select(ReportExport)).one()
+    assert job.status == "queued"
+    assert f"could not enqueue report export {job.id}" in caplog.text
+    result = app.test_cli_runner().invoke(args=["reports", "exports"])
+    assert result.exit_code == 0 and "exports run: 1" in result.output
+    db.session.refresh(job)
+    assert job.status == "done" and (tmp_path / f"{job.token}.csv").exists()
+    assert client.get(f"{response.headers['Location']}/file").status_code == 200
 
 
 def test_the_institution_page_links_its_public_results(client, app):
