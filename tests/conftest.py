@@ -72,7 +72,8 @@ def empty_rq_queue(name: str, database: int) -> tuple[str, Any]:
 @pytest.fixture
 def own_rq_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[str, Any]]]:
     """`own_rq_queue(module, name)`: the local Redis's URL and an RQ queue of this test run's
-    own, where the module's background jobs `name` (receptions.jobs.BackgroundJobs) now go.
+    own, where the module's background jobs `name` (receptions.jobs.BackgroundJobs, or the name
+    of the queue it enqueues on) now go.
 
     Parallel runs share that Redis and their jobs' ids collide (each run has its own database), so
     each run has its own queue; afterwards every key of the queue and of its jobs is deleted."""
@@ -80,9 +81,13 @@ def own_rq_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tupl
 
     def own(module: ModuleType, name: str) -> tuple[str, Any]:
         jobs = getattr(module, name)
-        mine = dataclasses.replace(jobs, queue=f"{jobs.queue}-{RUN_ID}")
-        monkeypatch.setattr(module, name, mine)
-        url, queue = empty_rq_queue(mine.queue, 14)
+        if isinstance(jobs, str):
+            queue_name = f"{jobs}-{RUN_ID}"
+            monkeypatch.setattr(module, name, queue_name)
+        else:
+            queue_name = f"{jobs.queue}-{RUN_ID}"
+            monkeypatch.setattr(module, name, dataclasses.replace(jobs, queue=queue_name))
+        url, queue = empty_rq_queue(queue_name, 14)
         queues.append(queue)
         return url, queue
 

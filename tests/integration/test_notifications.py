@@ -22,7 +22,6 @@ from receptions.extensions import db
 from receptions.logging_filters import RedactSecrets, redact
 from receptions.notify.models import Notification
 from receptions.notify.services import MAX_ATTEMPTS, render, send_due
-from tests.conftest import empty_rq_queue
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
 
@@ -450,12 +449,14 @@ def test_retiring_a_topic_says_what_it_changes_and_can_be_undone(app, client):
     assert db.session.get(Topic, topic.id).active is True
 
 
-def test_with_redis_an_rq_worker_delivers_the_outbox(app, client, db_url, tmp_path, monkeypatch):
+def test_with_redis_an_rq_worker_delivers_the_outbox(
+    app, client, db_url, tmp_path, monkeypatch, own_rq_queue
+):
     from rq import SimpleWorker
 
-    from receptions.notify.worker import QUEUE
+    from receptions.notify import worker
 
-    redis_url, queue = empty_rq_queue(QUEUE, 15)
+    redis_url, queue = own_rq_queue(worker, "QUEUE")
     app.config["REDIS_URL"] = redis_url
     app.config["NOTIFY_SYNC"] = True
     # The worker builds its own app from the environment, as `rq worker` would.
