@@ -676,6 +676,7 @@ def start_gunicorn(
     }
     env.update(
         ASHYQ_ENV="production",
+        PUBLIC_URL=f"https://{HOST}",
         DATABASE_URL=database.env_url,
         **database.keys,
         BOOKING_RATE_LIMIT=HIGH_LIMIT,

@@ -26,6 +26,7 @@ from .database import (
     refuse_writes_outside_transactions,
 )
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
+from .urls import public_url_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,6 +125,9 @@ def _ensure_secrets(app: Flask, name: str) -> None:
         if name == "production":
             raise RuntimeError(f"{key} must be set in the environment for production")
         app.config[key] = local_secret(key)
+    problem = public_url_problem(app.config.get("PUBLIC_URL"))
+    if problem:
+        raise RuntimeError(f"PUBLIC_URL {problem} (e.g. PUBLIC_URL=https://ashyq-esik.kz)")
 
 
 def _init_extensions(app: Flask) -> None:

@@ -72,6 +72,12 @@ class Config:
     MAIL_SENDER = "Ashyq Esik <no-reply@ashyq-esik.kz>"
     NOTIFY_SYNC = True
 
+    # The site's public address (scheme, host, and path if it is not served at the root): the
+    # links in e-mails, SMS and invitations are built on it, never on the Host header of the
+    # request that happened to queue them, and the hourly jobs, which have no request, need it.
+    # Required in production; `make run` serves on it.
+    PUBLIC_URL: str | None = "http://127.0.0.1:5000"
+
     # The domain in calendar events' UIDs; unset, the request's host name (receptions.urls).
     CALENDAR_UID_DOMAIN: str | None = None
 
@@ -104,6 +110,7 @@ class Config:
             "MAIL_USERNAME",
             "MAIL_PASSWORD",
             "CALENDAR_UID_DOMAIN",
+            "PUBLIC_URL",
         ):
             if os.environ.get(key):
                 values[key] = os.environ[key]
@@ -129,6 +136,7 @@ class DevelopmentConfig(Config):
 
 
 class ProductionConfig(Config):
+    PUBLIC_URL = None  # from the environment, or the app refuses to start
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
@@ -141,6 +149,7 @@ class ProductionConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
+    PUBLIC_URL = "http://localhost"  # the test client's own host
     SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
     IIN_HASH_KEY = "test-iin-hash-key-not-for-production"
     # Argon2 at its default cost makes every sign-in in a test take ~50 ms; keep the real

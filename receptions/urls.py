@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, request
+from werkzeug.routing import MapAdapter
 
 _HOST_NAME = re.compile(r"[a-z0-9.-]+")
 
@@ -21,6 +23,35 @@ def safe_next(target: str | None) -> str | None:
     if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
         return None  # browsers drop tabs and newlines ("/\t/x" is "//x"); headers refuse them
     return target
+
+
+def public_url_problem(url: str | None) -> str | None:
+    """What is wrong with PUBLIC_URL as the base of the links sent to people, or None."""
+    if not url:
+        return "must be set to the site's public address"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an http:// or https:// address with a host"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "must be only scheme, host and path"
+    return None
+
+
+def public_url(endpoint: str, **values: Any) -> str:
+    """The absolute address of `endpoint` on the site's public address (PUBLIC_URL), for links
+    that leave the site (messages, invitations): the same inside a request, whatever its Host
+    header, and outside one (the hourly jobs, an RQ worker)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    base = app.config["PUBLIC_URL"]
+    kept = app.extensions.get("public_url")
+    if kept is None or kept[0] != base:
+        parts = urlsplit(base)
+        adapter = app.url_map.bind(
+            parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme
+        )
+        kept = app.extensions["public_url"] = (base, adapter)
+    adapter: MapAdapter = kept[1]
+    return adapter.build(endpoint, values, force_external=True)
 
 
 def whole_number(text: str | None) -> int | None:

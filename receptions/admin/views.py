@@ -18,7 +18,7 @@ from ..extensions import db
 from ..forms import show_refusal
 from ..institutions.services import paginate
 from ..staff.views import fill_scope_choices
-from ..urls import int_arg
+from ..urls import int_arg, public_url
 from . import audit_log as audit_trail
 from .forms import AuditFilterForm
 
@@ -72,7 +72,7 @@ def edit_user(user_id: int):
 @access.role_required(Role.admin)
 def reissue_link(user_id: int):
     invitation = auth_services.reissue_invitation(current_user, user_id)
-    link = url_for("auth.set_password", token=invitation.token, _external=True)
+    link = public_url("auth.set_password", token=invitation.token)
     return render_template("admin/link.html", user=invitation.user, link=link)
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Text,
@@ -58,6 +58,7 @@ from ..notify.services import (
 from ..schedules.models import Schedule, ScheduledSession, SessionStatus, Slot
 from ..schedules.queries import window_of
 from ..schedules.services import settle_if_unheld
+from ..urls import public_url
 from . import identity
 from .models import (
     ACTIVE_STATUSES,
@@ -886,7 +887,7 @@ def _release_seat(slot_id: int) -> None:
 
 
 def manage_url(token: str) -> str:
-    return url_for("booking.manage", token=token, _external=True)
+    return public_url("booking.manage", token=token)
 
 
 def _slot_payload(slot: Slot | BookableSlot) -> dict[str, Any]:
@@ -905,7 +906,7 @@ def _slot_payload(slot: Slot | BookableSlot) -> dict[str, Any]:
 def _reference_payload(reference: str, token: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "reference": reference,
-        "status_url": url_for("booking.status", reference=reference, _external=True),
+        "status_url": public_url("booking.status", reference=reference),
     }
     if token:
         payload["manage_url"] = manage_url(token)

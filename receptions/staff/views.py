@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
@@ -17,7 +17,7 @@ from ..forms import show_refusal
 from ..geography.models import District, Region
 from ..institutions.models import Institution
 from ..reports.scope import previous_month
-from ..urls import int_arg
+from ..urls import int_arg, public_url
 from ..visits.services import local_today
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -86,7 +86,7 @@ def invite():
         except InvalidEntry as refusal:  # no place chosen for the role, or the e-mail is taken
             show_refusal(form, refusal)
         else:
-            link = url_for("auth.set_password", token=invitation.token, _external=True)
+            link = public_url("auth.set_password", token=invitation.token)
             status = 201
     if form.is_submitted() and form.errors:
         status = 422

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -33,6 +33,7 @@ from ..notify.services import deliver_after_commit, enqueue
 from ..reports.scope import next_month, previous_month, year_and_month
 from ..reports.services import changes_since_signoff
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
+from ..urls import public_url
 from .models import (
     MonthSignoff,
     MonthSignoffTopic,
@@ -643,7 +644,7 @@ def _notify_outcome(booking: Booking | None) -> list[Notification | None]:
     payload = {
         "reference": booking.reference,
         "institution": booking.institution.name_in_each_language,
-        "status_url": url_for("booking.status", reference=booking.reference, _external=True),
+        "status_url": public_url("booking.status", reference=booking.reference),
     }
     return [
         enqueue(

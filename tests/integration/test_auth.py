@@ -86,6 +86,7 @@ def test_production_config_marks_cookies_secure_and_needs_real_secrets(monkeypat
             "SQLALCHEMY_DATABASE_URI": db_url,
             "SECRET_KEY": "x" * 40,
             "IIN_HASH_KEY": "y" * 40,
+            "PUBLIC_URL": "https://ashyq-esik.kz",
         }
     )
     assert app.config["SESSION_COOKIE_SECURE"] is True

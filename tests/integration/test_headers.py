@@ -135,6 +135,7 @@ def test_production_config_sends_hsts_on_every_response(db_url):
             TESTING=True,
             SECRET_KEY="production-test-secret",
             IIN_HASH_KEY="production-test-iin-key",
+            PUBLIC_URL="https://ashyq-esik.kz",
         )
     )
     fresh_request_globals(app)

@@ -486,6 +486,7 @@ def test_production_leaves_delivery_to_the_rq_worker_or_the_send_job(monkeypatch
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SECRET_KEY": "x" * 40,
         "IIN_HASH_KEY": "y" * 40,
+        "PUBLIC_URL": "https://ashyq-esik.kz",
     }
     assert create_app(settings).config["NOTIFY_SYNC"] is False
     monkeypatch.setenv("NOTIFY_SYNC", "1")
@@ -569,3 +570,86 @@ def test_the_waitlist_is_offered_and_joined_only_without_an_earlier_free_time(ap
     assert "Tell me if an earlier time frees up" in page and "An earlier time is free" not in page
     assert _join_waitlist(client, token).status_code == 303
     assert db.session.scalars(select(WaitlistEntry)).one().active is True
+
+
+def test_the_hourly_job_queues_reminders_with_links_to_the_public_address(app, client):
+    """`flask notify remind` runs with no request (cron): the messages it queues carry absolute
+    links built on PUBLIC_URL. It failed with "Unable to build URLs outside an active request"
+    as soon as anything was due, and queued nothing."""
+    app.config["PUBLIC_URL"] = "https://ashyq-esik.kz/"
+    session = make_open_session(starts_in_hours=20)
+    book(client, session.slots[0].id, make_topic())
+    booking = db.session.scalars(select(Booking)).one()
+    booking.created_at = booking.booked_at = booking.booked_at - timedelta(days=3)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["notify", "remind"])
+    assert result.exit_code == 0, result.output
+    assert "reminders queued: 1" in result.output
+    reminders = db.session.scalars(
+        select(Notification).where(Notification.template == "reminder")
+    ).all()
+    assert len(reminders) == 2
+    for reminder in reminders:
+        assert reminder.payload["status_url"] == f"https://ashyq-esik.kz/status/{booking.reference}"
+
+
+def test_links_in_messages_ignore_the_host_the_request_came_by(app, client):
+    """A request sent with a forged Host header must not put the citizen's manage link on
+    another site: the link is built on PUBLIC_URL."""
+    app.config["PUBLIC_URL"] = "https://ashyq-esik.kz"
+    slot = make_open_session().slots[0]
+    topic = make_topic()
+    elsewhere = "http://evil.example"
+    html = client.get(f"/book/{slot.id}", base_url=elsewhere).get_data(as_text=True)
+    from tests.conftest import csrf_from
+    from tests.integration.test_booking import IIN, form_key
+
+    response = client.post(
+        f"/book/{slot.id}",
+        base_url=elsewhere,
+        data={
+            "csrf_token": csrf_from(html),
+            "idempotency_key": form_key(html),
+            "full_name": "Сәуле Ержанқызы",
+            "iin": IIN,
+            "phone": "8 (701) 123-45-67",
+            "email": "saule@example.kz",
+            "locale": "kk",
+            "topic_id": str(topic.id),
+            "question": "Жылу қашан беріледі?",
+            "consent": "y",
+        },
+    )
+    assert response.status_code == 303
+    token = response.headers["Location"].split("/m/")[1].split("?")[0]
+    confirmations = db.session.scalars(
+        select(Notification).where(Notification.template == "booking_confirmed")
+    ).all()
+    assert confirmations
+    for message in confirmations:
+        assert message.payload["manage_url"] == f"https://ashyq-esik.kz/m/{token}"
+        assert message.payload["status_url"].startswith("https://ashyq-esik.kz/status/")
+
+
+@pytest.mark.parametrize(
+    "public_url", [None, "", "ashyq-esik.kz", "ftp://ashyq-esik.kz", "https://ashyq-esik.kz/?a=1"]
+)
+def test_production_refuses_to_start_without_a_usable_public_address(db_url, public_url):
+    from receptions import create_app
+
+    settings = {
+        "ENV_NAME": "production",
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SECRET_KEY": "x" * 40,
+        "IIN_HASH_KEY": "y" * 40,
+        "PUBLIC_URL": public_url,
+    }
+    with pytest.raises(RuntimeError, match="PUBLIC_URL"):
+        create_app(settings)
+    served_below_the_root = create_app({**settings, "PUBLIC_URL": "https://gov.kz/ashyq"})
+    with served_below_the_root.app_context():
+        from receptions.urls import public_url as build
+
+        assert build("booking.status", reference="ATY-7K3M9Q") == (
+            "https://gov.kz/ashyq/status/ATY-7K3M9Q"
+        )
