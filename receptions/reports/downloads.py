@@ -16,19 +16,13 @@ from flask_babel import gettext as _
 from ..clock import now as clock_now
 from ..i18n import current_language, month_label
 from . import charts, exports, services
-from .scope import Period, Scope, progress_notice
+from .scope import ROW_GROUPINGS, Period, Scope, progress_notice
 
 FIRST_HEADERS = {
     "region": lambda: _("Region"),
     "district": lambda: _("District"),
     "institution": lambda: _("Institution"),
     "institution_type": lambda: _("Institution type"),
-}
-SHEET_LEVELS = {
-    "nation": ["region", "district", "institution", "institution_type"],
-    "region": ["district", "institution", "institution_type"],
-    "district": ["institution", "institution_type"],
-    "institution": ["institution"],
 }
 # "csv" is the CSV for programs (comma, decimal point), unchanged for whatever reads it;
 # "csv-excel" opens by double-click in Excel with the separators of the reader's language.
@@ -82,7 +76,8 @@ class ExportSpec:
         return lambda total: " ".join(progress_notice(self.period, at, total.sessions_to_come))
 
     def levels(self) -> list[str]:
-        return SHEET_LEVELS[self.scope.level] if self.kind == "xlsx" else [self.grouping]
+        """The groupings written: an XLSX has a sheet for each the scope offers."""
+        return list(ROW_GROUPINGS[self.scope.level]) if self.kind == "xlsx" else [self.grouping]
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from receptions.auth.models import Role, User
 from receptions.booking.models import Booking, Feedback, Topic
 from receptions.extensions import db
 from receptions.reports import services
+from receptions.reports.downloads import FORMATS
 from receptions.reports.exports import COLUMNS, PDF_COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
@@ -432,6 +433,89 @@ def test_bad_report_requests_get_a_clear_4xx(client, dataset, query, status):
     response = client.get(f"{url}?{query}", headers={"Accept-Language": "ru"})
     assert response.status_code == status
     assert 'lang="ru"' in response.get_data(as_text=True)
+
+
+ROWS_REFUSED = "This report cannot show its rows that way. Choose one of: %(choices)s."
+
+
+@pytest.mark.parametrize("language", ["kk", "ru", "en"])
+def test_a_district_report_offers_and_takes_no_rows_above_the_district(client, dataset, language):
+    """Grouped "by region", a district's figures were one row named after the whole region; a
+    grouping above the scope is neither offered nor taken, on the page, its chart or any
+    download: a 400 in the reader's language, not another grouping."""
+    _, institutions = dataset
+    district = institutions[0].district
+    officer = make_user(Role.district_officer, district=district)
+    sign_in(client, officer.email, PASSWORD)
+    headers = {"Accept-Language": language}
+    query = f"scope=district:{district.id}&month={MONTH}"
+    with force_locale(language):
+        refusal = gettext(
+            ROWS_REFUSED,
+            choices=", ".join([gettext("Institutions"), gettext("Institution types")]),
+        )
+    page = client.get(f"/reports/dashboard?{query}", headers=headers).get_data(as_text=True)
+    offered = re.findall(r'<option value="([a-z_]+)"', page)
+    assert offered == ["institution", "institution_type"]
+    for by in ("region", "district", "planet"):
+        urls = [
+            f"/reports/dashboard?{query}&by={by}",
+            f"/reports/dashboard?{query}&by={by}&month=2026-13",  # the refused period's page
+            f"/reports/chart/planned-held.svg?{query}&by={by}",
+            *(f"/reports/download?{query}&by={by}&format={kind}" for kind in FORMATS),
+        ]
+        for url in urls:
+            response = client.get(url, headers=headers)
+            assert response.status_code == 400, url
+            html = response.get_data(as_text=True)
+            assert f'lang="{language}"' in html and refusal in html, url
+    for by in ("institution", "institution_type"):
+        assert client.get(f"/reports/dashboard?{query}&by={by}").status_code == 200
+        csv_rows = _csv_rows(
+            client.get(f"/reports/download?{query}&by={by}&format=csv").get_data(), ","
+        )
+        groups = {
+            (i.id if by == "institution" else i.type)
+            for i in institutions
+            if i.district_id == district.id
+        }
+        assert len(csv_rows[1:-2]) == len(groups)
+
+
+def test_a_background_export_by_rows_above_the_scope_is_refused_before_it_is_queued(
+    app, client, dataset, tmp_path
+):
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    six_months = f"scope=region:{regions[0].id}&from=2026-04&to={MONTH}"
+    refused = client.get(f"/reports/download?{six_months}&by=region&format=xlsx")
+    assert refused.status_code == 400
+    assert db.session.scalars(select(ReportExport)).all() == []
+    queued = client.get(f"/reports/download?{six_months}&by=district&format=xlsx")
+    assert queued.status_code == 303
+
+
+def test_the_cli_refuses_rows_above_the_scope(app, dataset, tmp_path):
+    _, institutions = dataset
+    out = tmp_path / "never.csv"
+    district = institutions[0].district_id
+    for by in ("region", "district"):
+        result = _cli(
+            app,
+            "--scope",
+            f"district:{district}",
+            "--month",
+            MONTH,
+            "--by",
+            by,
+            "--output",
+            str(out),
+        )
+        assert result.exit_code == 2 and "Invalid value for --by" in result.stderr
+        assert not out.exists()
 
 
 def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, dataset):
