@@ -1238,6 +1238,40 @@ def test_a_national_export_runs_in_the_background_for_its_officer_only(
     assert client.get(file_url).status_code == 404
 
 
+# The months as a date names them ("9 декабря"): the app's own style, never abbreviated.
+MONTHS_IN_DATES = {
+    "kk": "қаңтар ақпан наурыз сәуір мамыр маусым шілде тамыз қыркүйек қазан қараша желтоқсан",
+    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
+}
+
+
+@pytest.mark.parametrize("language", ["kk", "ru"])
+def test_the_ready_export_says_until_when_in_the_apps_date_style(
+    app, client, dataset, tmp_path, language
+):
+    """ "до 9 дек. 2026 г., 18:36:00" where every other page writes "9 декабря 2026, 18:36"."""
+    from receptions.reports import jobs
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    _admin_client(client)
+    headers = {"Accept-Language": language}
+    response = client.get(
+        f"/reports/download?scope=nation&month={MONTH}&format=csv", headers=headers
+    )
+    assert jobs.run_pending() == 1
+    job = db.session.scalars(select(ReportExport)).one()
+    page = client.get(response.headers["Location"], headers=headers).get_data(as_text=True)
+    until = job.expires_at.astimezone(ZONE)
+    month = MONTHS_IN_DATES[language].split()[until.month - 1]
+    with force_locale(language):
+        sentence = gettext(
+            "The link works for you only, until %(time)s.",
+            time=f"{until.day} {month} {until.year}, {until:%H:%M}",
+        )
+    assert sentence in page
+
+
 def test_an_expired_export_link_is_gone_and_its_file_removed(app, client, dataset, tmp_path):
     from receptions.reports import jobs
     from receptions.reports.models import ReportExport
