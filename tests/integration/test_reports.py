@@ -36,6 +36,8 @@ from tests.factories import (
     make_topic,
     make_user,
 )
+from tests.landmarks import read as read_landmarks
+from tests.landmarks import repeated
 
 ZONE = ZoneInfo("Asia/Almaty")
 MONTH = "2026-09"
@@ -614,16 +616,20 @@ def test_a_single_small_institution_hides_the_district_total(client, app):
     assert "fewer than 5" in page and "<td>3</td>" not in page
 
 
-@pytest.mark.parametrize("institutions", [12, 21])
-def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, app, institutions):
-    import re
-
+def _district_rankings(client, institutions):
+    """A district of `institutions` institutions with visits, and its rankings page in English."""
     district, made = _district_with_visits(list(range(institutions)))
     _officer_client(client, district.region)
     page = client.get(
         f"/reports/rankings?scope=district:{district.id}&month={MONTH}",
         headers={"Accept-Language": "en"},
     ).get_data(as_text=True)
+    return district, made, page
+
+
+@pytest.mark.parametrize("institutions", [12, 21])
+def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, app, institutions):
+    _, made, page = _district_rankings(client, institutions)
     sections = page.split('<section aria-labelledby="rank-')[1:]
     assert len(sections) == 4
     for section in sections:
@@ -636,6 +642,25 @@ def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, 
         else:  # ten leaders and ten outsiders, none of them twice
             assert len(listed) == len(set(listed)) == 20
             assert "Leaders" in section and "Outsiders" in section
+
+
+@pytest.mark.parametrize("institutions", [12, 21])
+def test_every_landmark_and_id_of_the_rankings_page_is_unique(client, app, institutions):
+    """axe's landmark-unique: each ranking's table region was named by its caption alone, so
+    the four measures gave four regions called "From best to worst" (or "Leaders")."""
+    district, _, page = _district_rankings(client, institutions)
+    landmarks, ids = read_landmarks(page)
+    regions = [name for role, name in landmarks if role == "region"]
+    assert all(regions), "a region without a name"
+    # A ranking's table is named by its measure and its caption.
+    captions = ("From best to worst",) if institutions <= 20 else ("Leaders", "Outsiders")
+    assert {f"Share of sessions held {caption}" for caption in captions} <= set(regions)
+    assert repeated(landmarks) == []
+    assert repeated(ids) == []
+    for other in ("dashboard", "topics"):
+        html = client.get(f"/reports/{other}?scope=district:{district.id}&month={MONTH}")
+        landmarks, ids = read_landmarks(html.get_data(as_text=True))
+        assert (repeated(landmarks), repeated(ids)) == ([], []), other
 
 
 def test_suppression_is_done_by_the_reporting_service():
