@@ -284,11 +284,12 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     path.write_bytes(xlsx.get_data())
     workbook = CalamineWorkbook.from_path(str(path))
     assert len(workbook.sheet_names) == 3  # districts, institutions, types
-    for name in workbook.sheet_names:
+    for index, name in enumerate(workbook.sheet_names):
         data = workbook.get_sheet_by_name(name).to_python()
         header, detail, total, change = data[1], data[2:-2], data[-2], data[-1]
         assert change[11] == rollup.change("citizens_received")
-        assert len(header) == len(COLUMNS) + 1
+        # Institutions' rows end with their sign-off.
+        assert len(header) == len(COLUMNS) + 1 + (2 if index == 1 else 0)
         for column, (_field, _label, kind) in enumerate(COLUMNS, start=1):
             if kind != "count":
                 continue  # shares and averages are not sums
@@ -386,7 +387,8 @@ def test_csv_for_excel_has_the_separators_of_the_readers_language(
     assert excel.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert excel.headers["Content-Disposition"].endswith(f'-{MONTH}.csv"')
     rows = _csv_rows(excel.get_data(), delimiter)
-    assert {len(row) for row in rows} == {len(COLUMNS) + 1}  # split where Excel splits them
+    # Split where Excel splits them; institutions' rows end with their sign-off.
+    assert {len(row) for row in rows} == {len(COLUMNS) + 3}
     assert rows[0][0] == institution_header
     share, questions = _column("resolved_share"), _column("questions")
     by_name = {row[0]: row for row in rows[1:-2]}
@@ -399,7 +401,7 @@ def test_csv_for_excel_has_the_separators_of_the_readers_language(
 
     programs = client.get(f"/reports/download?{query}&format=csv", headers=headers)
     rows = _csv_rows(programs.get_data(), ",")
-    assert {len(row) for row in rows} == {len(COLUMNS) + 1}
+    assert {len(row) for row in rows} == {len(COLUMNS) + 3}
     assert rows[-2][share] == "33.3" and rows[-1][share] == "16.7"
     assert ODD_NAME in {row[0] for row in rows}
     if language == "en":
@@ -857,6 +859,107 @@ def test_the_dashboard_flags_a_signed_month_exactly_when_the_head_is_offered_a_c
             live.total[name] if name not in services.SIGNED_FIGURES else signoff.figures[name]
         )
         assert report.total[name] == expected, name
+
+
+def _district_with_signoffs(app):
+    """Three institutions of one district, each with a pending question in the month: one signed,
+    corrected (version 2) and unchanged since; one signed and changed since (the question closed);
+    one never signed."""
+    district = make_district(make_region())
+    corrected, changed, unsigned = (
+        make_institution(district, name_kk=name, name_ru=name, name_en=name)
+        for name in ("Corrected", "Changed", "Unsigned")
+    )
+    pending = {}
+    for institution in (corrected, changed, unsigned):
+        session = make_open_session(institution, slots=1, starts_in_hours=_hours_to(MONTH) + 48)
+        session.status = "held"
+        (pending[institution.id],) = _visit_raising(session, make_topic(), ["pending"])
+    for institution in (corrected, changed):
+        _sign(app, institution)
+        _closed(None, pending[institution.id])
+        db.session.commit()
+    _sign(app, corrected, reason="The question was resolved")
+    return district, {"Corrected": (2, False), "Changed": (1, True), "Unsigned": None}
+
+
+def _signoff_columns(rows, language, signed):
+    """The header of a download names the two sign-off columns last, and each institution's row
+    has its signed version and whether it changed since (empty where it is not signed)."""
+    with force_locale(language):
+        assert rows[0][-2:] == [gettext("Signed off"), gettext("Changed since sign-off")]
+        words = {True: gettext("yes"), False: gettext("no")}
+    assert rows[0][1 : len(COLUMNS) + 1] == [str(label) for _, label, _ in COLUMNS]
+    by_name = {row[0]: row[-2:] for row in rows[1:-2]}
+    assert by_name == {
+        name: ["", ""] if state is None else [str(state[0]), words[state[1]]]
+        for name, state in signed.items()
+    }
+    assert rows[-2][-2:] == rows[-1][-2:] == ["", ""]  # the total and the change
+
+
+@pytest.mark.parametrize("language", ["kk", "ru", "en"])
+def test_downloads_by_institution_say_whether_each_is_signed_off_and_changed_since(
+    app, client, tmp_path, language
+):
+    """The dashboard's "Signed off" column, in every download whose rows are institutions: the
+    version the figures are served from, and whether they changed since, as the dashboard says."""
+    district, signed = _district_with_signoffs(app)
+    _officer_client(client, district.region)
+    headers = {"Accept-Language": language}
+    query = f"scope=district:{district.id}&month={MONTH}&by=institution"
+    dashboard = client.get(f"/reports/dashboard?{query}", headers=headers)
+    with force_locale(language):
+        flag = gettext("changed since sign-off")
+    assert dashboard.get_data(as_text=True).count(flag) == 1  # the same one flagged
+
+    for kind, delimiter in (("csv", ","), ("csv-excel", "," if language == "en" else ";")):
+        body = client.get(f"/reports/download?{query}&format={kind}", headers=headers).get_data()
+        rows = _csv_rows(body, delimiter)
+        assert {len(row) for row in rows} == {len(COLUMNS) + 3}
+        _signoff_columns(rows, language, signed)
+
+    xlsx = client.get(f"/reports/download?{query}&format=xlsx", headers=headers)
+    (tmp_path / "report.xlsx").write_bytes(xlsx.get_data())
+    book = CalamineWorkbook.from_path(str(tmp_path / "report.xlsx"))
+    institutions_sheet, types_sheet = (
+        book.get_sheet_by_name(n).to_python() for n in book.sheet_names
+    )
+    cells = [
+        [str(int(c)) if isinstance(c, float) else str(c) for c in row]
+        for row in institutions_sheet[1:]
+    ]
+    _signoff_columns(cells, language, signed)
+    assert {len(row) for row in types_sheet[1:]} == {len(COLUMNS) + 1}  # types are not signed
+
+    pdf = client.get(f"/reports/download?{query}&format=pdf", headers=headers)
+    lines = _pdf_text(pdf.get_data(), tmp_path, "-layout").splitlines()
+    with force_locale(language):
+        words = {True: gettext("yes"), False: gettext("no")}
+    for name, state in signed.items():
+        ending = next(line for line in lines if line.strip().startswith(name)).split()[-2:]
+        if state is None:
+            assert ending[-1] not in words.values(), ending
+        else:
+            assert ending == [str(state[0]), words[state[1]]]
+
+    # Rows that are not institutions keep the columns they had.
+    by_type = client.get(
+        f"/reports/download?scope=district:{district.id}&month={MONTH}&by=institution_type&format=csv"
+    )
+    assert {len(row) for row in _csv_rows(by_type.get_data(), ",")} == {len(COLUMNS) + 1}
+
+
+def test_a_range_names_the_signed_version_of_each_signed_month(app, client):
+    district, _ = _district_with_signoffs(app)
+    _officer_client(client, district.region)
+    body = client.get(
+        f"/reports/download?scope=district:{district.id}&from=2026-08&to={MONTH}"
+        "&by=institution&format=csv",
+        headers={"Accept-Language": "en"},
+    ).get_data()
+    versions = {row[0]: row[-2] for row in _csv_rows(body, ",")[1:-2]}
+    assert versions == {"Corrected": f"{MONTH}: 2", "Changed": f"{MONTH}: 1", "Unsigned": ""}
 
 
 def _late_questions(institution, topic, count):
