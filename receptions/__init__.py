@@ -215,6 +215,7 @@ def _limits_only_where_declared(app: Flask) -> None:
 def _register_template_helpers(app: Flask) -> None:
     from .i18n import (
         LANGUAGE_NAMES,
+        MOMENT_PATTERN,
         current_language,
         localized,
         moment_filter,
@@ -236,9 +237,11 @@ def _register_template_helpers(app: Flask) -> None:
     from .schedules.views import kind_labels
 
     time_format = moment_filter("time")
+    datetime_format = moment_filter("datetime")
     app.jinja_env.filters.update(
         date=moment_filter("date"),
-        datetime=moment_filter("datetime"),
+        datetime=datetime_format,
+        moment=lambda value: datetime_format(value, MOMENT_PATTERN),
         number=format_decimal,
         percent=share_percent,
         time_short=lambda value: time_format(value, "HH:mm"),

@@ -14,6 +14,10 @@ from babel.dates import format_datetime, format_skeleton
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
+# A moment as the pages write it, in the reader's language and the site's time zone: "8 декабря
+# 2026, 18:33", "8 желтоқсан 2026, 18:33", "8 December 2026, 18:33" (Babel's default "medium"
+# format abbreviates the month and adds seconds: "8 дек. 2026 г., 18:33:00").
+MOMENT_PATTERN = "d MMMM y, HH:mm"
 FALLBACK_ORDER = {"kk": ("kk", "ru", "en"), "ru": ("ru", "kk", "en"), "en": ("en", "ru", "kk")}
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
 COOKIE = "lang"

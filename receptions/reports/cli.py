@@ -47,7 +47,10 @@ def _scope_exists(scope) -> bool:  # type: ignore[no-untyped-def]
     help="of the headers and names (and csv-excel's separators); default: the site's default",
 )
 @click.option(
-    "--by", "grouping", default=None, help="region, district, institution_type, institution"
+    "--by",
+    "grouping",
+    default=None,
+    help="region, district, institution or institution_type, at or below the scope's level",
 )
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def monthly_command(
@@ -63,10 +66,15 @@ def monthly_command(
     """Write the roll-up of a month (or a range of months) to FILE."""
     from flask import current_app
 
-    from . import services
     from .downloads import ExportSpec, rows_to_write, write_export, written_in
-    from .scope import BadReportRequest, parse_period, parse_scope, report_today
-    from .views import child_grouping
+    from .scope import (
+        ROW_GROUPINGS,
+        BadReportRequest,
+        default_grouping,
+        parse_period,
+        parse_scope,
+        report_today,
+    )
 
     if not (month or month_from or month_to):
         raise click.BadParameter(
@@ -84,9 +92,13 @@ def monthly_command(
         period = parse_period(month, month_from, month_to, today=report_today())
     except BadReportRequest as error:
         raise click.BadParameter(error.user_message, param_hint="--month") from error
-    grouping = grouping or child_grouping(scope)
-    if grouping not in services.GROUPINGS:
-        raise click.BadParameter(f"unknown grouping {grouping!r}", param_hint="--by")
+    grouping = grouping or default_grouping(scope)
+    offered = ROW_GROUPINGS[scope.level]
+    if grouping not in offered:
+        raise click.BadParameter(
+            f"a {scope.level} report has no rows by {grouping!r}; choose {', '.join(offered)}",
+            param_hint="--by",
+        )
     spec = ExportSpec(scope, period, grouping, kind)
     with written_in(language or current_app.config["BABEL_DEFAULT_LOCALE"]):
         length = rows_to_write(spec)

@@ -16,19 +16,13 @@ from flask_babel import gettext as _
 from ..clock import now as clock_now
 from ..i18n import current_language, month_label
 from . import charts, exports, services
-from .scope import Period, Scope, progress_notice
+from .scope import ROW_GROUPINGS, Period, Scope, progress_notice
 
 FIRST_HEADERS = {
     "region": lambda: _("Region"),
     "district": lambda: _("District"),
     "institution": lambda: _("Institution"),
     "institution_type": lambda: _("Institution type"),
-}
-SHEET_LEVELS = {
-    "nation": ["region", "district", "institution", "institution_type"],
-    "region": ["district", "institution", "institution_type"],
-    "district": ["institution", "institution_type"],
-    "institution": ["institution"],
 }
 # "csv" is the CSV for programs (comma, decimal point), unchanged for whatever reads it;
 # "csv-excel" opens by double-click in Excel with the separators of the reader's language.
@@ -82,7 +76,8 @@ class ExportSpec:
         return lambda total: " ".join(progress_notice(self.period, at, total.sessions_to_come))
 
     def levels(self) -> list[str]:
-        return SHEET_LEVELS[self.scope.level] if self.kind == "xlsx" else [self.grouping]
+        """The groupings written: an XLSX has a sheet for each the scope offers."""
+        return list(ROW_GROUPINGS[self.scope.level]) if self.kind == "xlsx" else [self.grouping]
 
 
 @contextmanager
@@ -106,10 +101,28 @@ def rows_to_write(spec: ExportSpec) -> int:
     return sum(services.count_groups(spec.scope, level) for level in spec.levels())
 
 
-def _rows(spec: ExportSpec, grouping: str, progress: Progress | None, at: datetime) -> Any:
-    return services.iter_figures(
-        spec.scope, grouping, spec.period.first, spec.period.months, at=at, progress=progress
+def _read(
+    read: Callable[..., Any],
+    spec: ExportSpec,
+    grouping: str,
+    progress: Progress | None,
+    at: datetime,
+) -> Any:
+    """A sheet's rows read by `read`, every sheet alike; institutions' rows say whether they
+    changed since sign-off."""
+    return read(
+        spec.scope,
+        grouping,
+        spec.period.first,
+        spec.period.months,
+        at=at,
+        compare=grouping == "institution",
+        progress=progress,
     )
+
+
+def _rows(spec: ExportSpec, grouping: str, progress: Progress | None, at: datetime) -> Any:
+    return _read(services.iter_figures, spec, grouping, progress, at)
 
 
 def _rows_and_previous(
@@ -117,9 +130,32 @@ def _rows_and_previous(
 ) -> tuple[Any, services.Figures | None]:
     """A sheet's rows and the period before's total (None for a period in progress), complete
     once the rows are written."""
-    return services.figures_and_previous(
-        spec.scope, grouping, spec.period.first, spec.period.months, at=at, progress=progress
+    rows_and_previous: tuple[Any, services.Figures | None] = _read(
+        services.figures_and_previous, spec, grouping, progress, at
     )
+    return rows_and_previous
+
+
+def signoff_cells(spec: ExportSpec, grouping: str) -> exports.Signoff | None:
+    """Where rows are institutions, each row's sign-off as the dashboard tells it: the version its
+    figures are served from (over a range, each signed month's: "2026-08: 1; 2026-09: 2"), empty
+    where none is signed, and whether it changed since sign-off (`changed_since_signoff`)."""
+    if grouping != "institution":
+        return None
+    months = services.month_list(spec.period.first, spec.period.months)
+    versions = services.signed_versions(spec.scope, months)
+    changed = {True: _("yes"), False: _("no")}
+
+    def cells(row: services.Figures) -> list[Any]:
+        signed = versions.get(row.key)
+        if not signed:
+            return ["", ""]
+        if len(months) == 1:
+            return [signed[months[0]], changed[row.changed_since_signoff]]
+        version = "; ".join(f"{month}: {signed[month]}" for month in months if month in signed)
+        return [version, changed[row.changed_since_signoff]]
+
+    return cells
 
 
 def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None = None) -> None:
@@ -137,6 +173,7 @@ def write_export(spec: ExportSpec, handle: IO[bytes], progress: Progress | None 
                 FIRST_HEADERS[level](),
                 FIRST_HEADERS[level](),
                 first if index == 0 else _rows(spec, level, progress, at),
+                signoff_cells(spec, level),
             )
             for index, level in enumerate(levels)
         )
@@ -159,7 +196,14 @@ def iter_csv(spec: ExportSpec, progress: Progress | None = None, at: datetime | 
         else exports.PROGRAM_CSV
     )
     rows, previous = _rows_and_previous(spec, spec.grouping, progress, at)
-    return exports.iter_csv(rows, FIRST_HEADERS[spec.grouping](), previous, layout, spec.note(at))
+    return exports.iter_csv(
+        rows,
+        FIRST_HEADERS[spec.grouping](),
+        previous,
+        layout,
+        spec.note(at),
+        signoff_cells(spec, spec.grouping),
+    )
 
 
 def trend_svg(
@@ -199,5 +243,7 @@ def pdf_html(spec: ExportSpec, at: datetime) -> str:
         columns=exports.PDF_COLUMNS,
         chart_src="data:image/svg+xml;base64," + base64.b64encode(chart_svg.encode()).decode(),
         first_header=FIRST_HEADERS[spec.grouping](),
+        signoff=signoff_cells(spec, spec.grouping),
+        signoff_headers=exports.SIGNOFF_HEADERS,
         progress_notice=progress_notice(spec.period, at, rollup.total.sessions_to_come),
     )

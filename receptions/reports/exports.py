@@ -59,10 +59,23 @@ PDF_FIELDS = (
     "average_rating",
 )
 PDF_COLUMNS = [column for column in COLUMNS if column[0] in PDF_FIELDS]
+# Where rows are institutions, after every figure: the signed version the row's figures are
+# served from (empty where nothing is signed) and whether today's rows no longer give them.
+SIGNOFF_HEADERS = (_l("Signed off"), _l("Changed since sign-off"))
+# The sign-off cells of an institution's row (see `downloads.signoff_cells`).
+Signoff = Callable[[Figures], list[Any]]
 
 
-def headers(first: str) -> list[str]:
-    return [first] + [str(label) for _, label, _ in COLUMNS]
+def headers(first: str, signoff: Signoff | None = None) -> list[str]:
+    extra = [str(label) for label in SIGNOFF_HEADERS] if signoff else []
+    return [first] + [str(label) for _, label, _ in COLUMNS] + extra
+
+
+def _signoff_of(signoff: Signoff | None, row: Figures | None) -> list[Any]:
+    """A row's sign-off cells; the total and the line under it leave them empty."""
+    if signoff is None:
+        return []
+    return signoff(row) if row is not None else [""] * len(SIGNOFF_HEADERS)
 
 
 def _cell(value: Any, kind: str) -> Any:
@@ -144,27 +157,30 @@ def iter_csv(
     previous: Figures | None,
     layout: CsvLayout = PROGRAM_CSV,
     note: Note | None = None,
+    signoff: Signoff | None = None,
 ) -> Iterator[str]:
     """UTF-8 with a byte-order mark so that Excel opens Cyrillic text correctly; streamed
     row by row as the database sends them, the total added up on the way."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=layout.delimiter)
     total = Figures("total", "")
+    blank = _signoff_of(signoff, None)
     yield "\ufeff"
-    writer.writerow(headers(first_header))
+    writer.writerow(headers(first_header, signoff))
     for row in _totalled(rows, total):
-        writer.writerow([_neutralise(row.label), *layout.numbers(values(row))])
+        cells = [*layout.numbers(values(row)), *_signoff_of(signoff, row)]
+        writer.writerow([_neutralise(row.label), *cells])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-    writer.writerow([str(_l("Total")), *layout.numbers(values(total))])
+    writer.writerow([str(_l("Total")), *layout.numbers(values(total)), *blank])
     first, *figures = closing_row(total, previous, note)
-    writer.writerow([_neutralise(first), *layout.numbers(figures)])
+    writer.writerow([_neutralise(first), *layout.numbers(figures), *blank])
     yield buffer.getvalue()
 
 
 def write_xlsx(
-    sheets: Iterable[tuple[str, str, Iterable[Figures]]],
+    sheets: Iterable[tuple[str, str, Iterable[Figures], Signoff | None]],
     previous: Figures | None,
     stream: Any,
     title: str,
@@ -183,9 +199,10 @@ def write_xlsx(
     workbook = Workbook(write_only=True)
     bold = Font(bold=True)
     fill = PatternFill("solid", fgColor="DCE6F0")
-    formats = ["@"] + [{"share": "0.0", "rating": "0.00"}.get(kind, "0") for _, _, kind in COLUMNS]
+    figure_formats = [{"share": "0.0", "rating": "0.00"}.get(kind, "0") for _, _, kind in COLUMNS]
 
     def line(sheet: Any, cells: list[Any], font: Any = None) -> list[Any]:
+        formats = ["@", *figure_formats, *(["General"] * (len(cells) - len(COLUMNS) - 1))]
         out = []
         for value, number_format in zip(cells, formats, strict=True):
             cell = WriteOnlyCell(sheet, value=value)
@@ -195,18 +212,19 @@ def write_xlsx(
             out.append(cell)
         return out
 
-    for sheet_name, first_header, rows in sheets:
+    for sheet_name, first_header, rows, signoff in sheets:
         sheet = workbook.create_sheet(sheet_name[:31])
         sheet.freeze_panes = "B3"
         sheet.column_dimensions["A"].width = 42
-        for index in range(2, len(COLUMNS) + 2):
+        blank = _signoff_of(signoff, None)
+        for index in range(2, len(COLUMNS) + len(blank) + 2):
             sheet.column_dimensions[get_column_letter(index)].width = 14
         sheet.row_dimensions[2].height = 48
         heading = WriteOnlyCell(sheet, value=_neutralise(title))
         heading.font = Font(bold=True, size=13)
         sheet.append([heading])
         header_cells = []
-        for value in headers(first_header):
+        for value in headers(first_header, signoff):
             cell = WriteOnlyCell(sheet, value=value)
             cell.font, cell.fill = bold, fill
             cell.alignment = Alignment(wrap_text=True, vertical="top")
@@ -214,10 +232,11 @@ def write_xlsx(
         sheet.append(header_cells)
         total = Figures("total", "")
         for row in _totalled(rows, total):
-            sheet.append(line(sheet, [_neutralise(row.label), *values(row)]))
-        sheet.append(line(sheet, [str(_l("Total")), *values(total)], bold))
+            cells = [_neutralise(row.label), *values(row), *_signoff_of(signoff, row)]
+            sheet.append(line(sheet, cells))
+        sheet.append(line(sheet, [str(_l("Total")), *values(total), *blank], bold))
         first, *figures = closing_row(total, previous, note)
-        sheet.append(line(sheet, [_neutralise(first), *figures]))
+        sheet.append(line(sheet, [_neutralise(first), *figures, *blank]))
     workbook.save(stream)
 
 

@@ -29,6 +29,17 @@ REPORT_ZONE = ZoneInfo("Asia/Almaty")
 MONTH_RE = re.compile(r"\A([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
+# The rows a report of each level can be grouped by, its own children first (the default). A
+# level above the scope is never offered: a district's figures grouped "by region" would be
+# one row named after the whole region.
+ROW_GROUPINGS: dict[str, tuple[str, ...]] = {
+    "nation": ("region", "district", "institution", "institution_type"),
+    "region": ("district", "institution", "institution_type"),
+    "district": ("institution", "institution_type"),
+    "institution": ("institution",),
+}
+
+
 class BadReportRequest(DomainError):
     status_code = 400
 
@@ -77,6 +88,11 @@ class Scope:
             institution = db.session.get(Institution, self.ident)
             return institution.name if institution else ""
         return str(_l("Kazakhstan"))
+
+
+def default_grouping(scope: Scope) -> str:
+    """The rows a report of `scope` shows unless asked for others: its children."""
+    return ROW_GROUPINGS[scope.level][0]
 
 
 def parse_scope(text: str | None) -> Scope:

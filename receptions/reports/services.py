@@ -713,6 +713,19 @@ def count_groups(scope: Scope, grouping: str) -> int:
     return int(db.session.scalar(select(func.count()).select_from(_keys(window))) or 0)
 
 
+def signed_versions(scope: Scope, months: list[str]) -> dict[int, dict[str, int]]:
+    """The latest signed version of each institution-month of `months` in `scope`, by institution
+    and month: the version whose snapshot the roll-up serves (`_latest_signoffs`, as `_signed`)."""
+    signoffs: Select[Any] = _latest_signoffs(
+        months, MonthSignoff.institution_id, MonthSignoff.month, MonthSignoff.version
+    ).join(Institution, Institution.id == MonthSignoff.institution_id)
+    query = _scoped(signoffs, scope)
+    versions: dict[int, dict[str, int]] = {}
+    for institution_id, month, version in db.session.execute(query):
+        versions.setdefault(institution_id, {})[month] = version
+    return versions
+
+
 def _topic_counts(scope: Scope, months: list[str], live: bool, at: datetime | None = None) -> Any:
     """Questions per topic in the scope, reached like the roll-up: the window's sessions, their
     visits, their questions. A signed institution-month counts with the topics signed with it,

@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import CONTENT_SECURITY_POLICY, access
@@ -30,12 +31,14 @@ from . import charts, downloads, exports, jobs, services
 from .forms import period_form, refused_form
 from .scope import (
     REPORT_ROLES,
+    ROW_GROUPINGS,
     BadPeriod,
     BadReportRequest,
     Period,
     Scope,
     authorise,
     current_month,
+    default_grouping,
     default_scope,
     last_finished_month,
     parse_month,
@@ -50,6 +53,12 @@ OFFICERS = access.role_required(*REPORT_ROLES)
 PUBLIC_MIN_VISITS = 5
 RANKING_LENGTH = 10  # leaders, and as many outsiders
 SORTABLE = {name for name, _, _ in exports.COLUMNS} | {"label"}
+GROUPING_LABELS = {
+    "region": _l("Regions"),
+    "district": _l("Districts"),
+    "institution": _l("Institutions"),
+    "institution_type": _l("Institution types"),
+}
 
 
 # Only what matplotlib's inline SVG styles need is relaxed; framing stays forbidden.
@@ -96,6 +105,7 @@ def _filtered_page(heading: str, *, with_rows: bool = False) -> tuple[Scope, Per
             scope=scope,
             scope_name=scope.name(),
             grouping=_grouping(scope) if with_rows else None,
+            groupings=grouping_choices(scope),
             form=refused_form(request.args, refusal, today),
             **_month_links(today),
         )
@@ -119,6 +129,7 @@ def _page_context(
         "period": period,
         "month": period.label,
         "form": period_form(period, today),
+        "groupings": grouping_choices(scope),
         "progress_notice": progress_notice(
             period, at, rollup.total.sessions_to_come if rollup is not None else None
         ),
@@ -126,19 +137,22 @@ def _page_context(
     }
 
 
-def child_grouping(scope: Scope) -> str:
-    return {
-        "nation": "region",
-        "region": "district",
-        "district": "institution",
-        "institution": "institution",
-    }[scope.level]
+def grouping_choices(scope: Scope) -> list[tuple[str, str]]:
+    """(value, label) of each grouping a report of `scope` offers, for the filter's rows."""
+    return [(name, str(GROUPING_LABELS[name])) for name in ROW_GROUPINGS[scope.level]]
 
 
 def _grouping(scope: Scope) -> str:
-    grouping = request.args.get("by") or child_grouping(scope)
-    if grouping not in services.GROUPINGS:
-        raise BadReportRequest(_("Unknown grouping."))
+    """The rows asked for (`by`), one the scope offers; any other is refused (400) on every page,
+    chart and download alike, never replaced by another grouping."""
+    grouping = request.args.get("by") or default_grouping(scope)
+    if grouping not in ROW_GROUPINGS[scope.level]:
+        raise BadReportRequest(
+            _(
+                "This report cannot show its rows that way. Choose one of: %(choices)s.",
+                choices=", ".join(label for _value, label in grouping_choices(scope)),
+            )
+        )
     return grouping
 
 
@@ -262,7 +276,7 @@ def chart(name: str):
 @OFFICERS
 def rankings():
     scope, period = _filtered_page(_("Rankings"))
-    grouping = "institution" if scope.level in ("district", "region") else child_grouping(scope)
+    grouping = "institution" if scope.level in ("district", "region") else default_grouping(scope)
     at = clock_now()
     rollup = services.rollup(scope, period.first, grouping=grouping, months=period.months, at=at)
     rows = [r for r in rollup.rows if r["sessions_planned"] or r["questions"]]

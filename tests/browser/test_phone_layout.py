@@ -16,12 +16,14 @@ PHONE = {"width": 390, "height": 844}
 LONG_EMAIL = "qabyldau.bolimi.zhalpy.bilim.beretin.mektep.nomer.12@atyrau-bilim.example.kz"
 
 PAGE_WIDTH = "() => [document.documentElement.scrollWidth, window.innerWidth]"
-# Tables outside a region that scrolls, takes the keyboard focus and is named by the caption.
+# Tables outside a region that scrolls, takes the keyboard focus and is named by the caption
+# (after the heading it stands under, where captions repeat on the page).
 TABLES_OUTSIDE_A_REGION = """() => [...document.querySelectorAll('main table')].filter(table => {
     const region = table.closest('.table-scroll');
     const caption = table.querySelector('caption');
+    const names = (region && region.getAttribute('aria-labelledby') || '').split(' ');
     return !(region && region.getAttribute('role') === 'region' && region.tabIndex === 0
-        && caption && caption.id && region.getAttribute('aria-labelledby') === caption.id
+        && caption && caption.id && names[names.length - 1] === caption.id
         && getComputedStyle(region).overflowX === 'auto');
 }).map(table => table.outerHTML.slice(0, 80))"""
 # Words of header cells laid out on more than one line, i.e. broken inside the word.
@@ -61,7 +63,6 @@ def door(places):
     officer = make_user(Role.region_officer, region=school.district.region)
     db.session.commit()
     return school, today, coming, token, head, officer
-
 
 
 def _fits_the_phone(page, where: str) -> None:

@@ -202,7 +202,8 @@ def test_downloads_of_a_month_in_progress_carry_the_notice(client, december, tmp
     query = f"scope={scope}&month=2026-12&by=institution"
     for kind in ("csv", "csv-excel"):
         rows = _csv(client.get(f"/reports/download?{query}&format={kind}", headers=EN))
-        assert {len(row) for row in rows} == {len(COLUMNS) + 1}
+        # Institutions' rows end with their sign-off ("Signed off", "Changed since sign-off").
+        assert {len(row) for row in rows} == {len(COLUMNS) + 3}
         total, note = rows[-2], rows[-1]
         assert total[:3] == ["Total", "1", "1"]  # sessions planned and held to date
         assert note[0].startswith(IN_PROGRESS) and "(still to come: 3)" in note[0]

@@ -21,6 +21,7 @@ from receptions.auth.models import Role, User
 from receptions.booking.models import Booking, Feedback, Topic
 from receptions.extensions import db
 from receptions.reports import services
+from receptions.reports.downloads import FORMATS
 from receptions.reports.exports import COLUMNS, PDF_COLUMNS
 from receptions.reports.scope import Scope
 from receptions.schedules.models import ScheduledSession
@@ -36,6 +37,8 @@ from tests.factories import (
     make_topic,
     make_user,
 )
+from tests.landmarks import read as read_landmarks
+from tests.landmarks import repeated
 
 ZONE = ZoneInfo("Asia/Almaty")
 MONTH = "2026-09"
@@ -282,11 +285,12 @@ def test_downloads_carry_the_same_figures(client, dataset, tmp_path):
     path.write_bytes(xlsx.get_data())
     workbook = CalamineWorkbook.from_path(str(path))
     assert len(workbook.sheet_names) == 3  # districts, institutions, types
-    for name in workbook.sheet_names:
+    for index, name in enumerate(workbook.sheet_names):
         data = workbook.get_sheet_by_name(name).to_python()
         header, detail, total, change = data[1], data[2:-2], data[-2], data[-1]
         assert change[11] == rollup.change("citizens_received")
-        assert len(header) == len(COLUMNS) + 1
+        # Institutions' rows end with their sign-off.
+        assert len(header) == len(COLUMNS) + 1 + (2 if index == 1 else 0)
         for column, (_field, _label, kind) in enumerate(COLUMNS, start=1):
             if kind != "count":
                 continue  # shares and averages are not sums
@@ -384,7 +388,8 @@ def test_csv_for_excel_has_the_separators_of_the_readers_language(
     assert excel.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert excel.headers["Content-Disposition"].endswith(f'-{MONTH}.csv"')
     rows = _csv_rows(excel.get_data(), delimiter)
-    assert {len(row) for row in rows} == {len(COLUMNS) + 1}  # split where Excel splits them
+    # Split where Excel splits them; institutions' rows end with their sign-off.
+    assert {len(row) for row in rows} == {len(COLUMNS) + 3}
     assert rows[0][0] == institution_header
     share, questions = _column("resolved_share"), _column("questions")
     by_name = {row[0]: row for row in rows[1:-2]}
@@ -397,7 +402,7 @@ def test_csv_for_excel_has_the_separators_of_the_readers_language(
 
     programs = client.get(f"/reports/download?{query}&format=csv", headers=headers)
     rows = _csv_rows(programs.get_data(), ",")
-    assert {len(row) for row in rows} == {len(COLUMNS) + 1}
+    assert {len(row) for row in rows} == {len(COLUMNS) + 3}
     assert rows[-2][share] == "33.3" and rows[-1][share] == "16.7"
     assert ODD_NAME in {row[0] for row in rows}
     if language == "en":
@@ -433,6 +438,89 @@ def test_bad_report_requests_get_a_clear_4xx(client, dataset, query, status):
     response = client.get(f"{url}?{query}", headers={"Accept-Language": "ru"})
     assert response.status_code == status
     assert 'lang="ru"' in response.get_data(as_text=True)
+
+
+ROWS_REFUSED = "This report cannot show its rows that way. Choose one of: %(choices)s."
+
+
+@pytest.mark.parametrize("language", ["kk", "ru", "en"])
+def test_a_district_report_offers_and_takes_no_rows_above_the_district(client, dataset, language):
+    """Grouped "by region", a district's figures were one row named after the whole region; a
+    grouping above the scope is neither offered nor taken, on the page, its chart or any
+    download: a 400 in the reader's language, not another grouping."""
+    _, institutions = dataset
+    district = institutions[0].district
+    officer = make_user(Role.district_officer, district=district)
+    sign_in(client, officer.email, PASSWORD)
+    headers = {"Accept-Language": language}
+    query = f"scope=district:{district.id}&month={MONTH}"
+    with force_locale(language):
+        refusal = gettext(
+            ROWS_REFUSED,
+            choices=", ".join([gettext("Institutions"), gettext("Institution types")]),
+        )
+    page = client.get(f"/reports/dashboard?{query}", headers=headers).get_data(as_text=True)
+    offered = re.findall(r'<option value="([a-z_]+)"', page)
+    assert offered == ["institution", "institution_type"]
+    for by in ("region", "district", "planet"):
+        urls = [
+            f"/reports/dashboard?{query}&by={by}",
+            f"/reports/dashboard?{query}&by={by}&month=2026-13",  # the refused period's page
+            f"/reports/chart/planned-held.svg?{query}&by={by}",
+            *(f"/reports/download?{query}&by={by}&format={kind}" for kind in FORMATS),
+        ]
+        for url in urls:
+            response = client.get(url, headers=headers)
+            assert response.status_code == 400, url
+            html = response.get_data(as_text=True)
+            assert f'lang="{language}"' in html and refusal in html, url
+    for by in ("institution", "institution_type"):
+        assert client.get(f"/reports/dashboard?{query}&by={by}").status_code == 200
+        csv_rows = _csv_rows(
+            client.get(f"/reports/download?{query}&by={by}&format=csv").get_data(), ","
+        )
+        groups = {
+            (i.id if by == "institution" else i.type)
+            for i in institutions
+            if i.district_id == district.id
+        }
+        assert len(csv_rows[1:-2]) == len(groups)
+
+
+def test_a_background_export_by_rows_above_the_scope_is_refused_before_it_is_queued(
+    app, client, dataset, tmp_path
+):
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    regions, _ = dataset
+    _officer_client(client, regions[0])
+    six_months = f"scope=region:{regions[0].id}&from=2026-04&to={MONTH}"
+    refused = client.get(f"/reports/download?{six_months}&by=region&format=xlsx")
+    assert refused.status_code == 400
+    assert db.session.scalars(select(ReportExport)).all() == []
+    queued = client.get(f"/reports/download?{six_months}&by=district&format=xlsx")
+    assert queued.status_code == 303
+
+
+def test_the_cli_refuses_rows_above_the_scope(app, dataset, tmp_path):
+    _, institutions = dataset
+    out = tmp_path / "never.csv"
+    district = institutions[0].district_id
+    for by in ("region", "district"):
+        result = _cli(
+            app,
+            "--scope",
+            f"district:{district}",
+            "--month",
+            MONTH,
+            "--by",
+            by,
+            "--output",
+            str(out),
+        )
+        assert result.exit_code == 2 and "Invalid value for --by" in result.stderr
+        assert not out.exists()
 
 
 def test_officers_cannot_see_other_regions_and_staff_see_no_reports(client, dataset):
@@ -531,16 +619,20 @@ def test_a_single_small_institution_hides_the_district_total(client, app):
     assert "fewer than 5" in page and "<td>3</td>" not in page
 
 
-@pytest.mark.parametrize("institutions", [12, 21])
-def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, app, institutions):
-    import re
-
+def _district_rankings(client, institutions):
+    """A district of `institutions` institutions with visits, and its rankings page in English."""
     district, made = _district_with_visits(list(range(institutions)))
     _officer_client(client, district.region)
     page = client.get(
         f"/reports/rankings?scope=district:{district.id}&month={MONTH}",
         headers={"Accept-Language": "en"},
     ).get_data(as_text=True)
+    return district, made, page
+
+
+@pytest.mark.parametrize("institutions", [12, 21])
+def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, app, institutions):
+    _, made, page = _district_rankings(client, institutions)
     sections = page.split('<section aria-labelledby="rank-')[1:]
     assert len(sections) == 4
     for section in sections:
@@ -553,6 +645,25 @@ def test_rankings_never_list_an_institution_both_as_leader_and_outsider(client, 
         else:  # ten leaders and ten outsiders, none of them twice
             assert len(listed) == len(set(listed)) == 20
             assert "Leaders" in section and "Outsiders" in section
+
+
+@pytest.mark.parametrize("institutions", [12, 21])
+def test_every_landmark_and_id_of_the_rankings_page_is_unique(client, app, institutions):
+    """axe's landmark-unique: each ranking's table region was named by its caption alone, so
+    the four measures gave four regions called "From best to worst" (or "Leaders")."""
+    district, _, page = _district_rankings(client, institutions)
+    landmarks, ids = read_landmarks(page)
+    regions = [name for role, name in landmarks if role == "region"]
+    assert all(regions), "a region without a name"
+    # A ranking's table is named by its measure and its caption.
+    captions = ("From best to worst",) if institutions <= 20 else ("Leaders", "Outsiders")
+    assert {f"Share of sessions held {caption}" for caption in captions} <= set(regions)
+    assert repeated(landmarks) == []
+    assert repeated(ids) == []
+    for other in ("dashboard", "topics"):
+        html = client.get(f"/reports/{other}?scope=district:{district.id}&month={MONTH}")
+        landmarks, ids = read_landmarks(html.get_data(as_text=True))
+        assert (repeated(landmarks), repeated(ids)) == ([], []), other
 
 
 def test_suppression_is_done_by_the_reporting_service():
@@ -749,6 +860,107 @@ def test_the_dashboard_flags_a_signed_month_exactly_when_the_head_is_offered_a_c
             live.total[name] if name not in services.SIGNED_FIGURES else signoff.figures[name]
         )
         assert report.total[name] == expected, name
+
+
+def _district_with_signoffs(app):
+    """Three institutions of one district, each with a pending question in the month: one signed,
+    corrected (version 2) and unchanged since; one signed and changed since (the question closed);
+    one never signed."""
+    district = make_district(make_region())
+    corrected, changed, unsigned = (
+        make_institution(district, name_kk=name, name_ru=name, name_en=name)
+        for name in ("Corrected", "Changed", "Unsigned")
+    )
+    pending = {}
+    for institution in (corrected, changed, unsigned):
+        session = make_open_session(institution, slots=1, starts_in_hours=_hours_to(MONTH) + 48)
+        session.status = "held"
+        (pending[institution.id],) = _visit_raising(session, make_topic(), ["pending"])
+    for institution in (corrected, changed):
+        _sign(app, institution)
+        _closed(None, pending[institution.id])
+        db.session.commit()
+    _sign(app, corrected, reason="The question was resolved")
+    return district, {"Corrected": (2, False), "Changed": (1, True), "Unsigned": None}
+
+
+def _signoff_columns(rows, language, signed):
+    """The header of a download names the two sign-off columns last, and each institution's row
+    has its signed version and whether it changed since (empty where it is not signed)."""
+    with force_locale(language):
+        assert rows[0][-2:] == [gettext("Signed off"), gettext("Changed since sign-off")]
+        words = {True: gettext("yes"), False: gettext("no")}
+    assert rows[0][1 : len(COLUMNS) + 1] == [str(label) for _, label, _ in COLUMNS]
+    by_name = {row[0]: row[-2:] for row in rows[1:-2]}
+    assert by_name == {
+        name: ["", ""] if state is None else [str(state[0]), words[state[1]]]
+        for name, state in signed.items()
+    }
+    assert rows[-2][-2:] == rows[-1][-2:] == ["", ""]  # the total and the change
+
+
+@pytest.mark.parametrize("language", ["kk", "ru", "en"])
+def test_downloads_by_institution_say_whether_each_is_signed_off_and_changed_since(
+    app, client, tmp_path, language
+):
+    """The dashboard's "Signed off" column, in every download whose rows are institutions: the
+    version the figures are served from, and whether they changed since, as the dashboard says."""
+    district, signed = _district_with_signoffs(app)
+    _officer_client(client, district.region)
+    headers = {"Accept-Language": language}
+    query = f"scope=district:{district.id}&month={MONTH}&by=institution"
+    dashboard = client.get(f"/reports/dashboard?{query}", headers=headers)
+    with force_locale(language):
+        flag = gettext("changed since sign-off")
+    assert dashboard.get_data(as_text=True).count(flag) == 1  # the same one flagged
+
+    for kind, delimiter in (("csv", ","), ("csv-excel", "," if language == "en" else ";")):
+        body = client.get(f"/reports/download?{query}&format={kind}", headers=headers).get_data()
+        rows = _csv_rows(body, delimiter)
+        assert {len(row) for row in rows} == {len(COLUMNS) + 3}
+        _signoff_columns(rows, language, signed)
+
+    xlsx = client.get(f"/reports/download?{query}&format=xlsx", headers=headers)
+    (tmp_path / "report.xlsx").write_bytes(xlsx.get_data())
+    book = CalamineWorkbook.from_path(str(tmp_path / "report.xlsx"))
+    institutions_sheet, types_sheet = (
+        book.get_sheet_by_name(n).to_python() for n in book.sheet_names
+    )
+    cells = [
+        [str(int(c)) if isinstance(c, float) else str(c) for c in row]
+        for row in institutions_sheet[1:]
+    ]
+    _signoff_columns(cells, language, signed)
+    assert {len(row) for row in types_sheet[1:]} == {len(COLUMNS) + 1}  # types are not signed
+
+    pdf = client.get(f"/reports/download?{query}&format=pdf", headers=headers)
+    lines = _pdf_text(pdf.get_data(), tmp_path, "-layout").splitlines()
+    with force_locale(language):
+        words = {True: gettext("yes"), False: gettext("no")}
+    for name, state in signed.items():
+        ending = next(line for line in lines if line.strip().startswith(name)).split()[-2:]
+        if state is None:
+            assert ending[-1] not in words.values(), ending
+        else:
+            assert ending == [str(state[0]), words[state[1]]]
+
+    # Rows that are not institutions keep the columns they had.
+    by_type = client.get(
+        f"/reports/download?scope=district:{district.id}&month={MONTH}&by=institution_type&format=csv"
+    )
+    assert {len(row) for row in _csv_rows(by_type.get_data(), ",")} == {len(COLUMNS) + 1}
+
+
+def test_a_range_names_the_signed_version_of_each_signed_month(app, client):
+    district, _ = _district_with_signoffs(app)
+    _officer_client(client, district.region)
+    body = client.get(
+        f"/reports/download?scope=district:{district.id}&from=2026-08&to={MONTH}"
+        "&by=institution&format=csv",
+        headers={"Accept-Language": "en"},
+    ).get_data()
+    versions = {row[0]: row[-2] for row in _csv_rows(body, ",")[1:-2]}
+    assert versions == {"Corrected": f"{MONTH}: 2", "Changed": f"{MONTH}: 1", "Unsigned": ""}
 
 
 def _late_questions(institution, topic, count):
@@ -1153,6 +1365,40 @@ def test_a_national_export_runs_in_the_background_for_its_officer_only(
     _admin_client(client)
     assert client.get(progress_url).status_code == 404
     assert client.get(file_url).status_code == 404
+
+
+# The months as a date names them ("9 декабря"): the app's own style, never abbreviated.
+MONTHS_IN_DATES = {
+    "kk": "қаңтар ақпан наурыз сәуір мамыр маусым шілде тамыз қыркүйек қазан қараша желтоқсан",
+    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
+}
+
+
+@pytest.mark.parametrize("language", ["kk", "ru"])
+def test_the_ready_export_says_until_when_in_the_apps_date_style(
+    app, client, dataset, tmp_path, language
+):
+    """ "до 9 дек. 2026 г., 18:36:00" where every other page writes "9 декабря 2026, 18:36"."""
+    from receptions.reports import jobs
+    from receptions.reports.models import ReportExport
+
+    app.config["REPORT_EXPORT_DIR"] = str(tmp_path)
+    _admin_client(client)
+    headers = {"Accept-Language": language}
+    response = client.get(
+        f"/reports/download?scope=nation&month={MONTH}&format=csv", headers=headers
+    )
+    assert jobs.run_pending() == 1
+    job = db.session.scalars(select(ReportExport)).one()
+    page = client.get(response.headers["Location"], headers=headers).get_data(as_text=True)
+    until = job.expires_at.astimezone(ZONE)
+    month = MONTHS_IN_DATES[language].split()[until.month - 1]
+    with force_locale(language):
+        sentence = gettext(
+            "The link works for you only, until %(time)s.",
+            time=f"{until.day} {month} {until.year}, {until:%H:%M}",
+        )
+    assert sentence in page
 
 
 def test_an_expired_export_link_is_gone_and_its_file_removed(app, client, dataset, tmp_path):
