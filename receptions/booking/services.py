@@ -268,9 +268,7 @@ def canonical_reference(typed: str) -> str | None:
     if len(typed) > _LONGEST_TYPED_REFERENCE:
         return None
     text = unicodedata.normalize("NFKC", typed).upper().translate(_LATIN_LOOKALIKES)
-    text = "".join(
-        "-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace()
-    )
+    text = "".join("-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace())
     match = _REFERENCE.fullmatch(text)
     return f"{match[1]}-{match[2]}" if match else None
 
@@ -1443,6 +1441,22 @@ def join_waitlist(token: str) -> WaitlistEntry:
             db.session.add(entry)
         entry.active = True
     return entry
+
+
+def leave_waitlist(token: str) -> None:
+    """Take the booking off the waitlist: once committed, no offer reaches it (the offers read
+    only active entries, `_offer_to_waitlist`). The notices already sent still count,
+    so rejoining (`join_waitlist`) goes on from them. Leaving what one has not joined, or has
+    left already, changes nothing: a second press of the button is not a mistake, and leaving
+    is allowed whatever the booking's state, since it only stops messages."""
+    with write_transaction():
+        booking = _lock_booking(token)
+        db.session.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.booking_id == booking.id, WaitlistEntry.active.is_(True))
+            .values(active=False)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def leave_feedback(token: str, rating: int, comment: str) -> Feedback:

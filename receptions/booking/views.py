@@ -442,6 +442,22 @@ def waitlist(token: str):
     return redirect(url_for("booking.manage", token=token), 303)
 
 
+@bp.route("/m/<token>/waitlist/leave", methods=["POST"])
+def leave_waitlist(token: str):
+    services.booking_by_token(token)
+    if not CancelBookingForm().validate_on_submit():
+        abort(400)
+    services.leave_waitlist(token)
+    flash(
+        _(
+            "You have left the waitlist: we will not tell you about earlier times. "
+            "You can join it again on this page."
+        ),
+        "success",
+    )
+    return redirect(url_for("booking.manage", token=token), 303)
+
+
 @bp.route("/status")
 @limiter.limit(_limit("STATUS_RATE_LIMIT"))
 def status_lookup():

@@ -201,6 +201,9 @@ PUBLIC_FORMS: dict[str, FuzzForm] = {
     ),
     "booking.resolved": FuzzForm(_resolved),
     "booking.waitlist": FuzzForm(_manage("waitlist", lambda s, b: {"confirm": choice("yes")})),
+    "booking.leave_waitlist": FuzzForm(
+        _manage("waitlist/leave", lambda s, b: {"confirm": choice("yes")})
+    ),
     "auth.sign_in": FuzzForm(_sign_in),
     "auth.set_password": FuzzForm(_set_password),
 }

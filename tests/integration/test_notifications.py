@@ -22,6 +22,7 @@ from receptions.extensions import db
 from receptions.logging_filters import RedactSecrets, redact
 from receptions.notify.models import Notification
 from receptions.notify.services import MAX_ATTEMPTS, render, send_due
+from tests.conftest import csrf_from, submit
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
 
@@ -243,7 +244,7 @@ def _hours_until_mid_month_morning(institution) -> float:
     from zoneinfo import ZoneInfo
 
     now = datetime.now(UTC)
-    day = (now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3))
+    day = now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3)
     while not 5 <= day.day <= 25:
         day += timedelta(days=1)
     return (day.replace(hour=10, minute=0, second=0, microsecond=0) - now).total_seconds() / 3600
@@ -506,7 +507,11 @@ def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typ
 
     def confirmation_text(slot_index: int, lang: str, n: int) -> str:
         response, _ = book(
-            client, session.slots[slot_index].id, topic, lang=lang, iin=make_iin(400 + n),
+            client,
+            session.slots[slot_index].id,
+            topic,
+            lang=lang,
+            iin=make_iin(400 + n),
             phone=f"+770155504{n:02d}",
         )
         assert response.status_code == 303
@@ -570,6 +575,74 @@ def test_the_waitlist_is_offered_and_joined_only_without_an_earlier_free_time(ap
     assert "Tell me if an earlier time frees up" in page and "An earlier time is free" not in page
     assert _join_waitlist(client, token).status_code == 303
     assert db.session.scalars(select(WaitlistEntry)).one().active is True
+
+
+def _leave_waitlist(client, token, csrf=True):
+
+    if not csrf:
+        return client.post(f"/m/{token}/waitlist/leave", data={"confirm": "yes"})
+    return submit(
+        client,
+        f"/m/{token}/waitlist/leave",
+        {"confirm": "yes"},
+        form_url=f"/m/{token}/cancel",  # a page that always has a form (for its CSRF token)
+        headers={"Accept-Language": "en"},
+        follow_redirects=True,
+    )
+
+
+def test_a_citizen_leaves_the_waitlist_from_the_manage_page_and_may_join_again(app, client):
+    """Leaving is a button on the manage page (POST with CSRF, never a GET), says so, stops the
+    notices at once, and keeps the count of notices sent for a later rejoin."""
+    topic = make_topic()
+    session = make_open_session(slots=4)
+    others = _others_book(client, session.slots[:3], topic, seed=700)
+    later, _ = book(client, session.slots[3].id, topic, lang="en")
+    token = _token(later)
+    assert _join_waitlist(client, token).status_code == 303
+    _cancel(app, others[0])  # one notice
+    _others_book(client, session.slots[:1], topic, seed=720)  # the freed time taken again
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "at most 2 more times" in page and "Leave the waitlist" in page
+    assert f'action="/m/{token}/waitlist/leave"' in page
+
+    # A link followed by a mail scanner or typed in changes nothing; nor does a forged form.
+    assert client.get(f"/m/{token}/waitlist/leave").status_code == 405
+    assert _leave_waitlist(client, token, csrf=False).status_code == 400
+    csrf = csrf_from(page)
+    forged = client.post("/m/" + "A" * 43 + "/waitlist/leave", data={"csrf_token": csrf})
+    assert forged.status_code == 404
+    assert db.session.scalars(select(WaitlistEntry)).one().active is True
+
+    left = _leave_waitlist(client, token)
+    assert left.status_code == 200
+    text = left.get_data(as_text=True)
+    assert "You have left the waitlist: we will not tell you about earlier times." in text
+    assert "You are on the waitlist" not in text and "Tell me if an earlier time frees up" in text
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.active is False and entry.notices_sent == 1
+
+    waiting = db.session.scalars(
+        select(Booking).where(Booking.slot_id == session.slots[3].id)
+    ).one()
+    notices = select(Notification).where(
+        Notification.template == "slot_freed", Notification.booking_id == waiting.id
+    )
+    sent_before = len(db.session.scalars(notices).all())
+    _cancel(app, others[1])  # an earlier time frees up: no notice to whoever left
+    db.session.expire_all()
+    assert len(db.session.scalars(notices).all()) == sent_before
+    assert db.session.scalars(select(WaitlistEntry)).one().notices_sent == 1
+    assert _leave_waitlist(client, token).status_code == 200  # a second press: no harm
+
+    _others_book(client, [session.slots[1]], topic, seed=740)
+    assert _join_waitlist(client, token).status_code == 303  # rejoining counts on from 1
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.active is True and entry.notices_sent == 1
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "at most 2 more times" in page
 
 
 def test_the_hourly_job_queues_reminders_with_links_to_the_public_address(app, client):

@@ -56,6 +56,7 @@ PUBLIC_ENDPOINTS = {
     "booking.reschedule",
     "booking.resolved",
     "booking.waitlist",
+    "booking.leave_waitlist",
     "booking.status",
     "booking.status_lookup",
 }
