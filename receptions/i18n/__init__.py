@@ -14,6 +14,11 @@ from babel.dates import format_datetime, format_skeleton
 from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 
+# A field missing in the reader's language is read in the next one that has it. English readers
+# get Russian before Kazakh: it is what a visitor without Kazakh most likely reads, and what
+# signs, maps and taxis in Kazakhstan use. Institutions have no English address at all
+# (`address_kk`, `address_ru`; no `address_en` column), so English pages and messages show the
+# Russian address, else the Kazakh one: intended, not a gap to fill with a migration.
 FALLBACK_ORDER = {"kk": ("kk", "ru", "en"), "ru": ("ru", "kk", "en"), "en": ("en", "ru", "kk")}
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
 COOKIE = "lang"
