@@ -278,7 +278,9 @@ def test_a_waitlist_notice_says_how_to_move_the_booking_and_that_works(app, clie
         with force_locale("kk"):
             move = gettext("Move to another time")
     assert waiting.reference in text and f"«{move}»" in text
-    assert "/institutions/" not in text  # a new booking there this month would be refused
+    # The institution's page shows the times; the sentence says the booking is moved, not made
+    # anew there (a second booking that month would be refused, as below).
+    assert f"http://localhost/institutions/{institution.id}" in text
     again, _ = book(client, session.slots[0].id, topic, lang="kk")
     assert again.status_code == 409  # what the old notice sent them to do
     # What it says now: the booking's own link, "Move to another time", the freed time.
@@ -349,6 +351,9 @@ def test_manage_tokens_are_redacted_from_logs(caplog):
     with caplog.at_level(logging.INFO, logger="werkzeug"):
         logger.info('"%s" %s', "GET /m/SECRETTOKEN1234567890abc HTTP/1.1", 200)
     assert "SECRETTOKEN" not in caplog.text and "[redacted]" in caplog.text
+    link = "GET /resolved/12-resolved.axdq0g.jwJzbm-2L_7Zy0eXvjM3CxH2gW8?x=1 HTTP/1.1"
+    assert redact(link) == "GET /resolved/[redacted]?x=1 HTTP/1.1"
+    assert redact("POST /m/SECRETTOKEN1234567890abc/feedback") == "POST /m/[redacted]/feedback"
 
 
 def test_admin_sees_failed_messages_and_can_send_them_again(app, client):
@@ -664,6 +669,122 @@ def test_the_hourly_job_queues_reminders_with_links_to_the_public_address(app, c
     assert len(reminders) == 2
     for reminder in reminders:
         assert reminder.payload["status_url"] == f"https://ashyq-esik.kz/status/{booking.reference}"
+
+
+def _texts(app, booking_id: int, template: str) -> dict[str, str]:
+    """The message `template` of a booking as each channel's reader gets it."""
+    messages = db.session.scalars(
+        select(Notification).where(
+            Notification.template == template, Notification.booking_id == booking_id
+        )
+    ).all()
+    with app.test_request_context():
+        return {message.channel: render(message).body for message in messages}
+
+
+def test_messages_about_the_meeting_link_where_to_act_on_the_public_address(app, client):
+    """The reminder, the waitlist notice and the cancelled session link the institution's page
+    (and the reminder's e-mail the status page), on PUBLIC_URL: they said to choose another time
+    or to open an earlier message, with no link. An SMS carries one link."""
+    from flask_login import login_user
+
+    from receptions.auth.models import Role
+    from receptions.schedules.services import cancel_session
+    from tests.factories import make_user
+
+    app.config["PUBLIC_URL"] = "https://ashyq-esik.kz"
+    topic = make_topic()
+    institution = make_institution()
+    session = make_open_session(institution, slots=3, starts_in_hours=20)
+    freed, _taken = _others_book(client, session.slots[:2], topic, seed=900)
+    later, _ = book(client, session.slots[2].id, topic, lang="en")
+    assert _join_waitlist(client, _token(later)).status_code == 303
+    for booking in db.session.scalars(select(Booking)):
+        booking.created_at = booking.booked_at = booking.booked_at - timedelta(days=3)
+    db.session.commit()
+    waiting = db.session.scalars(
+        select(Booking).where(Booking.slot_id == session.slots[2].id)
+    ).one()
+    page = f"https://ashyq-esik.kz/institutions/{institution.id}"
+    status = f"https://ashyq-esik.kz/status/{waiting.reference}"
+
+    assert app.test_cli_runner().invoke(args=["notify", "remind"]).exit_code == 0
+    reminder = _texts(app, waiting.id, "reminder")
+    assert f"The institution's page: {page}\n" in reminder["email"]
+    assert f"Follow the status: {status}\n" in reminder["email"]
+    assert f"The institution's page: {page}\n" in reminder["sms"] and status not in reminder["sms"]
+    for text in reminder.values():
+        assert "Where: " in text and "Reference: " + waiting.reference in text
+
+    _cancel(app, freed)
+    for text in _texts(app, waiting.id, "slot_freed").values():
+        assert f"move your booking {waiting.reference}: open the link in your confirmation" in text
+        assert f"The institution's page: {page}\n" in text
+
+    head = make_user(Role.head, institution=institution)
+    with app.test_request_context():
+        login_user(head)
+        cancel_session(head, session.id, "Аварийное отключение электричества")
+    for text in _texts(app, waiting.id, "session_cancelled").values():
+        assert f"Choose another time on the institution's page: {page}\n" in text
+    kept = db.session.scalars(
+        select(Notification).where(
+            Notification.booking_id == waiting.id,
+            Notification.template.in_(("reminder", "slot_freed", "session_cancelled")),
+        )
+    ).all()
+    assert len(kept) == 6
+    for message in kept:  # absolute links on PUBLIC_URL, whichever host the test client used
+        assert message.payload["institution_url"] == page, message.template
+        assert "localhost" not in str(message.payload)
+
+
+@pytest.mark.parametrize(
+    ("lang", "rate", "answer"),
+    [
+        ("kk", "Кездесуді бағалаңыз", "«Иә» немесе «Жоқ» деп жауап беріңіз"),
+        ("ru", "Оцените встречу", "Ответьте «да» или «нет»"),
+        ("en", "Rate the meeting", "Answer yes or no"),
+    ],
+)
+def test_the_feedback_request_and_the_resolution_check_link_their_answer(
+    app, client, tmp_path, lang, rate, answer
+):
+    """Each links the page of its one answer (booking.answer_links), not the booking page "in
+    the first message"; once sent, the link is dropped from the outbox and the log channels
+    redact it, as the manage link."""
+    from receptions.booking.answer_links import Purpose, booking_id_of
+    from tests.hostile import booking_with_token, outcome_long_ago
+
+    app.config.update(
+        PUBLIC_URL="https://ashyq-esik.kz", MAIL_BACKEND="log", MAIL_LOG_PATH=str(tmp_path / "m")
+    )
+    session = make_open_session(starts_in_hours=-3)
+    booking, _token = booking_with_token(session.slots[0], email="saule@example.kz")
+    booking.locale = lang
+    outcome_long_ago(booking)  # attended, with an outcome a month ago
+    assert booking_services.queue_feedback_requests() == 1
+    assert booking_services.queue_resolution_checks() == 1
+    links = {}
+    for template, label, purpose in (
+        ("feedback_request", rate, Purpose.feedback),
+        ("resolution_check", answer, Purpose.resolved),
+    ):
+        texts = _texts(app, booking.id, template)
+        assert set(texts) == {"sms", "email"}
+        for text in texts.values():
+            found = re.search(f"{label}: https://ashyq-esik\\.kz/{purpose.value}/(\\S+)\n", text)
+            assert found, text
+            assert booking_id_of(found[1], purpose) == booking.id
+            assert "booking page" not in text and "first message" not in text
+            links[purpose] = found[1]
+    assert app.test_cli_runner().invoke(args=["notify", "send"]).exit_code == 0
+    db.session.expire_all()
+    for message in db.session.scalars(select(Notification)):
+        assert message.status == "sent" and "answer_url" not in message.payload
+    logged = (tmp_path / "m").read_text() + (tmp_path / "sms.log").read_text()
+    assert "/feedback/[redacted]" in logged and "/resolved/[redacted]" in logged
+    assert not any(link in logged for link in links.values())
 
 
 def test_links_in_messages_ignore_the_host_the_request_came_by(app, client):

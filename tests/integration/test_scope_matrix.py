@@ -57,6 +57,8 @@ PUBLIC_ENDPOINTS = {
     "booking.resolved",
     "booking.waitlist",
     "booking.leave_waitlist",
+    "booking.feedback_by_link",
+    "booking.resolved_by_link",
     "booking.status",
     "booking.status_lookup",
 }
