@@ -64,6 +64,9 @@ class Config:
     # administrator's request (one transaction with the change); more go to a background job.
     CALENDAR_CHANGE_INLINE_SCHEDULES = 25
     RETENTION_DAYS = 3 * 365
+    # How long the link in a feedback request or a "really resolved?" question works (it is
+    # signed, not stored: booking.answer_links); the manage page takes the answer after that.
+    ANSWER_LINK_DAYS = 60
 
     # Notifications: "log" writes to instance/*.log (demo); "smtp" sends through MAIL_SERVER.
     MAIL_BACKEND = "log"

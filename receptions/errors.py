@@ -72,6 +72,7 @@ TITLES = {
     404: _l("Page not found"),
     405: _l("This action is not allowed here"),
     409: _l("This cannot be done"),
+    410: _l("This link has expired"),
     413: _l("The request is too large"),
     422: _l("Please check what you entered"),
     429: _l("Too many requests"),
@@ -85,6 +86,7 @@ MESSAGES = {
     404: _l("The page you asked for does not exist or is not available to you."),
     405: _l("This address does not accept this kind of request."),
     409: _l("Someone else changed this record in the meantime. Reload the page and try again."),
+    410: _l("This link is no longer valid."),
     413: _l("The request is too large."),
     422: _l("Please check what you entered and try again."),
     500: _l("We have been notified. Please try again in a few minutes."),
@@ -154,4 +156,3 @@ def _too_many_requests():  # type: ignore[no-untyped-def]
     when = format_timedelta(timedelta(seconds=shown), add_direction=True)
     message = _("You have made too many requests. Please try again %(when)s.", when=when)
     return error_response(429, message, headers={"Retry-After": str(seconds)})
-

@@ -1,11 +1,14 @@
-"""Keep secrets and personal data out of logs: manage tokens and citizens' limit keys are redacted."""
+"""Keep secrets and personal data out of logs: manage tokens, answer links and citizens' limit
+keys are redacted."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-SECRET_PATHS = re.compile(r"(/m/|/auth/set-password/)[A-Za-z0-9_\-]{8,}")
+# A manage token, an invitation's token, a signed answer link (booking.answer_links, whose
+# parts are joined by dots).
+SECRET_PATHS = re.compile(r"(/m/|/auth/set-password/|/feedback/|/resolved/)[A-Za-z0-9_.\-]{8,}")
 # The per-IIN booking limit's key is "iin:" and the keyed IIN hash, the value booking.iin_hash
 # holds; Flask-Limiter logs the key of every limit it finds exceeded.
 CITIZEN_LIMIT_KEYS = re.compile(r"\b(iin:)[^\s()\[\]]+")

@@ -60,6 +60,7 @@ from ..schedules.queries import window_of
 from ..schedules.services import settle_if_unheld
 from ..urls import public_url
 from . import identity
+from .answer_links import InvalidAnswerLink, Purpose, answer_url, booking_id_of
 from .models import (
     ACTIVE_STATUSES,
     Booking,
@@ -268,9 +269,7 @@ def canonical_reference(typed: str) -> str | None:
     if len(typed) > _LONGEST_TYPED_REFERENCE:
         return None
     text = unicodedata.normalize("NFKC", typed).upper().translate(_LATIN_LOOKALIKES)
-    text = "".join(
-        "-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace()
-    )
+    text = "".join("-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace())
     match = _REFERENCE.fullmatch(text)
     return f"{match[1]}-{match[2]}" if match else None
 
@@ -913,8 +912,23 @@ def _reference_payload(reference: str, token: str | None) -> dict[str, Any]:
     return payload
 
 
-def _message_payload(booking: Booking, token: str | None = None) -> dict[str, Any]:
-    return {**_slot_payload(booking.slot), **_reference_payload(booking.reference, token)}
+# The messages that ask for one answer, and the answer their signed link is for.
+_ANSWER_ASKED_BY = {"feedback_request": Purpose.feedback, "resolution_check": Purpose.resolved}
+
+
+def _message_payload(booking: Booking, template: str, token: str | None = None) -> dict[str, Any]:
+    """What a message about a booking says and links to: its time and place, its status page,
+    the institution's page (where to choose another time), and for a message that asks for an
+    answer, the link to give it."""
+    payload = {
+        **_slot_payload(booking.slot),
+        **_reference_payload(booking.reference, token),
+        "institution_url": public_url("institutions.detail", institution_id=booking.institution_id),
+    }
+    purpose = _ANSWER_ASKED_BY.get(template)
+    if purpose is not None:
+        payload["answer_url"] = answer_url(booking.id, purpose)
+    return payload
 
 
 def _outbox_rows(
@@ -942,7 +956,7 @@ def _enqueue_both(
 def _notify(
     booking: Booking, template: str, token: str | None = None, **extra: Any
 ) -> list[Notification | None]:
-    return _enqueue_both(booking, template, {**_message_payload(booking, token), **extra})
+    return _enqueue_both(booking, template, {**_message_payload(booking, template, token), **extra})
 
 
 def _event(booking: Booking, kind: str, **details: Any) -> None:
@@ -1257,9 +1271,11 @@ def _insert_booking_at_once(
 
 
 def _lock_booking(token: str) -> Booking:
-    booking = db.session.scalars(
-        select(Booking).where(Booking.manage_token_hash == token_hash(token)).with_for_update()
-    ).first()
+    return _locked(Booking.manage_token_hash == token_hash(token))
+
+
+def _locked(where: Any) -> Booking:
+    booking = db.session.scalars(select(Booking).where(where).with_for_update()).first()
     if booking is None:
         raise InvalidManageLink()
     return booking
@@ -1445,39 +1461,83 @@ def join_waitlist(token: str) -> WaitlistEntry:
     return entry
 
 
-def leave_feedback(token: str, rating: int, comment: str) -> Feedback:
+def leave_waitlist(token: str) -> None:
+    """Take the booking off the waitlist: once committed, no offer reaches it (the offers read
+    only active entries, `_offer_to_waitlist`). The notices already sent still count,
+    so rejoining (`join_waitlist`) goes on from them. Leaving what one has not joined, or has
+    left already, changes nothing: a second press of the button is not a mistake, and leaving
+    is allowed whatever the booking's state, since it only stops messages."""
     with write_transaction():
         booking = _lock_booking(token)
+        db.session.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.booking_id == booking.id, WaitlistEntry.active.is_(True))
+            .values(active=False)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def booking_by_answer_link(link: str, purpose: Purpose) -> Booking:
+    """The booking a signed answer link (`answer_links`) was made for: InvalidAnswerLink or
+    AnswerLinkExpired when it is forged, for the other answer or too old, or names no
+    booking."""
+    booking = db.session.get(Booking, booking_id_of(link, purpose))
+    if booking is None:
+        raise InvalidAnswerLink()
+    return booking
+
+
+def answer_refusal(booking: Booking, purpose: Purpose) -> str | None:
+    """Why the booking's citizen cannot give this answer now (the reason to show), or None.
+    The one judge of both answers, by the manage link or by a signed link."""
+    return _answer_refusal(booking, purpose, feedback_for(booking))
+
+
+def _answer_refusal(booking: Booking, purpose: Purpose, feedback: Feedback | None) -> str | None:
+    if purpose is Purpose.feedback:
         if booking.status != BookingStatus.attended:
-            raise Conflict(str(_l("You can rate the meeting after it has taken place.")))
-        feedback = db.session.scalars(
-            select(Feedback).where(Feedback.booking_id == booking.id)
-        ).first()
+            return str(_l("You can rate the meeting after it has taken place."))
         if feedback is not None and feedback.rating is not None:
-            raise Conflict(str(_l("Thank you, you have already rated this meeting.")))
-        if feedback is None:
-            feedback = Feedback(booking_id=booking.id)
-            db.session.add(feedback)
+            return str(_l("Thank you, you have already rated this meeting."))
+        return None
+    if not resolution_check_due(booking):
+        return str(_l("We will ask this 30 days after your question's outcome."))
+    if feedback is not None and feedback.really_resolved is not None:
+        return str(_l("Thank you, you have already told us whether your question was resolved."))
+    return None
+
+
+def _answerable(booking: Booking, purpose: Purpose) -> Feedback:
+    """The booking's feedback row to record the answer in (a new one if it has none), or
+    Conflict with the reason the answer cannot be given (once only, and not too early)."""
+    feedback = feedback_for(booking)
+    refusal = _answer_refusal(booking, purpose, feedback)
+    if refusal is not None:
+        raise Conflict(refusal)
+    if feedback is None:
+        feedback = Feedback(booking_id=booking.id, comment="")
+        db.session.add(feedback)
+    return feedback
+
+
+def leave_feedback(booking: Booking, rating: int, comment: str) -> Feedback:
+    """Rate the meeting of an attended booking, once (reached by its manage link or by the
+    signed link of the feedback request)."""
+    booking_id = booking.id
+    with write_transaction():
+        booking = _locked(Booking.id == booking_id)
+        feedback = _answerable(booking, Purpose.feedback)
         feedback.rating, feedback.comment = rating, comment.strip()
         _event(booking, "feedback")
     return feedback
 
 
-def answer_really_resolved(token: str, resolved: bool) -> Feedback:
+def answer_really_resolved(booking: Booking, resolved: bool) -> Feedback:
+    """Say, once and from 30 days after the outcome, whether the question was really resolved."""
+    booking_id = booking.id
     with write_transaction():
-        booking = _lock_booking(token)
-        feedback = db.session.scalars(
-            select(Feedback).where(Feedback.booking_id == booking.id)
-        ).first()
-        if not resolution_check_due(booking):
-            raise Conflict(str(_l("We will ask this 30 days after your question's outcome.")))
-        if feedback is not None and feedback.really_resolved is not None:
-            raise Conflict(
-                str(_l("Thank you, you have already told us whether your question was resolved."))
-            )
-        if feedback is None:
-            feedback = Feedback(booking_id=booking.id, comment="")
-            db.session.add(feedback)
+        booking = _locked(Booking.id == booking_id)
+        feedback = _answerable(booking, Purpose.resolved)
         feedback.really_resolved = resolved
         feedback.really_resolved_at = clock_now()
     return feedback

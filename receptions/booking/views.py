@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import groupby
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -20,6 +22,7 @@ from flask import (
 )
 from flask import session as browser_session
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
@@ -37,6 +40,7 @@ from ..i18n import current_language, local_moment
 from ..layout import visitors_page
 from ..urls import calendar_uid_domain
 from . import identity, services
+from .answer_links import Purpose
 from .forms import (
     BookingForm,
     CancelBookingForm,
@@ -52,11 +56,16 @@ from .models import Booking
 bp = Blueprint("booking", __name__)
 
 
+# The addresses that hold a secret (a manage token, a signed answer link).
+_PRIVATE_PAGES = ("/m/<token>", "/feedback/<link>", "/resolved/<link>")
+
+
 @bp.after_request
 def _manage_pages_are_private(response: Response) -> Response:
     """Every answer under a manage link (pages, refusals, the .ics, redirects) may show the
-    citizen's name and question: neither a shared computer's browser nor a proxy keeps it."""
-    if request.url_rule is not None and request.url_rule.rule.startswith("/m/<token>"):
+    citizen's name and question, and an answer link's page is the citizen's own: neither a
+    shared computer's browser nor a proxy keeps it."""
+    if request.url_rule is not None and request.url_rule.rule.startswith(_PRIVATE_PAGES):
         response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -387,45 +396,111 @@ def booking_ics(token: str):
     return response
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """One answer a citizen gives about a booking, by its manage link or by the signed link of
+    the message that asks for it: the same form, the same service, the same thanks."""
+
+    heading: Any  # lazy strings: read in the reader's language
+    form: type[Form]
+    record: Callable[[Booking, Any], object]
+    thanks: Any
+
+
+_ANSWERS = {
+    Purpose.feedback: _Answer(
+        _l("How was your meeting?"),
+        FeedbackForm,
+        lambda booking, form: services.leave_feedback(
+            booking, form.rating.data, form.comment.data or ""
+        ),
+        _l("Thank you for your feedback."),
+    ),
+    Purpose.resolved: _Answer(
+        _l("Was your question actually resolved?"),
+        ResolvedForm,
+        lambda booking, form: services.answer_really_resolved(booking, form.resolved.data == "yes"),
+        _l("Thank you for your answer."),
+    ),
+}
+
+
 @bp.route("/m/<token>/feedback", methods=["POST"])
 def feedback(token: str):
-    form = FeedbackForm()
-    return _answer(
-        token,
-        "feedback_form",
-        form,
-        lambda: services.leave_feedback(token, form.rating.data, form.comment.data or ""),
-        _("Thank you for your feedback."),
-    )
+    return _answer_by_manage_link(token, Purpose.feedback)
 
 
 @bp.route("/m/<token>/resolved", methods=["POST"])
 def resolved(token: str):
-    form = ResolvedForm()
-    return _answer(
-        token,
-        "resolved_form",
-        form,
-        lambda: services.answer_really_resolved(token, form.resolved.data == "yes"),
-        _("Thank you for your answer."),
+    return _answer_by_manage_link(token, Purpose.resolved)
+
+
+def _answer_by_manage_link(token: str, purpose: Purpose):  # type: ignore[no-untyped-def]
+    """A form of the manage page (`<purpose>_form` in its template): on a mistake or a refusal,
+    the manage page again with the form as it was sent."""
+    booking = services.booking_by_token(token)
+    return _record_answer(
+        booking,
+        purpose,
+        lambda form, refusal: _manage_page(booking, token, refusal, **{f"{purpose}_form": form}),
+        url_for("booking.manage", token=token),
     )
 
 
-def _answer(  # type: ignore[no-untyped-def]
-    token: str, name: str, form: Form, record: Callable[[], object], thanks: str
+@bp.route("/feedback/<link>", methods=["GET", "POST"])
+def feedback_by_link(link: str):
+    return _answer_by_link(link, Purpose.feedback)
+
+
+@bp.route("/resolved/<link>", methods=["GET", "POST"])
+def resolved_by_link(link: str):
+    return _answer_by_link(link, Purpose.resolved)
+
+
+def _answer_by_link(link: str, purpose: Purpose):  # type: ignore[no-untyped-def]
+    """The page of a signed link (`answer_links`): this one answer for this one booking, and
+    nothing of the citizen's (no name, IIN, phone or question)."""
+    if request.method == "GET":
+        read_only_request()
+    booking = services.booking_by_answer_link(link, purpose)
+    answer, action = _ANSWERS[purpose], url_for(purpose.endpoint, link=link)
+
+    def page(form: Form, refusal: str | None = None) -> str:
+        return render_template(
+            "booking/answer.html",
+            booking=booking,
+            purpose=purpose.value,
+            heading=answer.heading,
+            form=form,
+            action=action,
+            refusal=refusal,
+            closed=services.answer_refusal(booking, purpose),
+            feedback=services.feedback_for(booking),
+        )
+
+    if request.method == "GET":
+        return page(answer.form())
+    return _record_answer(booking, purpose, page, action)
+
+
+def _record_answer(  # type: ignore[no-untyped-def]
+    booking: Booking,
+    purpose: Purpose,
+    page: Callable[[Form, str | None], str],
+    back: str,
 ):
-    """A form of the manage page (`name` in its template): recorded and thanked for, or the
-    page again with the form as it was sent and why not (422 its mistakes, 4xx the refusal)."""
-    booking = services.booking_by_token(token)
+    """Record the answer, thank and go `back`; or `page` again with the form as it was sent and
+    why not (422 its mistakes, 4xx the service's refusal)."""
+    answer = _ANSWERS[purpose]
+    form = answer.form()
     if not form.validate_on_submit():
-        return _manage_page(booking, token, **{name: form}), 422
+        return page(form, None), 422
     try:
-        record()
+        answer.record(booking, form)
     except DomainError as refused:
-        page = _manage_page(booking, token, refused.user_message, **{name: form})
-        return page, refused.status_code
-    flash(thanks, "success")
-    return redirect(url_for("booking.manage", token=token), 303)
+        return page(form, refused.user_message), refused.status_code
+    flash(str(answer.thanks), "success")
+    return redirect(back, 303)
 
 
 @bp.route("/m/<token>/waitlist", methods=["POST"])
@@ -439,6 +514,22 @@ def waitlist(token: str):
     except DomainError as refused:  # an earlier time is free, the notices are used up…
         return _manage_page(booking, token, refused.user_message), refused.status_code
     flash(_("We will tell you if an earlier time frees up (at most three times)."), "success")
+    return redirect(url_for("booking.manage", token=token), 303)
+
+
+@bp.route("/m/<token>/waitlist/leave", methods=["POST"])
+def leave_waitlist(token: str):
+    services.booking_by_token(token)
+    if not CancelBookingForm().validate_on_submit():
+        abort(400)
+    services.leave_waitlist(token)
+    flash(
+        _(
+            "You have left the waitlist: we will not tell you about earlier times. "
+            "You can join it again on this page."
+        ),
+        "success",
+    )
     return redirect(url_for("booking.manage", token=token), 303)
 
 

@@ -18,6 +18,12 @@ from flask_babel import get_locale
 # 2026, 18:33", "8 желтоқсан 2026, 18:33", "8 December 2026, 18:33" (Babel's default "medium"
 # format abbreviates the month and adds seconds: "8 дек. 2026 г., 18:33:00").
 MOMENT_PATTERN = "d MMMM y, HH:mm"
+
+# A field missing in the reader's language is read in the next one that has it. English readers
+# get Russian before Kazakh: it is what a visitor without Kazakh most likely reads, and what
+# signs, maps and taxis in Kazakhstan use. Institutions have no English address at all
+# (`address_kk`, `address_ru`; no `address_en` column), so English pages and messages show the
+# Russian address, else the Kazakh one: intended, not a gap to fill with a migration.
 FALLBACK_ORDER = {"kk": ("kk", "ru", "en"), "ru": ("ru", "kk", "en"), "en": ("en", "ru", "kk")}
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
 COOKIE = "lang"

@@ -56,6 +56,7 @@ class InstitutionNames:
 
     @property
     def address(self) -> str:
+        # Kept in Kazakh and Russian only: English readers get the Russian one (FALLBACK_ORDER).
         return localized(self, "address")
 
     @property
@@ -111,7 +112,6 @@ class Institution(InstitutionNames, db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     district: Mapped[District] = relationship(back_populates="institutions")
-
 
     @property
     def accessibility(self) -> str:

@@ -22,8 +22,9 @@ from .models import Channel, DeliveryStatus, Notification
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
-# Payload keys that carry a secret (the manage link); removed once the message is out.
-SECRET_KEYS = ("manage_url",)
+# Payload keys that carry a secret (the manage link, a signed answer link); removed once the
+# message is out.
+SECRET_KEYS = ("manage_url", "answer_url")
 
 SUBJECTS = {
     "booking_confirmed": _l("Your meeting is booked"),

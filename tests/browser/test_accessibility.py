@@ -7,6 +7,7 @@ import pytest
 
 from receptions.auth.models import Role
 from receptions.auth.services import issue_password_token
+from receptions.booking.answer_links import Purpose, answer_link
 from receptions.extensions import db
 from tests.browser.conftest import axe_violations, one_database, sign_in
 from tests.factories import make_open_session, make_topic, make_user
@@ -26,6 +27,7 @@ def visited(places):
     past = make_open_session(school, slots=1, starts_in_hours=-24 * 40)
     attended, attended_token = booking_with_token(past.slots[0], topic=topic)
     outcome_long_ago(attended)
+    rate, resolved = (answer_link(attended.id, purpose) for purpose in Purpose)
     today = make_open_session(school, slots=2, earlier_today=True)
     booking_with_token(today.slots[0], topic=topic, accessibility=["wheelchair"])
     head = make_user(Role.head, institution=school)
@@ -45,6 +47,9 @@ def visited(places):
             "reschedule": f"/m/{token}/reschedule",
             "cancel confirmation": f"/m/{token}/cancel",
             "manage page after the meeting": f"/m/{attended_token}",
+            "rating by the link in a message": f"/feedback/{rate}",
+            "'really resolved?' by the link in a message": f"/resolved/{resolved}",
+            "answer link for another answer": f"/resolved/{rate}",
             "status lookup": "/status",
             "status": f"/status/{booking.reference}",
             "status not found": "/status/ZZZ-999999",
@@ -57,7 +62,6 @@ def visited(places):
         head,
         f"/staff/institutions/{school.id}/agenda",
     )
-
 
 
 @one_database

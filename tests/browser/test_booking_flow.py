@@ -1,13 +1,17 @@
-"""A citizen books, reschedules and cancels in Kazakh using only the keyboard."""
+"""A citizen books, reschedules and cancels in Kazakh, leaves the waitlist and rates a meeting
+by the link in a message in Russian, using only the keyboard."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
-from receptions.booking.models import Booking
+from receptions.booking.answer_links import Purpose, answer_link
+from receptions.booking.models import Booking, Feedback, WaitlistEntry
 from receptions.extensions import db
 from tests.browser.conftest import axe_violations, tab_to
 from tests.factories import make_iin, make_institution, make_open_session, make_topic
+from tests.hostile import booking_with_token
 
 
 def test_book_reschedule_and_cancel_with_the_keyboard_in_kazakh(page, app):
@@ -86,3 +90,51 @@ def test_book_reschedule_and_cancel_with_the_keyboard_in_kazakh(page, app):
     page.goto(page.base_url + f"/status/{reference}")
     text = page.locator("main").inner_text()
     assert "Жазылды" in text and "Ержан" not in text
+
+
+@pytest.mark.parametrize("locale", ["ru-RU"])
+def test_leave_the_waitlist_and_rate_by_the_link_in_a_message_with_the_keyboard(page, app):
+    institution = make_institution()
+    topic = make_topic()
+    session = make_open_session(institution, slots=2, starts_in_hours=72)
+    booking_with_token(session.slots[0], topic=topic)  # the earlier time is taken
+    _later, token = booking_with_token(session.slots[1], topic=topic)
+    manage_url = page.base_url + f"/m/{token}"
+
+    page.goto(manage_url)
+    tab_to(page, 'form[action$="/waitlist"] button')
+    page.keyboard.press("Enter")
+    page.wait_for_url(manage_url)
+    assert "Вы в листе ожидания" in page.locator("main").inner_text()
+    tab_to(page, 'form[action$="/waitlist/leave"] button')
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    text = page.locator("main").inner_text()
+    assert "Вы вышли из листа ожидания" in text and "Вы в листе ожидания" not in text
+    assert page.locator('form[action$="/waitlist"] button').is_visible()  # to join again
+    assert axe_violations(page) == []
+    db.session.rollback()  # a new snapshot: the server wrote from another connection
+    assert db.session.scalars(select(WaitlistEntry)).one().active is False
+
+    past = make_open_session(institution, slots=1, starts_in_hours=-24)
+    attended, _ = booking_with_token(past.slots[0], topic=topic, status="attended")
+    link_url = page.base_url + "/feedback/" + answer_link(attended.id, Purpose.feedback)
+    page.goto(link_url)
+    assert page.locator("html").get_attribute("lang") == "ru"
+    assert axe_violations(page) == []
+    tab_to(page, "#rating-0")  # the first choice: 5
+    page.keyboard.press("Space")
+    tab_to(page, "#comment")
+    page.keyboard.type("Всё объяснили")
+    tab_to(page, "form button[type=submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url == link_url
+    assert "вы оценили встречу на 5 из 5" in page.locator("main").inner_text()
+    db.session.rollback()
+    feedback = db.session.scalars(select(Feedback)).one()
+    assert (feedback.booking_id, feedback.rating, feedback.comment) == (
+        attended.id,
+        5,
+        "Всё объяснили",
+    )

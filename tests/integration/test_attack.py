@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from receptions.auth.models import Role
 from receptions.booking import services as booking_services
+from receptions.booking.answer_links import Purpose, answer_link
 from receptions.booking.models import Booking, Feedback
 from receptions.extensions import db
 from receptions.geography.models import District, Region
@@ -169,6 +170,27 @@ def _resolved():
     return f"/m/{token}/resolved", {"resolved": choice("yes", "no")}
 
 
+def _answered_booking():
+    """An attended booking whose question's outcome is a month old: both answers are due."""
+    session = make_open_session(slots=1, starts_in_hours=-24 * 40)
+    record, _token = booking_with_token(session.slots[0])
+    outcome_long_ago(record)
+    return record
+
+
+def _answer_link(purpose: Purpose) -> str:
+    return answer_link(_answered_booking().id, purpose)
+
+
+def _answer(purpose: Purpose, fields: Callable[[], dict[str, Any]]):
+    """The page of a signed answer link (booking.answer_links) and its form's fields."""
+
+    def prepare():
+        return f"/{purpose.value}/{_answer_link(purpose)}", fields()
+
+    return prepare
+
+
 def _sign_in():
     user = make_user(Role.staff)
     return "/auth/sign-in", {"email": choice(user.email), "password": choice(PASSWORD)}
@@ -201,6 +223,15 @@ PUBLIC_FORMS: dict[str, FuzzForm] = {
     ),
     "booking.resolved": FuzzForm(_resolved),
     "booking.waitlist": FuzzForm(_manage("waitlist", lambda s, b: {"confirm": choice("yes")})),
+    "booking.leave_waitlist": FuzzForm(
+        _manage("waitlist/leave", lambda s, b: {"confirm": choice("yes")})
+    ),
+    "booking.feedback_by_link": FuzzForm(
+        _answer(Purpose.feedback, lambda: {"rating": choice("1", "3", "5"), "comment": texts})
+    ),
+    "booking.resolved_by_link": FuzzForm(
+        _answer(Purpose.resolved, lambda: {"resolved": choice("yes", "no")})
+    ),
     "auth.sign_in": FuzzForm(_sign_in),
     "auth.set_password": FuzzForm(_set_password),
 }
@@ -303,6 +334,12 @@ PUBLIC_PAGES: dict[str, FuzzPage] = {
         "/status", dict, lambda: {"reference": choice(_reference(), "fz-abc")}
     ),
     "booking.status": FuzzPage("/status/{reference}", lambda: {"reference": choice(_reference())}),
+    "booking.feedback_by_link": FuzzPage(
+        "/feedback/{link}", lambda: {"link": choice(_answer_link(Purpose.feedback))}
+    ),
+    "booking.resolved_by_link": FuzzPage(
+        "/resolved/{link}", lambda: {"link": choice(_answer_link(Purpose.resolved))}
+    ),
     "public.region": FuzzPage("/regions/{code}", lambda: {"code": choice("KZ-FZ", "kz-fz")}),
     "public.district": FuzzPage(
         "/regions/{code}/{slug}",

@@ -22,6 +22,7 @@ from receptions.extensions import db
 from receptions.logging_filters import RedactSecrets, redact
 from receptions.notify.models import Notification
 from receptions.notify.services import MAX_ATTEMPTS, render, send_due
+from tests.conftest import csrf_from, submit
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
 
@@ -243,7 +244,7 @@ def _hours_until_mid_month_morning(institution) -> float:
     from zoneinfo import ZoneInfo
 
     now = datetime.now(UTC)
-    day = (now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3))
+    day = now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3)
     while not 5 <= day.day <= 25:
         day += timedelta(days=1)
     return (day.replace(hour=10, minute=0, second=0, microsecond=0) - now).total_seconds() / 3600
@@ -277,7 +278,9 @@ def test_a_waitlist_notice_says_how_to_move_the_booking_and_that_works(app, clie
         with force_locale("kk"):
             move = gettext("Move to another time")
     assert waiting.reference in text and f"«{move}»" in text
-    assert "/institutions/" not in text  # a new booking there this month would be refused
+    # The institution's page shows the times; the sentence says the booking is moved, not made
+    # anew there (a second booking that month would be refused, as below).
+    assert f"http://localhost/institutions/{institution.id}" in text
     again, _ = book(client, session.slots[0].id, topic, lang="kk")
     assert again.status_code == 409  # what the old notice sent them to do
     # What it says now: the booking's own link, "Move to another time", the freed time.
@@ -348,6 +351,9 @@ def test_manage_tokens_are_redacted_from_logs(caplog):
     with caplog.at_level(logging.INFO, logger="werkzeug"):
         logger.info('"%s" %s', "GET /m/SECRETTOKEN1234567890abc HTTP/1.1", 200)
     assert "SECRETTOKEN" not in caplog.text and "[redacted]" in caplog.text
+    link = "GET /resolved/12-resolved.axdq0g.jwJzbm-2L_7Zy0eXvjM3CxH2gW8?x=1 HTTP/1.1"
+    assert redact(link) == "GET /resolved/[redacted]?x=1 HTTP/1.1"
+    assert redact("POST /m/SECRETTOKEN1234567890abc/feedback") == "POST /m/[redacted]/feedback"
 
 
 def test_admin_sees_failed_messages_and_can_send_them_again(app, client):
@@ -506,7 +512,11 @@ def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typ
 
     def confirmation_text(slot_index: int, lang: str, n: int) -> str:
         response, _ = book(
-            client, session.slots[slot_index].id, topic, lang=lang, iin=make_iin(400 + n),
+            client,
+            session.slots[slot_index].id,
+            topic,
+            lang=lang,
+            iin=make_iin(400 + n),
             phone=f"+770155504{n:02d}",
         )
         assert response.status_code == 303
@@ -572,6 +582,74 @@ def test_the_waitlist_is_offered_and_joined_only_without_an_earlier_free_time(ap
     assert db.session.scalars(select(WaitlistEntry)).one().active is True
 
 
+def _leave_waitlist(client, token, csrf=True):
+
+    if not csrf:
+        return client.post(f"/m/{token}/waitlist/leave", data={"confirm": "yes"})
+    return submit(
+        client,
+        f"/m/{token}/waitlist/leave",
+        {"confirm": "yes"},
+        form_url=f"/m/{token}/cancel",  # a page that always has a form (for its CSRF token)
+        headers={"Accept-Language": "en"},
+        follow_redirects=True,
+    )
+
+
+def test_a_citizen_leaves_the_waitlist_from_the_manage_page_and_may_join_again(app, client):
+    """Leaving is a button on the manage page (POST with CSRF, never a GET), says so, stops the
+    notices at once, and keeps the count of notices sent for a later rejoin."""
+    topic = make_topic()
+    session = make_open_session(slots=4)
+    others = _others_book(client, session.slots[:3], topic, seed=700)
+    later, _ = book(client, session.slots[3].id, topic, lang="en")
+    token = _token(later)
+    assert _join_waitlist(client, token).status_code == 303
+    _cancel(app, others[0])  # one notice
+    _others_book(client, session.slots[:1], topic, seed=720)  # the freed time taken again
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "at most 2 more times" in page and "Leave the waitlist" in page
+    assert f'action="/m/{token}/waitlist/leave"' in page
+
+    # A link followed by a mail scanner or typed in changes nothing; nor does a forged form.
+    assert client.get(f"/m/{token}/waitlist/leave").status_code == 405
+    assert _leave_waitlist(client, token, csrf=False).status_code == 400
+    csrf = csrf_from(page)
+    forged = client.post("/m/" + "A" * 43 + "/waitlist/leave", data={"csrf_token": csrf})
+    assert forged.status_code == 404
+    assert db.session.scalars(select(WaitlistEntry)).one().active is True
+
+    left = _leave_waitlist(client, token)
+    assert left.status_code == 200
+    text = left.get_data(as_text=True)
+    assert "You have left the waitlist: we will not tell you about earlier times." in text
+    assert "You are on the waitlist" not in text and "Tell me if an earlier time frees up" in text
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.active is False and entry.notices_sent == 1
+
+    waiting = db.session.scalars(
+        select(Booking).where(Booking.slot_id == session.slots[3].id)
+    ).one()
+    notices = select(Notification).where(
+        Notification.template == "slot_freed", Notification.booking_id == waiting.id
+    )
+    sent_before = len(db.session.scalars(notices).all())
+    _cancel(app, others[1])  # an earlier time frees up: no notice to whoever left
+    db.session.expire_all()
+    assert len(db.session.scalars(notices).all()) == sent_before
+    assert db.session.scalars(select(WaitlistEntry)).one().notices_sent == 1
+    assert _leave_waitlist(client, token).status_code == 200  # a second press: no harm
+
+    _others_book(client, [session.slots[1]], topic, seed=740)
+    assert _join_waitlist(client, token).status_code == 303  # rejoining counts on from 1
+    db.session.expire_all()
+    entry = db.session.scalars(select(WaitlistEntry)).one()
+    assert entry.active is True and entry.notices_sent == 1
+    page = client.get(f"/m/{token}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "at most 2 more times" in page
+
+
 def test_the_hourly_job_queues_reminders_with_links_to_the_public_address(app, client):
     """`flask notify remind` runs with no request (cron): the messages it queues carry absolute
     links built on PUBLIC_URL. It failed with "Unable to build URLs outside an active request"
@@ -591,6 +669,122 @@ def test_the_hourly_job_queues_reminders_with_links_to_the_public_address(app, c
     assert len(reminders) == 2
     for reminder in reminders:
         assert reminder.payload["status_url"] == f"https://ashyq-esik.kz/status/{booking.reference}"
+
+
+def _texts(app, booking_id: int, template: str) -> dict[str, str]:
+    """The message `template` of a booking as each channel's reader gets it."""
+    messages = db.session.scalars(
+        select(Notification).where(
+            Notification.template == template, Notification.booking_id == booking_id
+        )
+    ).all()
+    with app.test_request_context():
+        return {message.channel: render(message).body for message in messages}
+
+
+def test_messages_about_the_meeting_link_where_to_act_on_the_public_address(app, client):
+    """The reminder, the waitlist notice and the cancelled session link the institution's page
+    (and the reminder's e-mail the status page), on PUBLIC_URL: they said to choose another time
+    or to open an earlier message, with no link. An SMS carries one link."""
+    from flask_login import login_user
+
+    from receptions.auth.models import Role
+    from receptions.schedules.services import cancel_session
+    from tests.factories import make_user
+
+    app.config["PUBLIC_URL"] = "https://ashyq-esik.kz"
+    topic = make_topic()
+    institution = make_institution()
+    session = make_open_session(institution, slots=3, starts_in_hours=20)
+    freed, _taken = _others_book(client, session.slots[:2], topic, seed=900)
+    later, _ = book(client, session.slots[2].id, topic, lang="en")
+    assert _join_waitlist(client, _token(later)).status_code == 303
+    for booking in db.session.scalars(select(Booking)):
+        booking.created_at = booking.booked_at = booking.booked_at - timedelta(days=3)
+    db.session.commit()
+    waiting = db.session.scalars(
+        select(Booking).where(Booking.slot_id == session.slots[2].id)
+    ).one()
+    page = f"https://ashyq-esik.kz/institutions/{institution.id}"
+    status = f"https://ashyq-esik.kz/status/{waiting.reference}"
+
+    assert app.test_cli_runner().invoke(args=["notify", "remind"]).exit_code == 0
+    reminder = _texts(app, waiting.id, "reminder")
+    assert f"The institution's page: {page}\n" in reminder["email"]
+    assert f"Follow the status: {status}\n" in reminder["email"]
+    assert f"The institution's page: {page}\n" in reminder["sms"] and status not in reminder["sms"]
+    for text in reminder.values():
+        assert "Where: " in text and "Reference: " + waiting.reference in text
+
+    _cancel(app, freed)
+    for text in _texts(app, waiting.id, "slot_freed").values():
+        assert f"move your booking {waiting.reference}: open the link in your confirmation" in text
+        assert f"The institution's page: {page}\n" in text
+
+    head = make_user(Role.head, institution=institution)
+    with app.test_request_context():
+        login_user(head)
+        cancel_session(head, session.id, "Аварийное отключение электричества")
+    for text in _texts(app, waiting.id, "session_cancelled").values():
+        assert f"Choose another time on the institution's page: {page}\n" in text
+    kept = db.session.scalars(
+        select(Notification).where(
+            Notification.booking_id == waiting.id,
+            Notification.template.in_(("reminder", "slot_freed", "session_cancelled")),
+        )
+    ).all()
+    assert len(kept) == 6
+    for message in kept:  # absolute links on PUBLIC_URL, whichever host the test client used
+        assert message.payload["institution_url"] == page, message.template
+        assert "localhost" not in str(message.payload)
+
+
+@pytest.mark.parametrize(
+    ("lang", "rate", "answer"),
+    [
+        ("kk", "Кездесуді бағалаңыз", "«Иә» немесе «Жоқ» деп жауап беріңіз"),
+        ("ru", "Оцените встречу", "Ответьте «да» или «нет»"),
+        ("en", "Rate the meeting", "Answer yes or no"),
+    ],
+)
+def test_the_feedback_request_and_the_resolution_check_link_their_answer(
+    app, client, tmp_path, lang, rate, answer
+):
+    """Each links the page of its one answer (booking.answer_links), not the booking page "in
+    the first message"; once sent, the link is dropped from the outbox and the log channels
+    redact it, as the manage link."""
+    from receptions.booking.answer_links import Purpose, booking_id_of
+    from tests.hostile import booking_with_token, outcome_long_ago
+
+    app.config.update(
+        PUBLIC_URL="https://ashyq-esik.kz", MAIL_BACKEND="log", MAIL_LOG_PATH=str(tmp_path / "m")
+    )
+    session = make_open_session(starts_in_hours=-3)
+    booking, _token = booking_with_token(session.slots[0], email="saule@example.kz")
+    booking.locale = lang
+    outcome_long_ago(booking)  # attended, with an outcome a month ago
+    assert booking_services.queue_feedback_requests() == 1
+    assert booking_services.queue_resolution_checks() == 1
+    links = {}
+    for template, label, purpose in (
+        ("feedback_request", rate, Purpose.feedback),
+        ("resolution_check", answer, Purpose.resolved),
+    ):
+        texts = _texts(app, booking.id, template)
+        assert set(texts) == {"sms", "email"}
+        for text in texts.values():
+            found = re.search(f"{label}: https://ashyq-esik\\.kz/{purpose.value}/(\\S+)\n", text)
+            assert found, text
+            assert booking_id_of(found[1], purpose) == booking.id
+            assert "booking page" not in text and "first message" not in text
+            links[purpose] = found[1]
+    assert app.test_cli_runner().invoke(args=["notify", "send"]).exit_code == 0
+    db.session.expire_all()
+    for message in db.session.scalars(select(Notification)):
+        assert message.status == "sent" and "answer_url" not in message.payload
+    logged = (tmp_path / "m").read_text() + (tmp_path / "sms.log").read_text()
+    assert "/feedback/[redacted]" in logged and "/resolved/[redacted]" in logged
+    assert not any(link in logged for link in links.values())
 
 
 def test_links_in_messages_ignore_the_host_the_request_came_by(app, client):

@@ -56,6 +56,9 @@ PUBLIC_ENDPOINTS = {
     "booking.reschedule",
     "booking.resolved",
     "booking.waitlist",
+    "booking.leave_waitlist",
+    "booking.feedback_by_link",
+    "booking.resolved_by_link",
     "booking.status",
     "booking.status_lookup",
 }

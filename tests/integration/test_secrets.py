@@ -1,5 +1,5 @@
 """Manage links and reference codes carry no personal data, and no access log (gunicorn's or
-werkzeug's) ever shows a manage or set-password token."""
+werkzeug's) ever shows a manage or set-password token or a signed answer link."""
 
 from __future__ import annotations
 
@@ -73,22 +73,28 @@ def test_reference_codes_are_random_over_their_whole_alphabet(app):
 
 
 def _secret_urls(app) -> tuple[list[str], list[str]]:
-    """Paths with a manage or set-password token in them, and the tokens."""
+    """Paths with a manage or set-password token or a signed answer link in them, and the
+    secrets."""
     from receptions.auth.services import issue_password_token
+    from receptions.booking.answer_links import Purpose, answer_link
     from receptions.extensions import db
 
     session = make_open_session(slots=1)
-    _, manage = booking_with_token(session.slots[0])
+    booking, manage = booking_with_token(session.slots[0], status="attended")
     invite = issue_password_token(make_user(Role.staff, password=None))
     db.session.commit()
+    with app.app_context():
+        rate, resolved = (answer_link(booking.id, purpose) for purpose in Purpose)
     paths = [
         f"/m/{manage}",
         f"/m/{manage}?new=1",
         f"/m/{manage}/booking.ics",
         f"/m/{manage}/cancel",
         f"/auth/set-password/{invite}",
+        f"/feedback/{rate}",
+        f"/resolved/{resolved}",
     ]
-    return paths, [manage, invite]
+    return paths, [manage, invite, rate, resolved]
 
 
 def _get(base: str, path: str, referer: str = "") -> None:
@@ -115,7 +121,8 @@ def test_werkzeug_access_log_never_shows_a_token(app, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert len(lines) >= len(paths)
     assert [line for line in lines if any(t in line for t in tokens)] == []
-    assert all("[redacted]" in line for line in lines if "/m/" in line or "set-password" in line)
+    secret_paths = ("/m/", "set-password", "/feedback/", "/resolved/")
+    assert all("[redacted]" in line for line in lines if any(p in line for p in secret_paths))
 
 
 def _free_port() -> int:
