@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import after_this_request, current_app, has_request_context, render_template
 from flask_babel import force_locale
@@ -99,15 +101,26 @@ def backend_for(channel: str) -> ChannelBackend:
     if channel == Channel.sms:
         return LogFileBackend(Path(config.get("SMS_LOG_PATH") or INSTANCE_DIR / "sms-outbox.log"))
     if config.get("MAIL_BACKEND", "log") == "smtp":
+        sender = config.get("MAIL_SENDER", "no-reply@ashyq-esik.kz")
         return SmtpBackend(
             host=config.get("MAIL_SERVER", "localhost"),
             port=int(config.get("MAIL_PORT", 25)),
-            sender=config.get("MAIL_SENDER", "no-reply@ashyq-esik.kz"),
+            sender=sender,
             username=config.get("MAIL_USERNAME"),
             password=config.get("MAIL_PASSWORD"),
             use_tls=bool(config.get("MAIL_USE_TLS", False)),
+            message_id_domain=mail_domain(sender, config.get("PUBLIC_URL")),
         )
     return LogFileBackend(Path(config.get("MAIL_LOG_PATH") or INSTANCE_DIR / "mail-outbox.log"))
+
+
+def mail_domain(sender: str, public_url: str | None) -> str:
+    """The domain of the sender's address ("Ashyq Esik <no-reply@ashyq-esik.kz>"), else the
+    host of the site's public address."""
+    address = parseaddr(sender)[1]
+    if "@" in address:
+        return address.rpartition("@")[2].lower()
+    return urlsplit(public_url or "").hostname or "localhost"
 
 
 def render(notification: Notification) -> Message:

@@ -90,6 +90,27 @@ def test_confirmation_reaches_the_smtp_server_in_the_citizens_language(
         assert "manage_url" not in notification.payload  # ...and no longer in the database
 
 
+def test_smtp_messages_carry_a_date_and_a_message_id_on_the_senders_domain(
+    app, client, smtp_server
+):
+    """Without Date (required by RFC 5322) and Message-ID, relays add their own or mark the
+    message as spam; the Message-ID's domain is the sender's, not this host's name."""
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    _, inbox = smtp_server
+    app.config["MAIL_SENDER"] = "Ashyq Esik <no-reply@mail.ashyq-esik.kz>"
+    book(client, make_open_session().slots[0].id, make_topic())
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert send_due()["sent"] == 2
+    message = email.message_from_string(inbox.messages[0][1], policy=email.policy.default)
+    assert message["Date"].endswith(" -0000")  # UTC (RFC 5322: the sender's zone not said)
+    sent_at = parsedate_to_datetime(message["Date"]).replace(tzinfo=UTC)
+    assert before <= sent_at <= datetime.now(UTC)
+    assert re.fullmatch(r"<[^@<>\s]+@mail\.ashyq-esik\.kz>", message["Message-ID"])
+    assert len(message.get_all("Message-ID")) == 1 and len(message.get_all("Date")) == 1
+
+
 def test_demo_log_channels_keep_no_link_phone_or_address(app, client, tmp_path):
     """The log-file stand-ins are logs: masked recipients, secret links redacted."""
     app.config.update(MAIL_BACKEND="log", MAIL_LOG_PATH=str(tmp_path / "mail.log"))
@@ -243,7 +264,7 @@ def _hours_until_mid_month_morning(institution) -> float:
     from zoneinfo import ZoneInfo
 
     now = datetime.now(UTC)
-    day = (now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3))
+    day = now.astimezone(ZoneInfo(institution.district.region.timezone)) + timedelta(days=3)
     while not 5 <= day.day <= 25:
         day += timedelta(days=1)
     return (day.replace(hour=10, minute=0, second=0, microsecond=0) - now).total_seconds() / 3600
@@ -506,7 +527,11 @@ def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typ
 
     def confirmation_text(slot_index: int, lang: str, n: int) -> str:
         response, _ = book(
-            client, session.slots[slot_index].id, topic, lang=lang, iin=make_iin(400 + n),
+            client,
+            session.slots[slot_index].id,
+            topic,
+            lang=lang,
+            iin=make_iin(400 + n),
             phone=f"+770155504{n:02d}",
         )
         assert response.status_code == 303
