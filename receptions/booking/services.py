@@ -268,9 +268,7 @@ def canonical_reference(typed: str) -> str | None:
     if len(typed) > _LONGEST_TYPED_REFERENCE:
         return None
     text = unicodedata.normalize("NFKC", typed).upper().translate(_LATIN_LOOKALIKES)
-    text = "".join(
-        "-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace()
-    )
+    text = "".join("-" if unicodedata.category(c) == "Pd" else c for c in text if not c.isspace())
     match = _REFERENCE.fullmatch(text)
     return f"{match[1]}-{match[2]}" if match else None
 
@@ -1507,8 +1505,12 @@ def queue_reminders(at: datetime | None = None) -> int:
 
 
 def queue_feedback_requests(at: datetime | None = None) -> int:
-    """After a visit, ask the citizen to rate it (once)."""
+    """After a visit, ask the citizen to rate it (once), unless they have rated it already on
+    the manage page."""
     at = at or clock_now()
+    rated = select(Feedback.id).where(
+        Feedback.booking_id == Booking.id, Feedback.rating.is_not(None)
+    )
     with write_transaction():
         due = db.session.scalars(
             select(Booking)
@@ -1517,6 +1519,7 @@ def queue_feedback_requests(at: datetime | None = None) -> int:
                 Booking.status == BookingStatus.attended.value,
                 Booking.feedback_requested_at.is_(None),
                 Slot.ends_at <= at,
+                ~rated.exists(),
             )
         ).all()
         for booking in due:

@@ -159,6 +159,32 @@ def test_reminder_goes_only_to_bookings_made_more_than_a_day_before(app, client)
     assert len(reminders.all()) == 2
 
 
+def test_no_feedback_request_to_a_citizen_who_has_rated_the_meeting_already(app, client):
+    """A citizen may rate on the manage page before the hourly job runs: asking them again
+    afterwards is a nuisance. Whoever has not rated is still asked, once."""
+    from tests.conftest import submit
+    from tests.factories import make_iin
+
+    session = make_open_session(slots=2)
+    topic = make_topic()
+    rated, _ = book(client, session.slots[0].id, topic)
+    book(client, session.slots[1].id, topic, iin=make_iin(700), phone="+77015570000")
+    for booking in db.session.scalars(select(Booking)):
+        booking.status = "attended"
+    db.session.commit()
+    token = _token(rated)
+    response = submit(client, f"/m/{token}/feedback", {"rating": "5"}, form_url=f"/m/{token}")
+    assert response.status_code == 303
+    after = session.slots[1].ends_at + timedelta(hours=1)
+    assert booking_services.queue_feedback_requests(at=after) == 1
+    assert booking_services.queue_feedback_requests(at=after) == 0
+    requests = db.session.scalars(
+        select(Notification).where(Notification.template == "feedback_request")
+    ).all()
+    asked = db.session.scalars(select(Booking).where(Booking.slot_id == session.slots[1].id))
+    assert {n.booking_id for n in requests} == {asked.one().id} and len(requests) == 2
+
+
 def test_no_reminder_after_moving_the_meeting_into_the_next_day(app, client):
     from tests.integration.test_booking import add_session
 
