@@ -425,6 +425,131 @@ def test_admin_sees_failed_messages_and_can_send_them_again(app, client):
     assert client.get("/admin/notifications/?status=bogus").status_code == 400
 
 
+def _fail_the_email(app, client, lang="en"):
+    """Book (the SMS goes out at once), and let the e-mail fail every attempt through a closed
+    port until it is marked failed, as the minutely `flask notify send` would: the booking's old
+    manage token and the failed e-mail."""
+    app.config["MAIL_PORT"] = _free_port()  # nothing listens there
+    response, _ = book(client, make_open_session().slots[0].id, make_topic(), lang=lang)
+    at = utcnow()
+    for _ in range(MAX_ATTEMPTS):
+        send_due(at=at)
+        at += timedelta(hours=6)  # past the longest back-off
+    db.session.expire_all()
+    email = db.session.scalars(select(Notification).where(Notification.channel == "email")).one()
+    assert email.status == "failed" and "manage_url" not in email.payload
+    return _token(response), email
+
+
+def _sign_in_admin(client):
+    from receptions.auth.models import Role
+    from tests.conftest import sign_in
+    from tests.factories import PASSWORD, make_user
+
+    sign_in(client, make_user(Role.admin).email, PASSWORD)
+
+
+def _send_again(client, notification_id: int):
+    from tests.conftest import submit
+
+    return submit(
+        client,
+        f"/admin/notifications/{notification_id}/retry",
+        {},
+        form_url="/admin/notifications/?status=failed",
+        headers={"Accept-Language": "en"},
+        follow_redirects=True,
+    )
+
+
+def test_sending_a_failed_confirmation_again_gives_the_booking_a_new_working_link(
+    app, client, smtp_server, tmp_path
+):
+    """The failed e-mail's manage link was removed (only its hash is kept): "Send again" sent it
+    with nothing after "Change or cancel:". Now it issues a new link, says so first, and sends it
+    by SMS too, where the old one had been delivered (it stops working)."""
+    from receptions.booking.services import token_hash
+
+    port, inbox = smtp_server
+    old_token, failed = _fail_the_email(app, client)
+    _sign_in_admin(client)
+    english = {"Accept-Language": "en"}
+    page = client.get("/admin/notifications/?status=failed", headers=english)
+    text = page.get_data(as_text=True)
+    assert "Its manage link was removed when it failed: sending it again gives the booking" in text
+    assert "The old link had been delivered by SMS: the new one is sent by SMS too." in text
+    done = _send_again(client, failed.id).get_data(as_text=True)
+    assert "The message will be sent again with a new manage link." in done
+    assert "The old link had been delivered by SMS" in done
+
+    app.config["MAIL_PORT"] = port  # the relay is back
+    result = app.test_cli_runner().invoke(args=["notify", "send"])
+    assert "sent: 2" in result.output, result.output  # the e-mail, and the SMS with the new link
+    ((_, content),) = inbox.messages
+    body = email.message_from_string(content, policy=email.policy.default)
+    text = body.get_body().get_content()
+    link = re.search(r"Change or cancel: (\S+)", text)
+    assert link, text
+    new_token = link.group(1).removeprefix("http://localhost/m/")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", new_token) and new_token != old_token
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.manage_token_hash == token_hash(new_token)  # only its hash is kept
+    assert client.get(f"/m/{new_token}", headers=english).status_code == 200
+    assert client.get(f"/m/{old_token}", headers=english).status_code == 404
+    sms = (tmp_path / "sms.log").read_text()
+    assert sms.count("Change or cancel: http://localhost/m/[redacted]") == 2
+    for message in db.session.scalars(select(Notification)):
+        assert message.status == "sent" and "manage_url" not in message.payload
+
+
+def test_a_message_missing_a_value_is_failed_with_its_reason_not_sent_with_a_hole(
+    app, client, smtp_server
+):
+    """A payload without a value its template shows (an older row, a bug) was sent with an empty
+    space in its place; now it is failed at once, the others still go, the administrator sees
+    why, and sending it again is refused while it cannot be written."""
+    _, inbox = smtp_server
+    response, _ = book(client, make_open_session().slots[0].id, make_topic(), lang="en")
+    _cancel(app, _token(response))
+    email = db.session.scalars(
+        select(Notification).where(
+            Notification.channel == "email", Notification.template == "booking_cancelled"
+        )
+    ).one()
+    email.payload = {k: v for k, v in email.payload.items() if k != "reference"}
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["notify", "send"])
+    assert result.exit_code == 0 and "sent: 3, retry: 0, failed: 1" in result.output, result.output
+    assert len(inbox.messages) == 1 and "Your meeting is booked" in inbox.messages[0][1]
+    db.session.expire_all()
+    email = db.session.get(Notification, email.id)
+    assert email.status == "failed" and email.attempts == 1 and "reference" in email.last_error
+    _sign_in_admin(client)
+    page = client.get("/admin/notifications/?status=failed", headers={"Accept-Language": "en"})
+    assert "Not sent: the message could not be written from its data (" in page.get_data(
+        as_text=True
+    )
+    refused = _send_again(client, email.id)
+    assert refused.status_code == 409
+    assert "cannot be written from its data" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Notification, email.id).status == "failed"
+
+
+def test_a_confirmation_of_a_cancelled_booking_is_not_sent_again(app, client):
+    old_token, email = _fail_the_email(app, client)
+    _cancel(app, old_token)
+    _sign_in_admin(client)
+    refused = _send_again(client, email.id)
+    assert refused.status_code == 409
+    assert "The booking has been cancelled or its meeting has begun" in refused.get_data(
+        as_text=True
+    )
+    db.session.expire_all()
+    assert db.session.get(Notification, email.id).status == "failed"
+
+
 def test_admin_manages_the_topic_list(app, client):
     from receptions.auth.models import Role
     from receptions.booking.models import Topic
