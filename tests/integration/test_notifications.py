@@ -5,10 +5,18 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import os
 import re
 import socket
+import struct
+import subprocess
+import sys
 import threading
+import time
+import urllib.parse
+import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -22,8 +30,11 @@ from receptions.extensions import db
 from receptions.logging_filters import RedactSecrets, redact
 from receptions.notify.models import Notification
 from receptions.notify.services import MAX_ATTEMPTS, render, send_due
+from tests.conftest import csrf_from
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Inbox:
@@ -660,9 +671,109 @@ def test_production_leaves_delivery_to_the_rq_worker_or_the_send_job(monkeypatch
         "IIN_HASH_KEY": "y" * 40,
         "PUBLIC_URL": "https://ashyq-esik.kz",
     }
-    assert create_app(settings).config["NOTIFY_SYNC"] is False
+    production = create_app(settings)
+    assert production.config["NOTIFY_SYNC"] is False
+    assert production.config["NOTIFY_SWEEP_SECONDS"] == 0  # no sender thread either
     monkeypatch.setenv("NOTIFY_SYNC", "1")
     assert create_app(settings).config["NOTIFY_SYNC"] is True
+
+
+def _start_flask_run(env: dict[str, str], log_path) -> tuple[subprocess.Popen, str]:
+    """`flask run`, as a demo serves the app (without the debugger), on a free port; the process
+    and its address once it answers."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    run = ["run", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "receptions", *run],
+        cwd=ROOT,
+        env={**env, "PUBLIC_URL": base},
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2).read()
+            return server, base
+        except OSError:
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "flask run did not start"
+            time.sleep(0.2)
+
+
+def _cancel_and_reset(base: str, token: str) -> int:
+    """Cancel over HTTP as a browser would, then close the connection with a reset as soon as
+    the whole response has arrived (a client that gives up its socket at once): the status."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    form = opener.open(f"{base}/m/{token}/cancel", timeout=10)
+    csrf = csrf_from(form.read().decode())
+    cookie = form.headers["Set-Cookie"].split(";")[0]
+    body = urllib.parse.urlencode({"csrf_token": csrf, "confirm": "yes"}).encode()
+    host = base.removeprefix("http://")
+    head = (
+        f"POST /m/{token}/cancel HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+        "\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", int(host.split(":")[1])), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += sock.recv(65536)
+        headers, _, content = response.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))
+        while len(content) < length:
+            content += sock.recv(65536)
+        # SO_LINGER 0: close() sends RST, not FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return int(headers.split()[1])
+
+
+@pytest.mark.realtime  # a real `flask run`, whose sender follows the real clock
+def test_the_development_server_sends_what_a_reset_connection_left_pending(app, db_url, tmp_path):
+    """Outside production a change's messages are sent right after the response, from its close
+    callback. Werkzeug's server skips that callback when the client resets the connection just
+    after the response (draining the socket raises before `close()`; with `--debug` the
+    debugger's middleware happens to close it first): the cancellations' messages stayed
+    pending, never attempted, as nothing else sends in development. The web process now also
+    delivers whatever is pending and due every few seconds (NOTIFY_SWEEP_SECONDS)."""
+    from tests.hostile import booking_with_token
+
+    session = make_open_session(slots=3)
+    tokens = [
+        booking_with_token(slot, email=f"citizen{n}@example.kz")[1]
+        for n, slot in enumerate(session.slots)
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NOTIFY_SYNC")}
+    env.update(
+        ASHYQ_ENV="development",
+        DATABASE_URL=db_url,
+        SECRET_KEY=app.config["SECRET_KEY"],
+        IIN_HASH_KEY=app.config["IIN_HASH_KEY"],
+        MAIL_BACKEND="log",
+        MAIL_LOG_PATH=str(tmp_path / "mail.log"),
+        SMS_LOG_PATH=str(tmp_path / "sms.log"),
+        NOTIFY_SWEEP_SECONDS="0.5",
+    )
+    server, base = _start_flask_run(env, tmp_path / "flask-run.log")
+    try:
+        assert [_cancel_and_reset(base, token) for token in tokens] == [303, 303, 303]
+        cancellations = select(Notification.status, Notification.attempts).where(
+            Notification.template == "booking_cancelled"
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            db.session.rollback()
+            rows = db.session.execute(cancellations).all()
+            if all(row.status == "sent" for row in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(rows) == [("sent", 1)] * 6, (rows, (tmp_path / "flask-run.log").read_text())
+    assert (tmp_path / "mail.log").read_text().count("@example.kz") == 3
 
 
 def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typed(app, client):
