@@ -72,8 +72,10 @@ def create_app(config: str | Mapping[str, Any] | None = None) -> Flask:
     _keep_own_retry_after(app)
 
     from .errors import register_error_handlers
+    from .notify import sweeper
 
     register_error_handlers(app)
+    sweeper.install(app)
     from .logging_filters import install
 
     # "flask-limiter" is the name Flask-Limiter logs under (its breach lines carry the limit's key).

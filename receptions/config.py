@@ -74,6 +74,10 @@ class Config:
     MAIL_PORT = 25
     MAIL_SENDER = "Ashyq Esik <no-reply@ashyq-esik.kz>"
     NOTIFY_SYNC = True
+    # With NOTIFY_SYNC and no Redis, the web process also delivers whatever is pending and due
+    # this often (receptions/notify/sweeper.py): the safety net of `make run` and demos, where
+    # no cron runs `flask notify send`. 0 turns it off.
+    NOTIFY_SWEEP_SECONDS = 5.0
 
     # The site's public address (scheme, host, and path if it is not served at the root): the
     # links in e-mails, SMS and invitations are built on it, never on the Host header of the
@@ -121,6 +125,8 @@ class Config:
             values["RATELIMIT_STORAGE_URI"] = values["REDIS_URL"]
         if os.environ.get("NOTIFY_SYNC"):
             values["NOTIFY_SYNC"] = os.environ["NOTIFY_SYNC"].lower() in ("1", "true", "yes")
+        if os.environ.get("NOTIFY_SWEEP_SECONDS"):
+            values["NOTIFY_SWEEP_SECONDS"] = float(os.environ["NOTIFY_SWEEP_SECONDS"])
         if os.environ.get("MAIL_PORT"):
             values["MAIL_PORT"] = int(os.environ["MAIL_PORT"])
         if os.environ.get("PROXY_COUNT"):
@@ -148,6 +154,7 @@ class ProductionConfig(Config):
     # up to its timeout) and opens a second write transaction for every booking.
     # NOTIFY_SYNC=1 in the environment brings the synchronous sender back.
     NOTIFY_SYNC = False
+    NOTIFY_SWEEP_SECONDS = 0.0  # cron's `flask notify send` or the RQ worker deliver
 
 
 class TestingConfig(Config):
@@ -160,6 +167,7 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8192
     NOTIFY_SYNC = False  # tests deliver explicitly, and check what was delivered
+    NOTIFY_SWEEP_SECONDS = 0.0
 
 
 CONFIGS: dict[str, type[Config]] = {

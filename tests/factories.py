@@ -309,7 +309,15 @@ def make_notification(recipient: str, *, status: str = "pending", **values: Any)
     from receptions.notify.models import Notification
 
     channel = "email" if "@" in recipient else "sms"
-    defaults = dict(channel=channel, template="reminder", locale="ru", payload={}, attempts=0)
+    # What a reminder shows: every message is written with StrictUndefined, so a payload without
+    # these could not be sent (or sent again).
+    payload = {
+        "institution": {"kk": "Әкімдік", "ru": "Акимат", "en": "Akimat"},
+        "starts_at": "2026-12-01T05:00:00+00:00",
+        "location": "Кабинет 1",
+        "reference": "TST-2345AB",
+    }
+    defaults = dict(channel=channel, template="reminder", locale="ru", payload=payload, attempts=0)
     notification = Notification(recipient=recipient, status=status, **{**defaults, **values})
     db.session.add(notification)
     db.session.commit()

@@ -48,12 +48,13 @@ from ..extensions import db
 from ..geography.models import District, Region
 from ..i18n import current_language, localized
 from ..institutions.models import Institution, InstitutionNames
-from ..notify.models import Channel, Notification
+from ..notify.models import Channel, DeliveryStatus, Notification
 from ..notify.services import (
     add_to_outbox,
     deliver_after_commit,
     enqueue_rows,
     outbox_row,
+    templates_with,
 )
 from ..schedules.models import Schedule, ScheduledSession, SessionStatus, Slot
 from ..schedules.queries import window_of
@@ -959,6 +960,96 @@ def _notify(
     return _enqueue_both(booking, template, {**_message_payload(booking, template, token), **extra})
 
 
+def _link_messages(booking_ids: Iterable[int]) -> list[Notification]:
+    """The messages of these bookings that show the manage link (their confirmations)."""
+    ids = set(booking_ids)
+    if not ids:
+        return []
+    query = select(Notification).where(
+        Notification.booking_id.in_(ids), Notification.template.in_(templates_with("manage_url"))
+    )
+    return list(db.session.scalars(query.order_by(Notification.id)))
+
+
+def _delivered_elsewhere(message: Notification, others: Iterable[Notification]) -> list[str]:
+    """The other channels by which the booking's link reached the citizen and by which nothing
+    showing it is waiting: a new link makes that one stop working, so it goes there too."""
+    others = [o for o in others if o.booking_id == message.booking_id and o.id != message.id]
+    waiting = {o.channel for o in others if o.status == DeliveryStatus.pending}
+    delivered = {o.channel for o in others if o.status == DeliveryStatus.sent}
+    return sorted(delivered - waiting - {message.channel})
+
+
+def link_delivered_elsewhere(messages: list[Notification]) -> dict[int, list[str]]:
+    """For each message that has lost the manage link its template shows: the channels that
+    also get the new link when it is sent again (see `reissue_manage_link`)."""
+    others = _link_messages(m.booking_id for m in messages if m.booking_id is not None)
+    return {m.id: _delivered_elsewhere(m, others) for m in messages}
+
+
+def restore_answer_link(message: Notification) -> None:
+    """Put back the answer link of a message that asks for an answer (removed when it was sent
+    or failed): it is signed, not stored, so the same link is made again."""
+    purpose = _ANSWER_ASKED_BY.get(message.template)
+    if purpose is not None and message.booking_id is not None:
+        message.payload = {**message.payload, "answer_url": answer_url(message.booking_id, purpose)}
+
+
+def reissue_manage_link(message: Notification, at: datetime | None = None) -> list[Notification]:
+    """Give the booking of a message that lost its manage link a new one, and put it in it.
+
+    Only a link's hash is kept, and a message's copy is removed once it is sent or has failed, so
+    a failed confirmation cannot be sent again with the link it had: the booking gets a new
+    random one (256 bits), and the old one stops working. It is put in the message, with the
+    booking's time and place as they are now (the meeting may have moved since), and in every
+    other message of the booking still waiting to go. Where the old link was delivered (the
+    confirmation by SMS when the e-mail failed), the message is sent again with the new one, so
+    that no link the citizen holds stops working unannounced; those copies are returned, to be
+    delivered after the commit. Refused for a cancelled booking or a meeting that has begun.
+    """
+    at = at or clock_now()
+    booking = (
+        db.session.get(Booking, message.booking_id, with_for_update=True)
+        if message.booking_id is not None
+        else None
+    )
+    if booking is None:
+        raise Conflict(str(_l("The booking this message was about no longer exists.")))
+    if not booking.is_active or booking.slot.starts_at <= at:
+        raise Conflict(
+            str(
+                _l(
+                    "The booking has been cancelled or its meeting has begun, so this message "
+                    "is not sent again."
+                )
+            )
+        )
+    others = _link_messages([booking.id])
+    resend = _delivered_elsewhere(message, others)
+    token = secrets.token_urlsafe(32)
+    booking.manage_token_hash = token_hash(token)
+    payload = _message_payload(booking, message.template, token)
+    message.payload = {**message.payload, **payload}
+    for other in others:
+        if other.status == DeliveryStatus.pending and other.id != message.id:
+            other.payload = {**other.payload, "manage_url": payload["manage_url"]}
+    recipients = {Channel.sms.value: booking.phone, Channel.email.value: booking.email}
+    copies = [
+        add_to_outbox(
+            outbox_row(
+                Channel(channel),
+                recipients[channel],
+                message.template,
+                booking.locale,
+                payload,
+                booking.id,
+            )
+        )
+        for channel in resend
+    ]
+    return [copy for copy in copies if copy is not None]
+
+
 def _event(booking: Booking, kind: str, **details: Any) -> None:
     db.session.add(StatusEvent(booking=booking, kind=kind, at=clock_now(), details=details))
 
@@ -1567,8 +1658,12 @@ def queue_reminders(at: datetime | None = None) -> int:
 
 
 def queue_feedback_requests(at: datetime | None = None) -> int:
-    """After a visit, ask the citizen to rate it (once)."""
+    """After a visit, ask the citizen to rate it (once), unless they have rated it already on
+    the manage page."""
     at = at or clock_now()
+    rated = select(Feedback.id).where(
+        Feedback.booking_id == Booking.id, Feedback.rating.is_not(None)
+    )
     with write_transaction():
         due = db.session.scalars(
             select(Booking)
@@ -1577,6 +1672,7 @@ def queue_feedback_requests(at: datetime | None = None) -> int:
                 Booking.status == BookingStatus.attended.value,
                 Booking.feedback_requested_at.is_(None),
                 Slot.ends_at <= at,
+                ~rated.exists(),
             )
         ).all()
         for booking in due:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -40,12 +41,19 @@ class SmtpBackend:
     password: str | None = None
     use_tls: bool = False
     timeout: float = 10.0
+    # The right-hand side of each Message-ID: the site's own domain, never this host's name
+    # (make_msgid's default, which also costs a DNS look-up).
+    message_id_domain: str = "localhost"
 
     def send(self, message: Message) -> None:
         email = EmailMessage()
         email["From"] = self.sender
         email["To"] = message.recipient
         email["Subject"] = message.subject
+        # Without them relays add their own or score the message as spam (RFC 5322 requires
+        # Date; a Message-ID lets a reply or a bounce be matched to the message).
+        email["Date"] = formatdate(localtime=False)
+        email["Message-ID"] = make_msgid(domain=self.message_id_domain)
         email.set_content(message.body)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:

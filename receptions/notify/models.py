@@ -24,6 +24,11 @@ class DeliveryStatus(enum.StrEnum):
     failed = "failed"
 
 
+# The start of `last_error` when the message could not be written from its payload (the rest is
+# jinja2's reason): it is failed at once, not retried.
+RENDER_FAILED = "render: "
+
+
 class Notification(db.Model):
     __tablename__ = "notification"
 
@@ -44,3 +49,10 @@ class Notification(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def render_error(self) -> str | None:
+        """Why the message could not be written from its payload, or None."""
+        if self.last_error.startswith(RENDER_FAILED):
+            return self.last_error.removeprefix(RENDER_FAILED)
+        return None

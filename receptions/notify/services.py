@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import after_this_request, current_app, has_request_context, render_template
+from flask import after_this_request, current_app, has_request_context
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+from jinja2 import Environment, StrictUndefined, meta
 from sqlalchemy import insert, inspect, select
 
 from ..clock import now as clock_now
@@ -17,7 +20,7 @@ from ..config import INSTANCE_DIR
 from ..database import write_transaction
 from ..extensions import db
 from .channels import ChannelBackend, DeliveryError, LogFileBackend, Message, SmtpBackend
-from .models import Channel, DeliveryStatus, Notification
+from .models import RENDER_FAILED, Channel, DeliveryStatus, Notification
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +103,97 @@ def backend_for(channel: str) -> ChannelBackend:
     if channel == Channel.sms:
         return LogFileBackend(Path(config.get("SMS_LOG_PATH") or INSTANCE_DIR / "sms-outbox.log"))
     if config.get("MAIL_BACKEND", "log") == "smtp":
+        sender = config.get("MAIL_SENDER", "no-reply@ashyq-esik.kz")
         return SmtpBackend(
             host=config.get("MAIL_SERVER", "localhost"),
             port=int(config.get("MAIL_PORT", 25)),
-            sender=config.get("MAIL_SENDER", "no-reply@ashyq-esik.kz"),
+            sender=sender,
             username=config.get("MAIL_USERNAME"),
             password=config.get("MAIL_PASSWORD"),
             use_tls=bool(config.get("MAIL_USE_TLS", False)),
+            message_id_domain=mail_domain(sender, config.get("PUBLIC_URL")),
         )
     return LogFileBackend(Path(config.get("MAIL_LOG_PATH") or INSTANCE_DIR / "mail-outbox.log"))
 
 
+def mail_domain(sender: str, public_url: str | None) -> str:
+    """The domain of the sender's address ("Ashyq Esik <no-reply@ashyq-esik.kz>"), else the
+    host of the site's public address."""
+    address = parseaddr(sender)[1]
+    if "@" in address:
+        return address.rpartition("@")[2].lower()
+    return urlsplit(public_url or "").hostname or "localhost"
+
+
+def _message_templates() -> Environment:
+    """The app's template environment for messages, with StrictUndefined: a value missing from
+    a payload (a scrubbed link, a key an older row never had) is an error, never an empty hole
+    in a message that goes out. Shares the app's loader, filters and globals; own cache."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    kept = app.extensions.get("notify_templates")
+    if kept is None:
+        kept = app.extensions["notify_templates"] = {
+            "env": app.jinja_env.overlay(undefined=StrictUndefined, cache_size=50),
+            "variables": {},
+        }
+    return kept["env"]  # type: ignore[no-any-return]
+
+
+def _template_name(template: str) -> str:
+    return f"notify/{template}.txt"
+
+
+def template_variables(template: str) -> frozenset[str]:
+    """The names a message template takes from its payload (its includes' too)."""
+    env = _message_templates()
+    known: dict[str, frozenset[str]] = current_app.extensions["notify_templates"]["variables"]
+    if template not in known:
+        names: set[str] = set()
+        pending, seen = [_template_name(template)], set()
+        while pending:
+            name = pending.pop()
+            seen.add(name)
+            tree = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
+            names |= meta.find_undeclared_variables(tree)
+            pending += [n for n in meta.find_referenced_templates(tree) if n and n not in seen]
+        known[template] = frozenset(names)
+    return known[template]
+
+
+def templates_with(key: str) -> list[str]:
+    """The message templates that show `key` (the manage link: the confirmation)."""
+    return [template for template in SUBJECTS if key in template_variables(template)]
+
+
+def missing_secrets(notification: Notification) -> list[str]:
+    """The secrets (the manage link) its template shows that its payload no longer holds: they
+    were removed when it was sent or failed, and only their hashes are kept."""
+    shown = template_variables(notification.template)
+    return [key for key in SECRET_KEYS if key in shown and key not in notification.payload]
+
+
+class RenderFailed(Exception):
+    """The message cannot be written from its payload (a value missing, or of the wrong kind):
+    sending it again as it is would fail the same way."""
+
+
 def render(notification: Notification) -> Message:
-    """The message text in the citizen's language."""
+    """The message text in the citizen's language; RenderFailed when its payload lacks a value
+    the template shows (the StrictUndefined environment) or holds one it cannot show."""
     with force_locale(notification.locale):
         subject = str(SUBJECTS[notification.template])
-        body = render_template(
-            f"notify/{notification.template}.txt",
-            subject=subject,
-            channel=notification.channel,
+        context = {
             **notification.payload,
-        )
-    return Message(recipient=notification.recipient, subject=subject, body=body.strip() + "\n")
+            "subject": subject,
+            "channel": notification.channel,
+        }
+        try:
+            current_app.update_template_context(context)
+            body = _message_templates().get_template(_template_name(notification.template))
+            text = body.render(context)
+        except Exception as error:  # any of them: the reason goes to the administrator
+            raise RenderFailed(str(error) or type(error).__name__) from error
+    return Message(recipient=notification.recipient, subject=subject, body=text.strip() + "\n")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -150,7 +222,18 @@ def send_due(
         for notification in db.session.scalars(query).all():
             notification.attempts += 1
             try:
-                backend_for(notification.channel).send(render(notification))
+                message = render(notification)
+            except RenderFailed as error:
+                # Rendering again gives the same result: failed at once, the reason shown to
+                # the administrator in the outbox.
+                log.warning("notification %s could not be rendered", notification.id, exc_info=True)
+                notification.status = DeliveryStatus.failed.value
+                notification.last_error = (RENDER_FAILED + str(error))[:500]
+                _scrub(notification)
+                counts["failed"] += 1
+                continue
+            try:
+                backend_for(notification.channel).send(message)
             except DeliveryError as error:
                 notification.last_error = str(error)[:500]
                 if notification.attempts >= MAX_ATTEMPTS:

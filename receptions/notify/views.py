@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from .. import access
-from ..admin.outbox import retry_notification
+from ..admin.outbox import retry_notes, retry_notification
 from ..auth.models import Role
 from ..extensions import db
 from ..forms import Form
@@ -43,6 +42,7 @@ def outbox():
         counts=counts,
         form=Form(),
         subjects=SUBJECTS,
+        notes=retry_notes(page.items),
     )
 
 
@@ -51,6 +51,6 @@ def outbox():
 def retry(notification_id: int):
     if not Form().validate_on_submit():
         abort(400)
-    retry_notification(notification_id)
-    flash(_("The message will be sent again."), "success")
+    for said in retry_notification(notification_id).explained():
+        flash(said, "success")
     return redirect(url_for("notify.outbox"), 303)

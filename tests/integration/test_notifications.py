@@ -5,10 +5,18 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import os
 import re
 import socket
+import struct
+import subprocess
+import sys
 import threading
+import time
+import urllib.parse
+import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -25,6 +33,8 @@ from receptions.notify.services import MAX_ATTEMPTS, render, send_due
 from tests.conftest import csrf_from, submit
 from tests.factories import make_institution, make_open_session, make_topic
 from tests.integration.test_booking import book
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Inbox:
@@ -91,6 +101,27 @@ def test_confirmation_reaches_the_smtp_server_in_the_citizens_language(
         assert "manage_url" not in notification.payload  # ...and no longer in the database
 
 
+def test_smtp_messages_carry_a_date_and_a_message_id_on_the_senders_domain(
+    app, client, smtp_server
+):
+    """Without Date (required by RFC 5322) and Message-ID, relays add their own or mark the
+    message as spam; the Message-ID's domain is the sender's, not this host's name."""
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    _, inbox = smtp_server
+    app.config["MAIL_SENDER"] = "Ashyq Esik <no-reply@mail.ashyq-esik.kz>"
+    book(client, make_open_session().slots[0].id, make_topic())
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert send_due()["sent"] == 2
+    message = email.message_from_string(inbox.messages[0][1], policy=email.policy.default)
+    assert message["Date"].endswith(" -0000")  # UTC (RFC 5322: the sender's zone not said)
+    sent_at = parsedate_to_datetime(message["Date"]).replace(tzinfo=UTC)
+    assert before <= sent_at <= datetime.now(UTC)
+    assert re.fullmatch(r"<[^@<>\s]+@mail\.ashyq-esik\.kz>", message["Message-ID"])
+    assert len(message.get_all("Message-ID")) == 1 and len(message.get_all("Date")) == 1
+
+
 def test_demo_log_channels_keep_no_link_phone_or_address(app, client, tmp_path):
     """The log-file stand-ins are logs: masked recipients, secret links redacted."""
     app.config.update(MAIL_BACKEND="log", MAIL_LOG_PATH=str(tmp_path / "mail.log"))
@@ -137,6 +168,32 @@ def test_reminder_goes_only_to_bookings_made_more_than_a_day_before(app, client)
         assert booking_services.queue_reminders() == 0  # once only
     reminders = db.session.scalars(select(Notification).where(Notification.template == "reminder"))
     assert len(reminders.all()) == 2
+
+
+def test_no_feedback_request_to_a_citizen_who_has_rated_the_meeting_already(app, client):
+    """A citizen may rate on the manage page before the hourly job runs: asking them again
+    afterwards is a nuisance. Whoever has not rated is still asked, once."""
+    from tests.conftest import submit
+    from tests.factories import make_iin
+
+    session = make_open_session(slots=2)
+    topic = make_topic()
+    rated, _ = book(client, session.slots[0].id, topic)
+    book(client, session.slots[1].id, topic, iin=make_iin(700), phone="+77015570000")
+    for booking in db.session.scalars(select(Booking)):
+        booking.status = "attended"
+    db.session.commit()
+    token = _token(rated)
+    response = submit(client, f"/m/{token}/feedback", {"rating": "5"}, form_url=f"/m/{token}")
+    assert response.status_code == 303
+    after = session.slots[1].ends_at + timedelta(hours=1)
+    assert booking_services.queue_feedback_requests(at=after) == 1
+    assert booking_services.queue_feedback_requests(at=after) == 0
+    requests = db.session.scalars(
+        select(Notification).where(Notification.template == "feedback_request")
+    ).all()
+    asked = db.session.scalars(select(Booking).where(Booking.slot_id == session.slots[1].id))
+    assert {n.booking_id for n in requests} == {asked.one().id} and len(requests) == 2
 
 
 def test_no_reminder_after_moving_the_meeting_into_the_next_day(app, client):
@@ -384,6 +441,131 @@ def test_admin_sees_failed_messages_and_can_send_them_again(app, client):
     assert client.get("/admin/notifications/?status=bogus").status_code == 400
 
 
+def _fail_the_email(app, client, lang="en"):
+    """Book (the SMS goes out at once), and let the e-mail fail every attempt through a closed
+    port until it is marked failed, as the minutely `flask notify send` would: the booking's old
+    manage token and the failed e-mail."""
+    app.config["MAIL_PORT"] = _free_port()  # nothing listens there
+    response, _ = book(client, make_open_session().slots[0].id, make_topic(), lang=lang)
+    at = utcnow()
+    for _ in range(MAX_ATTEMPTS):
+        send_due(at=at)
+        at += timedelta(hours=6)  # past the longest back-off
+    db.session.expire_all()
+    email = db.session.scalars(select(Notification).where(Notification.channel == "email")).one()
+    assert email.status == "failed" and "manage_url" not in email.payload
+    return _token(response), email
+
+
+def _sign_in_admin(client):
+    from receptions.auth.models import Role
+    from tests.conftest import sign_in
+    from tests.factories import PASSWORD, make_user
+
+    sign_in(client, make_user(Role.admin).email, PASSWORD)
+
+
+def _send_again(client, notification_id: int):
+    from tests.conftest import submit
+
+    return submit(
+        client,
+        f"/admin/notifications/{notification_id}/retry",
+        {},
+        form_url="/admin/notifications/?status=failed",
+        headers={"Accept-Language": "en"},
+        follow_redirects=True,
+    )
+
+
+def test_sending_a_failed_confirmation_again_gives_the_booking_a_new_working_link(
+    app, client, smtp_server, tmp_path
+):
+    """The failed e-mail's manage link was removed (only its hash is kept): "Send again" sent it
+    with nothing after "Change or cancel:". Now it issues a new link, says so first, and sends it
+    by SMS too, where the old one had been delivered (it stops working)."""
+    from receptions.booking.services import token_hash
+
+    port, inbox = smtp_server
+    old_token, failed = _fail_the_email(app, client)
+    _sign_in_admin(client)
+    english = {"Accept-Language": "en"}
+    page = client.get("/admin/notifications/?status=failed", headers=english)
+    text = page.get_data(as_text=True)
+    assert "Its manage link was removed when it failed: sending it again gives the booking" in text
+    assert "The old link had been delivered by SMS: the new one is sent by SMS too." in text
+    done = _send_again(client, failed.id).get_data(as_text=True)
+    assert "The message will be sent again with a new manage link." in done
+    assert "The old link had been delivered by SMS" in done
+
+    app.config["MAIL_PORT"] = port  # the relay is back
+    result = app.test_cli_runner().invoke(args=["notify", "send"])
+    assert "sent: 2" in result.output, result.output  # the e-mail, and the SMS with the new link
+    ((_, content),) = inbox.messages
+    body = email.message_from_string(content, policy=email.policy.default)
+    text = body.get_body().get_content()
+    link = re.search(r"Change or cancel: (\S+)", text)
+    assert link, text
+    new_token = link.group(1).removeprefix("http://localhost/m/")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", new_token) and new_token != old_token
+    db.session.expire_all()
+    booking = db.session.scalars(select(Booking)).one()
+    assert booking.manage_token_hash == token_hash(new_token)  # only its hash is kept
+    assert client.get(f"/m/{new_token}", headers=english).status_code == 200
+    assert client.get(f"/m/{old_token}", headers=english).status_code == 404
+    sms = (tmp_path / "sms.log").read_text()
+    assert sms.count("Change or cancel: http://localhost/m/[redacted]") == 2
+    for message in db.session.scalars(select(Notification)):
+        assert message.status == "sent" and "manage_url" not in message.payload
+
+
+def test_a_message_missing_a_value_is_failed_with_its_reason_not_sent_with_a_hole(
+    app, client, smtp_server
+):
+    """A payload without a value its template shows (an older row, a bug) was sent with an empty
+    space in its place; now it is failed at once, the others still go, the administrator sees
+    why, and sending it again is refused while it cannot be written."""
+    _, inbox = smtp_server
+    response, _ = book(client, make_open_session().slots[0].id, make_topic(), lang="en")
+    _cancel(app, _token(response))
+    email = db.session.scalars(
+        select(Notification).where(
+            Notification.channel == "email", Notification.template == "booking_cancelled"
+        )
+    ).one()
+    email.payload = {k: v for k, v in email.payload.items() if k != "reference"}
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["notify", "send"])
+    assert result.exit_code == 0 and "sent: 3, retry: 0, failed: 1" in result.output, result.output
+    assert len(inbox.messages) == 1 and "Your meeting is booked" in inbox.messages[0][1]
+    db.session.expire_all()
+    email = db.session.get(Notification, email.id)
+    assert email.status == "failed" and email.attempts == 1 and "reference" in email.last_error
+    _sign_in_admin(client)
+    page = client.get("/admin/notifications/?status=failed", headers={"Accept-Language": "en"})
+    assert "Not sent: the message could not be written from its data (" in page.get_data(
+        as_text=True
+    )
+    refused = _send_again(client, email.id)
+    assert refused.status_code == 409
+    assert "cannot be written from its data" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Notification, email.id).status == "failed"
+
+
+def test_a_confirmation_of_a_cancelled_booking_is_not_sent_again(app, client):
+    old_token, email = _fail_the_email(app, client)
+    _cancel(app, old_token)
+    _sign_in_admin(client)
+    refused = _send_again(client, email.id)
+    assert refused.status_code == 409
+    assert "The booking has been cancelled or its meeting has begun" in refused.get_data(
+        as_text=True
+    )
+    db.session.expire_all()
+    assert db.session.get(Notification, email.id).status == "failed"
+
+
 def test_admin_manages_the_topic_list(app, client):
     from receptions.auth.models import Role
     from receptions.booking.models import Topic
@@ -494,9 +676,109 @@ def test_production_leaves_delivery_to_the_rq_worker_or_the_send_job(monkeypatch
         "IIN_HASH_KEY": "y" * 40,
         "PUBLIC_URL": "https://ashyq-esik.kz",
     }
-    assert create_app(settings).config["NOTIFY_SYNC"] is False
+    production = create_app(settings)
+    assert production.config["NOTIFY_SYNC"] is False
+    assert production.config["NOTIFY_SWEEP_SECONDS"] == 0  # no sender thread either
     monkeypatch.setenv("NOTIFY_SYNC", "1")
     assert create_app(settings).config["NOTIFY_SYNC"] is True
+
+
+def _start_flask_run(env: dict[str, str], log_path) -> tuple[subprocess.Popen, str]:
+    """`flask run`, as a demo serves the app (without the debugger), on a free port; the process
+    and its address once it answers."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    run = ["run", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "receptions", *run],
+        cwd=ROOT,
+        env={**env, "PUBLIC_URL": base},
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2).read()
+            return server, base
+        except OSError:
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "flask run did not start"
+            time.sleep(0.2)
+
+
+def _cancel_and_reset(base: str, token: str) -> int:
+    """Cancel over HTTP as a browser would, then close the connection with a reset as soon as
+    the whole response has arrived (a client that gives up its socket at once): the status."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    form = opener.open(f"{base}/m/{token}/cancel", timeout=10)
+    csrf = csrf_from(form.read().decode())
+    cookie = form.headers["Set-Cookie"].split(";")[0]
+    body = urllib.parse.urlencode({"csrf_token": csrf, "confirm": "yes"}).encode()
+    host = base.removeprefix("http://")
+    head = (
+        f"POST /m/{token}/cancel HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+        "\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", int(host.split(":")[1])), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += sock.recv(65536)
+        headers, _, content = response.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: (\d+)", headers).group(1))
+        while len(content) < length:
+            content += sock.recv(65536)
+        # SO_LINGER 0: close() sends RST, not FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return int(headers.split()[1])
+
+
+@pytest.mark.realtime  # a real `flask run`, whose sender follows the real clock
+def test_the_development_server_sends_what_a_reset_connection_left_pending(app, db_url, tmp_path):
+    """Outside production a change's messages are sent right after the response, from its close
+    callback. Werkzeug's server skips that callback when the client resets the connection just
+    after the response (draining the socket raises before `close()`; with `--debug` the
+    debugger's middleware happens to close it first): the cancellations' messages stayed
+    pending, never attempted, as nothing else sends in development. The web process now also
+    delivers whatever is pending and due every few seconds (NOTIFY_SWEEP_SECONDS)."""
+    from tests.hostile import booking_with_token
+
+    session = make_open_session(slots=3)
+    tokens = [
+        booking_with_token(slot, email=f"citizen{n}@example.kz")[1]
+        for n, slot in enumerate(session.slots)
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NOTIFY_SYNC")}
+    env.update(
+        ASHYQ_ENV="development",
+        DATABASE_URL=db_url,
+        SECRET_KEY=app.config["SECRET_KEY"],
+        IIN_HASH_KEY=app.config["IIN_HASH_KEY"],
+        MAIL_BACKEND="log",
+        MAIL_LOG_PATH=str(tmp_path / "mail.log"),
+        SMS_LOG_PATH=str(tmp_path / "sms.log"),
+        NOTIFY_SWEEP_SECONDS="0.5",
+    )
+    server, base = _start_flask_run(env, tmp_path / "flask-run.log")
+    try:
+        assert [_cancel_and_reset(base, token) for token in tokens] == [303, 303, 303]
+        cancellations = select(Notification.status, Notification.attempts).where(
+            Notification.template == "booking_cancelled"
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            db.session.rollback()
+            rows = db.session.execute(cancellations).all()
+            if all(row.status == "sent" for row in rows) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(rows) == [("sent", 1)] * 6, (rows, (tmp_path / "flask-run.log").read_text())
+    assert (tmp_path / "mail.log").read_text().count("@example.kz") == 3
 
 
 def test_messages_give_the_address_in_the_readers_language_or_the_room_staff_typed(app, client):
@@ -785,6 +1067,51 @@ def test_the_feedback_request_and_the_resolution_check_link_their_answer(
     logged = (tmp_path / "m").read_text() + (tmp_path / "sms.log").read_text()
     assert "/feedback/[redacted]" in logged and "/resolved/[redacted]" in logged
     assert not any(link in logged for link in links.values())
+
+
+def test_a_failed_feedback_request_sent_again_carries_its_answer_link(
+    app, client, smtp_server
+):
+    """The answer link is dropped from a message that failed, like the manage link; "Send
+    again" puts the same signed link back (nothing to issue: it is not stored) and leaves the
+    booking's manage link as it was."""
+    from receptions.booking.answer_links import Purpose, booking_id_of
+    from tests.hostile import booking_with_token, outcome_long_ago
+
+    port, inbox = smtp_server
+    app.config.update(PUBLIC_URL="https://ashyq-esik.kz", MAIL_PORT=_free_port())
+    session = make_open_session(starts_in_hours=-3)
+    booking, token = booking_with_token(session.slots[0], email="saule@example.kz")
+    booking.locale = "en"
+    outcome_long_ago(booking)
+    manage_hash = booking.manage_token_hash
+    assert booking_services.queue_feedback_requests() == 1
+    at = utcnow()
+    for _ in range(MAX_ATTEMPTS):
+        send_due(at=at)
+        at += timedelta(hours=6)
+    db.session.expire_all()
+    failed = db.session.scalars(
+        select(Notification).where(
+            Notification.channel == "email", Notification.template == "feedback_request"
+        )
+    ).one()
+    assert failed.status == "failed" and "answer_url" not in failed.payload
+    _sign_in_admin(client)
+    page = client.get("/admin/notifications/?status=failed", headers={"Accept-Language": "en"})
+    assert "Its manage link was removed" not in page.get_data(as_text=True)
+    done = _send_again(client, failed.id)
+    assert done.status_code == 200
+    assert "The message will be sent again." in done.get_data(as_text=True)
+    app.config["MAIL_PORT"] = port
+    assert app.test_cli_runner().invoke(args=["notify", "send"]).exit_code == 0
+    ((_, content),) = inbox.messages
+    text = email.message_from_string(content, policy=email.policy.default).get_body()
+    found = re.search(r"https://ashyq-esik\.kz/feedback/(\S+)", text.get_content())
+    assert found and booking_id_of(found[1], Purpose.feedback) == booking.id
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).manage_token_hash == manage_hash
+    assert client.get(f"/m/{token}").status_code == 200
 
 
 def test_links_in_messages_ignore_the_host_the_request_came_by(app, client):
