@@ -1174,3 +1174,38 @@ def test_production_refuses_to_start_without_a_usable_public_address(db_url, pub
         assert build("booking.status", reference="ATY-7K3M9Q") == (
             "https://gov.kz/ashyq/status/ATY-7K3M9Q"
         )
+
+
+@pytest.mark.parametrize(
+    ("template", "old_wording"),
+    [
+        ("reminder", "Follow the status: https://ashyq-esik.kz/status/"),
+        ("slot_freed", "open the link in your confirmation message"),
+        ("session_cancelled", "Please choose another time on the institution's page."),
+        ("feedback_request", "Please rate the meeting on your booking page."),
+        ("resolution_check", "the link in your first message"),
+    ],
+)
+def test_a_message_queued_before_the_links_were_added_is_sent_in_its_old_wording(
+    app, client, template, old_wording
+):
+    """Messages waiting in the outbox when the links came (no institution or answer link in
+    their payload) are still written, not failed by the strict templates."""
+    app.config["PUBLIC_URL"] = "https://ashyq-esik.kz"
+    book(client, make_open_session().slots[0].id, make_topic(), lang="en")
+    confirmation = db.session.scalars(select(Notification)).first()
+    payload = {
+        k: v for k, v in confirmation.payload.items() if k not in ("manage_url", "answer_url")
+    }
+    payload.pop("institution_url", None)
+    extra = {"slot_freed": {"freed_at": payload["starts_at"]}, "session_cancelled": {"reason": ""}}
+    message = Notification(
+        channel="email",
+        recipient="saule@example.kz",
+        template=template,
+        locale="en",
+        payload={**payload, **extra.get(template, {})},
+        booking_id=confirmation.booking_id,
+    )
+    text = render(message).body
+    assert old_wording in text, text
