@@ -316,6 +316,8 @@ def make_notification(recipient: str, *, status: str = "pending", **values: Any)
         "starts_at": "2026-12-01T05:00:00+00:00",
         "location": "Кабинет 1",
         "reference": "TST-2345AB",
+        "status_url": "http://localhost/status/TST-2345AB",
+        "institution_url": "http://localhost/institutions/1",
     }
     defaults = dict(channel=channel, template="reminder", locale="ru", payload=payload, attempts=0)
     notification = Notification(recipient=recipient, status=status, **{**defaults, **values})
