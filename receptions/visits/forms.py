@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
@@ -130,6 +131,16 @@ class CloseSessionForm(Form):
     # page showed, so that a confirmation never covers a booking the user did not see.
     mark_no_shows = BooleanField(_l("Mark the remaining bookings as no-show"))
     unmarked = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)])
+
+    def show_listed(self, *, unmarked: int) -> None:
+        """Name in each confirmation's label how many it covers on the page as read now; one
+        ticked for another number (the session changed meanwhile) is shown unticked."""
+        self.mark_no_shows.label.text = _(
+            "Confirm that the remaining bookings did not come (%(num)s) and mark them as no-show",
+            num=unmarked,
+        )
+        if self.unmarked.data != unmarked:
+            self.mark_no_shows.data = False
 
 
 class ReopenSessionForm(Form):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -87,8 +88,12 @@ class CitizensReceived(Conflict):
     )
 
 
-class UnmarkedBookings(Conflict):
-    message = _l("Some bookings are not marked as attended or no-show.")
+class SessionChanged(InvalidEntry):
+    """What the user confirmed on the close-out page no longer matches the session (a booking was
+    marked on the agenda while the page was open, say): the page is shown again, re-read, with
+    the message at the confirmation that no longer holds."""
+
+    status_code = 409
 
 
 def require_workspace(actor: User, institution_id: int) -> Institution:
@@ -741,6 +746,24 @@ def _unmarked_message(unmarked: list[Booking], zone: ZoneInfo) -> str:
     )
 
 
+def _check_confirmation(
+    name: str,
+    listed: list[Any],
+    confirmed: int | None,
+    missing: Callable[[], str],
+    changed: Callable[[], str],
+) -> None:
+    """A close-out confirmation (the form's field `name`) covers exactly what the page listed:
+    `confirmed` is how many the page showed when the user ticked it, None when they did not.
+    Once nothing is left to confirm (all marked on the agenda meanwhile, say) none is needed."""
+    if not listed:
+        return
+    if confirmed is None:
+        raise InvalidEntry({name: missing()})
+    if confirmed != len(listed):
+        raise SessionChanged({name: changed()})
+
+
 def close_session(
     actor: User,
     session_id: int,
@@ -776,10 +799,17 @@ def close_session(
         marked_no_show = 0
         if held:
             unmarked = _unmarked_bookings(session.id)
-            if unmarked and mark_no_shows is None:
-                raise UnmarkedBookings(_unmarked_message(unmarked, tz_of(session.institution)))
-            if mark_no_shows is not None and mark_no_shows != len(unmarked):
-                raise StaleRecord()  # the list changed since the page was shown
+            _check_confirmation(
+                "mark_no_shows",
+                unmarked,
+                mark_no_shows,
+                lambda: _unmarked_message(unmarked, tz_of(session.institution)),
+                lambda: _(
+                    "The bookings of this session changed while the page was open. Check the "
+                    "list again and confirm anew. Not marked now: %(count)s.",
+                    count=len(unmarked),
+                ),
+            )
             for booking in unmarked:  # confirmed by the user: they did not come
                 booking.status = BookingStatus.no_show.value
                 booking.checked_in_at = clock_now()
@@ -790,7 +820,9 @@ def close_session(
             session.received_count = received
         else:
             if received:
-                raise Conflict(str(_l("Citizens were received at this session: close it as held.")))
+                raise InvalidEntry(
+                    {"held": _("Citizens were received at this session: close it as held.")}
+                )
             session.status = SessionStatus.cancelled.value
             session.cancel_reason = reason.strip()
             outbox = cancel_for_session(session)

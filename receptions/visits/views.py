@@ -299,7 +299,16 @@ def close_out(institution_id: int):
     return _close_out_page(services.require_workspace(current_user, institution_id))
 
 
-def _close_out_page(institution: Institution, refused: tuple[int, CloseSessionForm] | None = None):
+def _close_out_page(
+    institution: Institution,
+    refused: tuple[int, CloseSessionForm] | None = None,
+    *,
+    status: int = 422,
+    refusal: DomainError | None = None,
+):
+    """The close-out page, read afresh; `refused` is a session's close form sent back with what
+    was typed and its errors at the fields, and `refusal` one about the whole session (closed by
+    someone else meanwhile, say), said above the list."""
     items = services.sessions_to_close(current_user, institution.id)
     forms = {
         item.session.id: _identified(CloseSessionForm(formdata=None), f"close-{item.session.id}")
@@ -307,19 +316,23 @@ def _close_out_page(institution: Institution, refused: tuple[int, CloseSessionFo
     }
     if refused is not None:
         forms[refused[0]] = _identified(refused[1], f"close-{refused[0]}")
+    for item in items:
+        forms[item.session.id].show_listed(unmarked=len(item.unmarked))
     return render_template(
         "visits/close_out.html",
         institution=institution,
         items=items,
         forms=forms,
         refused_form=refused[1] if refused else None,
-    ), (422 if refused else 200)
+        refusal=refusal.user_message if refusal else None,
+    ), (refusal.status_code if refusal else status if refused else 200)
 
 
 @bp.route("/sessions/<int:session_id>/close", methods=["POST"])
 @WORKSPACE
 def close_session(session_id: int):
     form = CloseSessionForm()
+    status = 422
     if form.validate_on_submit():
         try:
             session: ScheduledSession = services.close_session(
@@ -329,13 +342,17 @@ def close_session(session_id: int):
                 reason=form.reason.data or "",
                 mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
             )
-        except services.InvalidEntry as refusal:
+        except services.InvalidEntry as refusal:  # 409 when the session changed meanwhile
             show_refusal(form, refusal)
+            status = refusal.status_code
+        except Conflict as refusal:  # closed by someone else meanwhile
+            institution = services.session_in_workspace(current_user, session_id).institution
+            return _close_out_page(institution, refusal=refusal)
         else:
             flash(_("The session has been closed."), "success")
             return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
     session = services.session_in_workspace(current_user, session_id)
-    return _close_out_page(session.institution, (session_id, form))
+    return _close_out_page(session.institution, (session_id, form), status=status)
 
 
 @bp.route("/sessions/<int:session_id>/reopen", methods=["POST"])

@@ -286,9 +286,7 @@ def test_a_session_with_a_citizen_received_cannot_be_cancelled(client, app):
     ]
 
 
-def test_a_walk_in_registered_before_the_start_keeps_the_session_from_being_cancelled(
-    client, app
-):
+def test_a_walk_in_registered_before_the_start_keeps_the_session_from_being_cancelled(client, app):
     from receptions.schedules import services as schedules
 
     session, _bookings, head = _afternoon_reception(app)
@@ -661,13 +659,36 @@ def test_session_close_out_is_exact_and_happens_once(client, app):
     _check_in(client, session, bookings[1], "no_show")
     url = f"/staff/institutions/{session.institution_id}/close-out"
     assert str(session.id) in client.get(url).get_data(as_text=True)
-    refused = _close(client, session, held="no", reason="x")
-    assert refused.status_code == 409  # someone was received: it was held
     assert _close(client, session, held="yes").status_code == 303
     db.session.expire_all()
     closed = db.session.get(ScheduledSession, session.id)
     assert closed.status == "held" and closed.received_count == 1
-    assert _close(client, session, held="yes").status_code == 409
+    # Closed twice (from a page left open): the close-out page again, saying why.
+    again = _close(client, session, held="yes")
+    page = again.get_data(as_text=True)
+    assert again.status_code == 409 and "This session is already closed." in page
+    assert "<h1>Sessions to close" in page and "data-error-summary" in page
+
+
+def test_closing_as_not_held_a_session_where_citizens_were_received_keeps_what_was_typed(
+    client, app
+):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    booking = make_booking(session.slots[0])
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, booking, "attended")
+    refused = _close(client, session, held="no", reason="Свет отключили")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in page
+    assert "Citizens were received at this session: close it as held." in page
+    assert (
+        f'id="close-{session.id}-held-error"' in page and f'href="#close-{session.id}-held"' in page
+    )
+    assert re.search(rf'id="held-no-{session.id}"[^>]*checked[^>]*aria-invalid="true"', page)
+    assert 'value="Свет отключили"' in page  # the reason is not lost
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
 
 
 def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app):
@@ -756,7 +777,9 @@ def test_closing_as_not_held_cancels_the_bookings_and_tells_the_citizens(client,
     sign_in(client, head.email, PASSWORD)
     assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
     db.session.expire_all()
-    assert [db.session.get(Booking, b.id).status for b in booked] == ["cancelled_by_institution"] * 2
+    assert [db.session.get(Booking, b.id).status for b in booked] == [
+        "cancelled_by_institution"
+    ] * 2
     assert db.session.get(Booking, withdrawn.id).status == "cancelled_by_citizen"
     assert [s.booked for s in db.session.get(ScheduledSession, session.id).slots] == [0, 0, 0]
     events = db.session.scalars(select(StatusEvent).order_by(StatusEvent.booking_id)).all()
@@ -824,16 +847,26 @@ def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
     assert "Белгісіз Екінші" in page and "Белгісіз Үшінші" in page
     assert "remaining bookings did not come (2) and mark them as no-show" in page
 
-    refused = _close(client, session, held="yes")
+    # Not confirmed: the close-out page again, the message at the confirmation.
+    refused = _close(client, session, held="yes", reason="Жарық болды")
     text = refused.get_data(as_text=True)
-    assert refused.status_code == 409
-    assert "Белгісіз Екінші" in text and "Белгісіз Үшінші" in text and "Келді" not in text
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    box = f"close-{session.id}-mark_no_shows"
+    assert f'href="#{box}"' in text and f'id="{box}-error"' in text
+    checkbox = re.search(rf'<input[^>]*id="{box}"[^>]*>', text).group(0)
+    assert 'aria-invalid="true"' in checkbox and f"{box}-error" in checkbox
+    assert "checked" not in checkbox
+    error = re.search(rf'id="{box}-error">([^<]*)<', text).group(1)
+    assert "Белгісіз Екінші" in error and "Белгісіз Үшінші" in error and "Келді" not in error
+    assert re.search(rf'id="held-yes-{session.id}"[^>]*checked', text)
+    assert 'value="Жарық болды"' in text
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "planned"
     assert [db.session.get(Booking, b.id).status for b in bookings[1:]] == ["booked", "booked"]
 
     # A confirmation for a different number of bookings than are left is stale.
-    assert _close(client, session, held="yes", mark_no_shows="y", unmarked="1").status_code == 409
+    stale = _close(client, session, held="yes", mark_no_shows="y", unmarked="1")
+    assert stale.status_code == 409 and f'id="{box}-error"' in stale.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "planned"
 
@@ -855,6 +888,72 @@ def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
         select(AuditEvent).where(AuditEvent.action == "session.closed")
     ).one()
     assert closing.user_id == head.id and closing.details["marked_no_show"] == 2
+
+
+def test_a_booking_marked_on_the_agenda_while_close_out_was_open_shows_the_page_read_again(
+    client, app
+):
+    """The reviewer's case (c): a citizen checked in from the agenda while the close-out page,
+    confirming two no-shows, was open. The page is read again: the one left is listed, the
+    confirmation asked anew, and the choice and the reason typed are kept."""
+    session = make_open_session(slots=2, starts_in_hours=-3)
+    bookings = [make_booking(slot, name=f"Азамат {n}") for n, slot in enumerate(session.slots)]
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    shown = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "did not come (2)" in shown
+    _check_in(client, session, bookings[0], "attended")  # from the agenda, meanwhile
+    response = client.post(
+        f"/staff/sessions/{session.id}/close",
+        data={
+            "csrf_token": csrf_from(shown),
+            "held": "yes",
+            "reason": "Бәрі келді",
+            "mark_no_shows": "y",
+            "unmarked": "2",
+        },
+        headers={"Accept-Language": "en"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "Please correct the following:" in page
+    box = f"close-{session.id}-mark_no_shows"
+    error = re.search(rf'id="{box}-error">([^<]*)<', page).group(1)
+    assert "changed while the page was open" in error and "Not marked now: 1." in error
+    checkbox = re.search(rf'<input[^>]*id="{box}"[^>]*>', page).group(0)
+    assert "checked" not in checkbox and 'aria-invalid="true"' in checkbox
+    assert "did not come (1)" in page and 'name="unmarked" value="1"' in page
+    listed = page[page.index("Not marked as attended or no-show:") :]
+    assert "Азамат 1" in listed and "Азамат 0" not in listed.split("</ul>")[0]
+    assert re.search(rf'id="held-yes-{session.id}"[^>]*checked', page)
+    assert 'value="Бәрі келді"' in page
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert db.session.get(Booking, bookings[1].id).status == "booked"
+    # Confirmed anew for what is listed now, it closes.
+    done = _close(client, session, held="yes", mark_no_shows="y", unmarked="1")
+    assert done.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).received_count == 1
+    assert db.session.get(Booking, bookings[1].id).status == "no_show"
+
+
+def test_a_confirmation_left_with_nothing_to_cover_does_not_hold_the_close_out_back(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    booking = make_booking(session.slots[0])
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    shown = client.get(url).get_data(as_text=True)
+    _check_in(client, session, booking, "attended")  # the one listed came after all
+    response = client.post(
+        f"/staff/sessions/{session.id}/close",
+        data={"csrf_token": csrf_from(shown), "held": "yes", "mark_no_shows": "y", "unmarked": "1"},
+    )
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status == "attended"
+    assert db.session.get(ScheduledSession, session.id).received_count == 1
 
 
 def test_a_closed_session_refuses_check_ins_walk_ins_and_new_questions(client, day):
@@ -1600,7 +1699,7 @@ def test_admin_filters_the_audit_log_by_user_record_and_dates(client, app):
     kazakh = client.get("/admin/audit", headers={"Accept-Language": "kk"}).get_data(as_text=True)
     with force_locale("kk"):
         assert gettext("Citizen checked in") in kazakh and gettext("Walk-in registered") in kazakh
-        assert f'{gettext("Booking")} #7' in kazakh
+        assert f"{gettext('Booking')} #7" in kazakh
         assert gettext("Citizen checked in") != "Citizen checked in"
 
 
