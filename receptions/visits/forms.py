@@ -127,20 +127,59 @@ class CloseSessionForm(Form):
     reason = StringField(
         _l("Reason, if it did not take place"), validators=[Optional(), Length(max=500)]
     )
-    # An explicit, audited confirmation: check-in is never automatic. `unmarked` is the number the
-    # page showed, so that a confirmation never covers a booking the user did not see.
+    # Explicit, audited confirmations: check-in is never automatic, nor is an outcome. Each hidden
+    # count is the number the page listed, so that a confirmation never covers a booking, a
+    # question or a citizen the user did not see.
     mark_no_shows = BooleanField(_l("Mark the remaining bookings as no-show"))
     unmarked = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)])
+    confirm_without_outcome = BooleanField(_l("Close with the questions without an outcome"))
+    without_outcome = IntegerField(
+        widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)]
+    )
+    confirm_no_question = BooleanField(_l("Confirm that these citizens raised no question"))
+    without_question = IntegerField(
+        widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)]
+    )
 
-    def show_listed(self, *, unmarked: int) -> None:
+    def confirmed(self, confirmation: BooleanField, shown: IntegerField) -> int | None:
+        """How many the page listed when the user ticked `confirmation`; None if not ticked."""
+        return shown.data if confirmation.data else None
+
+    def show_listed(self, *, unmarked: int, without_outcome: int, without_question: int) -> None:
         """Name in each confirmation's label how many it covers on the page as read now; one
         ticked for another number (the session changed meanwhile) is shown unticked."""
-        self.mark_no_shows.label.text = _(
-            "Confirm that the remaining bookings did not come (%(num)s) and mark them as no-show",
-            num=unmarked,
+        labels = (
+            (
+                self.mark_no_shows,
+                self.unmarked,
+                unmarked,
+                _(
+                    "Confirm that the remaining bookings did not come (%(num)s) and mark them "
+                    "as no-show",
+                    num=unmarked,
+                ),
+            ),
+            (
+                self.confirm_without_outcome,
+                self.without_outcome,
+                without_outcome,
+                _(
+                    "Close with the questions without an outcome (%(num)s): they stay on the "
+                    "follow-up list until one is recorded",
+                    num=without_outcome,
+                ),
+            ),
+            (
+                self.confirm_no_question,
+                self.without_question,
+                without_question,
+                _("Confirm that these citizens raised no question (%(num)s)", num=without_question),
+            ),
         )
-        if self.unmarked.data != unmarked:
-            self.mark_no_shows.data = False
+        for confirmation, shown, count, label in labels:
+            confirmation.label.text = label
+            if shown.data != count:
+                confirmation.data = False
 
 
 class ReopenSessionForm(Form):

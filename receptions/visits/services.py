@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
 from ..reports.scope import next_month, previous_month, year_and_month
-from ..reports.services import changes_since_signoff
+from ..reports.services import changes_since_signoff, questions_without_outcome
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from .models import (
     MonthSignoff,
@@ -660,20 +659,38 @@ def _notify_outcome(booking: Booking | None) -> list[Notification | None]:
     ]
 
 
-def follow_up(actor: User, institution_id: int) -> list[Question]:
-    """Pending questions, overdue first (earliest due date first); names are shown, so audited."""
+@dataclass
+class FollowUp:
+    """The follow-up worklist: questions being resolved, overdue first, and questions raised
+    with no outcome recorded yet (closed-out sessions included), oldest first."""
+
+    pending: list[Question]
+    without_outcome: list[Question]
+
+
+def follow_up(actor: User, institution_id: int) -> FollowUp:
+    """The questions still to be dealt with; names are shown, so audited."""
     require_workspace(actor, institution_id)
-    questions = list(
-        db.session.scalars(
-            select(Question)
-            .where(
-                Question.institution_id == institution_id,
-                Question.outcome == Outcome.pending.value,
-                Question.closed_at.is_(None),
+
+    def open_questions(*where: Any, order: tuple[Any, ...]) -> list[Question]:
+        return list(
+            db.session.scalars(
+                select(Question)
+                .where(Question.institution_id == institution_id, *where)
+                .options(selectinload(Question.visit), selectinload(Question.topic))
+                .order_by(*order)
             )
-            .options(selectinload(Question.visit), selectinload(Question.topic))
-            .order_by(Question.due_date, Question.id)
         )
+
+    result = FollowUp(
+        pending=open_questions(
+            Question.outcome == Outcome.pending.value,
+            Question.closed_at.is_(None),
+            order=(Question.due_date, Question.id),
+        ),
+        without_outcome=open_questions(
+            Question.outcome.is_(None), order=(Question.created_at, Question.id)
+        ),
     )
     with write_transaction():
         audit(
@@ -681,9 +698,9 @@ def follow_up(actor: User, institution_id: int) -> list[Question]:
             "institution",
             institution_id,
             page="follow_up",
-            questions=len(questions),
+            questions=len(result.pending) + len(result.without_outcome),
         )
-    return questions
+    return result
 
 
 # --- close-out -----------------------------------------------------------------------------------
@@ -691,8 +708,22 @@ def follow_up(actor: User, institution_id: int) -> list[Question]:
 
 @dataclass
 class SessionToClose:
+    """A past session still open, with what is left unrecorded at it: bookings nobody marked,
+    questions without an outcome and citizens received with no question recorded."""
+
     session: ScheduledSession
     unmarked: list[Booking]
+    without_outcome: list[Question]
+    without_question: list[Visit]
+
+    @classmethod
+    def read(cls, session: ScheduledSession) -> SessionToClose:
+        return cls(
+            session,
+            _unmarked_bookings(session.id),
+            _questions_without_outcome(session.id),
+            _visits_without_question(session.id),
+        )
 
 
 def _unmarked_bookings(session_id: int) -> list[Booking]:
@@ -708,8 +739,32 @@ def _unmarked_bookings(session_id: int) -> list[Booking]:
     )
 
 
+def _questions_without_outcome(session_id: int) -> list[Question]:
+    """Questions raised at the session that have no outcome recorded."""
+    return list(
+        db.session.scalars(
+            select(Question)
+            .join(Visit, Visit.id == Question.visit_id)
+            .where(Visit.session_id == session_id, Question.outcome.is_(None))
+            .options(selectinload(Question.visit), selectinload(Question.topic))
+            .order_by(Visit.at, Visit.id, Question.id)
+        )
+    )
+
+
+def _visits_without_question(session_id: int) -> list[Visit]:
+    """Citizens received at the session with no question recorded."""
+    return list(
+        db.session.scalars(
+            select(Visit)
+            .where(Visit.session_id == session_id, ~Visit.questions.any())
+            .order_by(Visit.at, Visit.id)
+        )
+    )
+
+
 def sessions_to_close(actor: User, institution_id: int) -> list[SessionToClose]:
-    """Past sessions still open, each with the bookings nobody marked (names shown: audited)."""
+    """Past sessions still open, each with what is left unrecorded (names shown: audited)."""
     require_workspace(actor, institution_id)
     sessions = db.session.scalars(
         select(ScheduledSession)
@@ -720,16 +775,21 @@ def sessions_to_close(actor: User, institution_id: int) -> list[SessionToClose]:
         )
         .order_by(ScheduledSession.starts_at)
     ).all()
-    items = [SessionToClose(s, _unmarked_bookings(s.id)) for s in sessions]
-    shown = sum(len(item.unmarked) for item in items)
-    if shown:
+    items = [SessionToClose.read(s) for s in sessions]
+    bookings = sum(len(item.unmarked) for item in items)
+    visits = len(
+        {q.visit_id for item in items for q in item.without_outcome}
+        | {v.id for item in items for v in item.without_question}
+    )
+    if bookings or visits:
         with write_transaction():
             audit(
                 "personal_data.viewed",
                 "institution",
                 institution_id,
                 page="close_out",
-                bookings=shown,
+                bookings=bookings,
+                visits=visits,
             )
     return items
 
@@ -746,22 +806,77 @@ def _unmarked_message(unmarked: list[Booking], zone: ZoneInfo) -> str:
     )
 
 
-def _check_confirmation(
-    name: str,
-    listed: list[Any],
-    confirmed: int | None,
-    missing: Callable[[], str],
-    changed: Callable[[], str],
-) -> None:
-    """A close-out confirmation (the form's field `name`) covers exactly what the page listed:
-    `confirmed` is how many the page showed when the user ticked it, None when they did not.
-    Once nothing is left to confirm (all marked on the agenda meanwhile, say) none is needed."""
-    if not listed:
-        return
-    if confirmed is None:
-        raise InvalidEntry({name: missing()})
-    if confirmed != len(listed):
-        raise SessionChanged({name: changed()})
+def _unrecorded_message(item: SessionToClose, name: str) -> str:
+    """What the close-out confirmation `name` asks the user to record or confirm, by name."""
+    if name == "mark_no_shows":
+        return _unmarked_message(item.unmarked, tz_of(item.session.institution))
+    if name == "confirm_without_outcome":
+        return _(
+            "Record an outcome for each question, or confirm that the session is closed with "
+            "them without one: they stay on the follow-up list. Without an outcome: "
+            "%(questions)s.",
+            questions=", ".join(
+                f"{q.visit.citizen_name} ({q.topic.name})" for q in item.without_outcome
+            ),
+        )
+    return _(
+        "Record the question each of these citizens raised, or confirm that they raised none: "
+        "%(visits)s.",
+        visits=", ".join(v.citizen_name for v in item.without_question),
+    )
+
+
+def _changed_message(name: str, count: int) -> str:
+    """The close-out confirmation `name` was given for another list than the session has now."""
+    if name == "mark_no_shows":
+        return _(
+            "The bookings of this session changed while the page was open. Check the list again "
+            "and confirm anew. Not marked now: %(count)s.",
+            count=count,
+        )
+    if name == "confirm_without_outcome":
+        return _(
+            "The questions of this session changed while the page was open. Check the list "
+            "again and confirm anew. Without an outcome now: %(count)s.",
+            count=count,
+        )
+    return _(
+        "The citizens received at this session changed while the page was open. Check the "
+        "list again and confirm anew. Without a question now: %(count)s.",
+        count=count,
+    )
+
+
+@dataclass(frozen=True)
+class CloseOutConfirmations:
+    """How many of each list the close-out page showed when the user ticked its confirmation;
+    None where they did not tick it. A confirmation covers exactly what the page listed."""
+
+    mark_no_shows: int | None = None
+    confirm_without_outcome: int | None = None
+    confirm_no_question: int | None = None
+
+    def check(self, item: SessionToClose) -> None:
+        """Refuse a close-out as held that leaves something unrecorded without its confirmation
+        (InvalidEntry), or with a confirmation given for another list (SessionChanged). Once
+        nothing is left to confirm (all marked on the agenda meanwhile, say) none is needed."""
+        problems, changed = {}, False
+        listed = {
+            "mark_no_shows": item.unmarked,
+            "confirm_without_outcome": item.without_outcome,
+            "confirm_no_question": item.without_question,
+        }
+        for name, records in listed.items():
+            confirmed = getattr(self, name)
+            if not records:
+                continue
+            if confirmed is None:
+                problems[name] = _unrecorded_message(item, name)
+            elif confirmed != len(records):
+                problems[name] = _changed_message(name, len(records))
+                changed = True
+        if problems:
+            raise (SessionChanged if changed else InvalidEntry)(problems)
 
 
 def close_session(
@@ -770,16 +885,20 @@ def close_session(
     *,
     held: bool,
     reason: str = "",
-    mark_no_shows: int | None = None,
+    confirmed: CloseOutConfirmations | None = None,
 ) -> ScheduledSession:
     """Held (the count of citizens received is taken from the visits) or cancelled with a reason.
 
-    Check-in is never automatic: a session is closed as held only when every booking is marked,
-    or when staff confirm that exactly the `mark_no_shows` remaining bookings did not come; each
-    of those is audited under the confirming user. A session that did not take place ends its
-    bookings as a cancellation in advance does (cancelled by the institution, the citizens told),
-    so that none of them is left booked, or counted as booked, for a meeting that never was.
+    Check-in is never automatic, nor is an outcome: a session is closed as held only when every
+    booking is marked, every question has an outcome and every citizen received has a question,
+    or when staff confirm what is left (`confirmed`, see CloseOutConfirmations): that exactly the
+    remaining bookings did not come, each then audited under the confirming user; that the
+    questions without an outcome stay on the follow-up list; that the citizens without a
+    question raised none. A session that did not take place ends its bookings as a cancellation
+    in advance does (cancelled by the institution, the citizens told), so that none of them is
+    left booked, or counted as booked, for a meeting that never was.
     """
+    confirmed = confirmed or CloseOutConfirmations()
     session = session_in_workspace(actor, session_id)
     if not held and not reason.strip():
         raise InvalidEntry({"reason": _("Give the reason why the session did not take place.")})
@@ -796,28 +915,22 @@ def close_session(
             )
             or 0
         )
-        marked_no_show = 0
+        left: dict[str, int] = {}
         if held:
-            unmarked = _unmarked_bookings(session.id)
-            _check_confirmation(
-                "mark_no_shows",
-                unmarked,
-                mark_no_shows,
-                lambda: _unmarked_message(unmarked, tz_of(session.institution)),
-                lambda: _(
-                    "The bookings of this session changed while the page was open. Check the "
-                    "list again and confirm anew. Not marked now: %(count)s.",
-                    count=len(unmarked),
-                ),
-            )
-            for booking in unmarked:  # confirmed by the user: they did not come
+            item = SessionToClose.read(session)
+            confirmed.check(item)
+            for booking in item.unmarked:  # confirmed by the user: they did not come
                 booking.status = BookingStatus.no_show.value
                 booking.checked_in_at = clock_now()
                 _status_event(booking, "no_show")
                 audit("booking.check_in", "booking", booking.id, mark="no_show", close_out=True)
-            marked_no_show = len(unmarked)
+            left = {
+                "without_outcome": len(item.without_outcome),
+                "without_question": len(item.without_question),
+            }
             session.status = SessionStatus.held.value
             session.received_count = received
+            marked_no_show = len(item.unmarked)
         else:
             if received:
                 raise InvalidEntry(
@@ -826,6 +939,7 @@ def close_session(
             session.status = SessionStatus.cancelled.value
             session.cancel_reason = reason.strip()
             outbox = cancel_for_session(session)
+            marked_no_show = 0
         session.closed_at = clock_now()
         audit(
             "session.closed",
@@ -834,6 +948,7 @@ def close_session(
             held=held,
             received=received,
             marked_no_show=marked_no_show,
+            **left,
         )
     deliver_after_commit(outbox)
     return session
@@ -992,7 +1107,8 @@ def month_overview(actor: User, institution_id: int, month: str) -> MonthOvervie
 
 def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -> MonthSignoff:
     """The head freezes the month's figures; a later correction is a new version with a reason,
-    and only when the figures differ from the latest version."""
+    and only when the figures differ from the latest version. Every question of the month has an
+    outcome by then (one still being resolved is pending): the figures akimats report add up."""
     if actor.role_enum is not Role.head:
         raise Forbidden()
     institution = require_workspace(actor, institution_id)
@@ -1011,8 +1127,18 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
                     version=previous[-1].version,
                 )
             )
+        problems = {}
         if previous and not reason.strip():
-            raise InvalidEntry({"reason": _("Give the reason for the correction.")})
+            problems["reason"] = _("Give the reason for the correction.")
+        if without := questions_without_outcome(figures):
+            problems["confirm"] = _(
+                "Questions of the month without an outcome: %(count)s. Record an outcome for "
+                "each (the follow-up list shows them) before signing the month off, so that the "
+                "outcomes add up to the questions.",
+                count=without,
+            )
+        if problems:
+            raise InvalidEntry(problems)
         if figures["sessions_not_closed"]:
             raise Conflict(str(_l("Close every session of the month before signing it off.")))
         signoff = MonthSignoff(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TypeVar
 
@@ -16,7 +17,7 @@ from ..booking.services import topic_choices
 from ..errors import Conflict, DomainError
 from ..forms import Form, show_refusal
 from ..institutions.models import Institution
-from ..reports.services import questions_without_outcome
+from ..reports.services import figure
 from ..schedules.models import ScheduledSession
 from ..urls import whole_number
 from . import services
@@ -32,7 +33,7 @@ from .forms import (
 )
 from .history import question_history
 from .labels import MONTH_FIGURES, session_status_label
-from .models import Outcome, ReceivedBy, Visit
+from .models import Outcome, Question, ReceivedBy, Visit
 
 FormT = TypeVar("FormT", bound=Form)
 bp = Blueprint("visits", __name__, url_prefix="/staff")
@@ -186,10 +187,7 @@ def _visit_page(
     if form is None:
         form = QuestionForm(formdata=None)
         form.topic_id.choices = topic_field_choices(topic_choices())
-    outcome_forms = {
-        q.id: _outcome_form_class(q.outcome)(formdata=None, prefix=f"q{q.id}", version=q.version)
-        for q in visit.questions
-    }
+    outcome_forms = _outcome_forms(visit.questions)
     if refused is not None:
         outcome_forms[refused[0]] = refused[1]
     if received_form is None:
@@ -230,14 +228,22 @@ def _outcome_form_class(current_outcome: str | None) -> type[OutcomeForm | Close
     return CloseQuestionForm if current_outcome == Outcome.pending else OutcomeForm
 
 
+def _outcome_forms(questions: Iterable[Question]) -> dict[int, OutcomeForm | CloseQuestionForm]:
+    """A new outcome form for each question, by its id, at the version shown."""
+    return {
+        q.id: _outcome_form_class(q.outcome)(formdata=None, prefix=f"q{q.id}", version=q.version)
+        for q in questions
+    }
+
+
 @bp.route("/questions/<int:question_id>/outcome", methods=["POST"])
 @WORKSPACE
 def outcome(question_id: int):
     question = services.question_in_workspace(current_user, question_id)
     institution_id, visit_id = question.institution_id, question.visit_id
-    # Sent back to the page it came from: the follow-up list holds only pending questions, and
-    # `back` names a page, never an address.
-    from_follow_up = request.form.get("back") == "follow-up" and question.outcome == Outcome.pending
+    # Sent back to the page it came from: the follow-up list holds the questions still open
+    # (pending, or with no outcome yet), and `back` names a page, never an address.
+    from_follow_up = request.form.get("back") == "follow-up" and question.closed_at is None
     form = _outcome_form_class(question.outcome)(prefix=f"q{question_id}")
     if form.validate_on_submit():
         pending = isinstance(form, OutcomeForm)
@@ -276,17 +282,14 @@ def follow_up(institution_id: int):
 def _follow_up_page(
     institution: Institution, refused: tuple[int, CloseQuestionForm | OutcomeForm] | None = None
 ):
-    questions = services.follow_up(current_user, institution.id)
-    forms = {
-        q.id: CloseQuestionForm(formdata=None, prefix=f"q{q.id}", version=q.version)
-        for q in questions
-    }
+    worklist = services.follow_up(current_user, institution.id)
+    forms = _outcome_forms([*worklist.without_outcome, *worklist.pending])
     if refused is not None:
         forms[refused[0]] = refused[1]
     return render_template(
         "visits/follow_up.html",
         institution=institution,
-        questions=questions,
+        worklist=worklist,
         forms=forms,
         refused_form=refused[1] if refused else None,
         today=services.local_today(institution),
@@ -317,7 +320,11 @@ def _close_out_page(
     if refused is not None:
         forms[refused[0]] = _identified(refused[1], f"close-{refused[0]}")
     for item in items:
-        forms[item.session.id].show_listed(unmarked=len(item.unmarked))
+        forms[item.session.id].show_listed(
+            unmarked=len(item.unmarked),
+            without_outcome=len(item.without_outcome),
+            without_question=len(item.without_question),
+        )
     return render_template(
         "visits/close_out.html",
         institution=institution,
@@ -340,7 +347,15 @@ def close_session(session_id: int):
                 session_id,
                 held=form.held.data == "yes",
                 reason=form.reason.data or "",
-                mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
+                confirmed=services.CloseOutConfirmations(
+                    mark_no_shows=form.confirmed(form.mark_no_shows, form.unmarked),
+                    confirm_without_outcome=form.confirmed(
+                        form.confirm_without_outcome, form.without_outcome
+                    ),
+                    confirm_no_question=form.confirmed(
+                        form.confirm_no_question, form.without_question
+                    ),
+                ),
             )
         except services.InvalidEntry as refusal:  # 409 when the session changed meanwhile
             show_refusal(form, refusal)
@@ -403,5 +418,5 @@ def month(institution_id: int, month: str):
         form=form,
         overview=services.month_overview(current_user, institution_id, month),
         figure_labels=MONTH_FIGURES,
-        without_outcome=questions_without_outcome,
+        figure=figure,
     ), (422 if form.errors else 200)

@@ -610,6 +610,29 @@ def _close(client, session, **data):
     )
 
 
+CONFIRMATIONS = {
+    "unmarked": "mark_no_shows",
+    "without_outcome": "confirm_without_outcome",
+    "without_question": "confirm_no_question",
+}
+
+
+def _confirming(**listed):
+    """The close-out form's confirmations ticked for these counts, e.g. unmarked=2."""
+    return {
+        **{CONFIRMATIONS[name]: "y" for name in listed},
+        **{name: str(n) for name, n in listed.items()},
+    }
+
+
+def _checkbox_refused(page, box):
+    """The confirmation `box` carries its error, tied to it, and the summary links to it."""
+    assert f'href="#{box}"' in page and f'id="{box}-error"' in page
+    checkbox = re.search(rf'<input[^>]*id="{box}"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in checkbox and f"{box}-error" in checkbox
+    return checkbox
+
+
 def test_a_mistake_in_the_received_by_form_shows_the_visit_page_again(client, day):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
@@ -659,12 +682,12 @@ def test_session_close_out_is_exact_and_happens_once(client, app):
     _check_in(client, session, bookings[1], "no_show")
     url = f"/staff/institutions/{session.institution_id}/close-out"
     assert str(session.id) in client.get(url).get_data(as_text=True)
-    assert _close(client, session, held="yes").status_code == 303
+    assert _close(client, session, held="yes", **_confirming(without_question=1)).status_code == 303
     db.session.expire_all()
     closed = db.session.get(ScheduledSession, session.id)
     assert closed.status == "held" and closed.received_count == 1
     # Closed twice (from a page left open): the close-out page again, saying why.
-    again = _close(client, session, held="yes")
+    again = _close(client, session, held="yes", **_confirming(without_question=1))
     page = again.get_data(as_text=True)
     assert again.status_code == 409 and "This session is already closed." in page
     assert "<h1>Sessions to close" in page and "data-error-summary" in page
@@ -698,7 +721,7 @@ def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app)
     sign_in(client, head.email, PASSWORD)
     _check_in(client, session, bookings[0], "attended")
     _check_in(client, session, bookings[1], "attended")
-    assert _close(client, session, held="yes").status_code == 303
+    assert _close(client, session, held="yes", **_confirming(without_question=2)).status_code == 303
     agenda = client.get(
         f"{_agenda_url(session)}?date={session.local_date.isoformat()}",
         headers={"Accept-Language": "en"},
@@ -734,7 +757,7 @@ def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app)
     assert count(Visit, Visit.session_id == session.id) == 2  # nothing received is lost
     assert reopen("again").status_code == 409  # not closed any more
     # Closed again, it counts its citizens afresh.
-    assert _close(client, session, held="yes").status_code == 303
+    assert _close(client, session, held="yes", **_confirming(without_question=2)).status_code == 303
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).received_count == 2
 
@@ -852,9 +875,7 @@ def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
     text = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "Please correct the following:" in text
     box = f"close-{session.id}-mark_no_shows"
-    assert f'href="#{box}"' in text and f'id="{box}-error"' in text
-    checkbox = re.search(rf'<input[^>]*id="{box}"[^>]*>', text).group(0)
-    assert 'aria-invalid="true"' in checkbox and f"{box}-error" in checkbox
+    checkbox = _checkbox_refused(text, box)
     assert "checked" not in checkbox
     error = re.search(rf'id="{box}-error">([^<]*)<', text).group(1)
     assert "Белгісіз Екінші" in error and "Белгісіз Үшінші" in error and "Келді" not in error
@@ -865,12 +886,12 @@ def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
     assert [db.session.get(Booking, b.id).status for b in bookings[1:]] == ["booked", "booked"]
 
     # A confirmation for a different number of bookings than are left is stale.
-    stale = _close(client, session, held="yes", mark_no_shows="y", unmarked="1")
+    stale = _close(client, session, held="yes", **_confirming(unmarked=1))
     assert stale.status_code == 409 and f'id="{box}-error"' in stale.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "planned"
 
-    done = _close(client, session, held="yes", mark_no_shows="y", unmarked="2")
+    done = _close(client, session, held="yes", **_confirming(without_question=1, unmarked=2))
     assert done.status_code == 303
     db.session.expire_all()
     closed = db.session.get(ScheduledSession, session.id)
@@ -920,18 +941,22 @@ def test_a_booking_marked_on_the_agenda_while_close_out_was_open_shows_the_page_
     box = f"close-{session.id}-mark_no_shows"
     error = re.search(rf'id="{box}-error">([^<]*)<', page).group(1)
     assert "changed while the page was open" in error and "Not marked now: 1." in error
-    checkbox = re.search(rf'<input[^>]*id="{box}"[^>]*>', page).group(0)
-    assert "checked" not in checkbox and 'aria-invalid="true"' in checkbox
+    checkbox = _checkbox_refused(page, box)
+    assert "checked" not in checkbox
     assert "did not come (1)" in page and 'name="unmarked" value="1"' in page
     listed = page[page.index("Not marked as attended or no-show:") :]
     assert "Азамат 1" in listed and "Азамат 0" not in listed.split("</ul>")[0]
     assert re.search(rf'id="held-yes-{session.id}"[^>]*checked', page)
     assert 'value="Бәрі келді"' in page
+    # The citizen checked in meanwhile is listed too, with no question recorded yet.
+    assert re.search(
+        r"Received, with no question recorded:</p>\s*<ul[^>]*><li><a[^>]*>Азамат 0<", page
+    )
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "planned"
     assert db.session.get(Booking, bookings[1].id).status == "booked"
     # Confirmed anew for what is listed now, it closes.
-    done = _close(client, session, held="yes", mark_no_shows="y", unmarked="1")
+    done = _close(client, session, held="yes", **_confirming(without_question=1, unmarked=1))
     assert done.status_code == 303
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).received_count == 1
@@ -945,15 +970,191 @@ def test_a_confirmation_left_with_nothing_to_cover_does_not_hold_the_close_out_b
     sign_in(client, head.email, PASSWORD)
     url = f"/staff/institutions/{session.institution_id}/close-out"
     shown = client.get(url).get_data(as_text=True)
-    _check_in(client, session, booking, "attended")  # the one listed came after all
+    _check_in(client, session, booking, "no_show")  # marked on the agenda meanwhile
     response = client.post(
         f"/staff/sessions/{session.id}/close",
         data={"csrf_token": csrf_from(shown), "held": "yes", "mark_no_shows": "y", "unmarked": "1"},
     )
     assert response.status_code == 303
     db.session.expire_all()
-    assert db.session.get(Booking, booking.id).status == "attended"
-    assert db.session.get(ScheduledSession, session.id).received_count == 1
+    assert db.session.get(Booking, booking.id).status == "no_show"
+    assert db.session.get(ScheduledSession, session.id).status == "held"
+
+
+def test_close_out_asks_for_the_outcomes_and_questions_left_unrecorded(client, app):
+    """The reviewer's case: the head reopens a past session and registers a walk-in with a
+    question and no outcome; a booked citizen checked in has no question at all. Close-out lists
+    both and asks either to record them or to confirm; the question then waits on the follow-up
+    list under "No outcome recorded"."""
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    booking = make_booking(session.slots[0], name="Сұрақсыз Азамат")
+    topic = make_topic(name_en="Roads")
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, booking, "attended")
+    assert (
+        _close(
+            client, session, **{"held": "yes", "confirm_no_question": "y", "without_question": "1"}
+        ).status_code
+        == 303
+    )
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+    reopened = submit(
+        client,
+        f"/staff/sessions/{session.id}/reopen",
+        {"reason": "Бір азамат"},
+        form_url=agenda_url,
+    )
+    assert reopened.status_code == 303
+    walk_in = submit(
+        client,
+        f"/staff/sessions/{session.id}/walk-in",
+        {"name": "Жаяу Келген", "topic_id": str(topic.id), "summary": "Жол", "received_by": "head"},
+    )
+    assert walk_in.status_code == 303
+    question = db.session.scalars(select(Question)).one()
+
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(
+        r"Questions without an outcome:</p>\s*<ul[^>]*><li><a[^>]*>Жаяу Келген</a> — Roads", page
+    )
+    assert re.search(
+        r"Received, with no question recorded:</p>\s*<ul[^>]*><li><a[^>]*>Сұрақсыз Азамат<", page
+    )
+    assert "Close with the questions without an outcome (1)" in page
+    assert "Confirm that these citizens raised no question (1)" in page
+
+    refused = _close(client, session, held="yes")
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    for box in (
+        f"close-{session.id}-confirm_without_outcome",
+        f"close-{session.id}-confirm_no_question",
+    ):
+        _checkbox_refused(text, box)
+    assert "Without an outcome: Жаяу Келген (Roads)." in text
+    assert "or confirm that they raised none: Сұрақсыз Азамат." in text
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+
+    confirmed = _close(
+        client, session, held="yes", **_confirming(without_outcome=1, without_question=1)
+    )
+    assert confirmed.status_code == 303
+    db.session.expire_all()
+    closed = db.session.get(ScheduledSession, session.id)
+    assert closed.status == "held" and closed.received_count == 2
+    closing = db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "session.closed")
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    assert closing.user_id == head.id
+    assert closing.details["without_outcome"] == 1 and closing.details["without_question"] == 1
+
+    # The follow-up list shows the question in a section of its own, and records its outcome.
+    follow_up_url = f"/staff/institutions/{session.institution_id}/follow-up"
+    page = client.get(follow_up_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    section = page[
+        page.index("<h2>No outcome recorded</h2>") : page.index("<h2>Being resolved</h2>")
+    ]
+    assert "Жаяу Келген" in section and "Жол" in section
+    assert re.search(rf"<input[^>]*name=\"q{question.id}-outcome\"[^>]*value=\"pending\"", section)
+    prefix = f"q{question.id}-"
+    recorded = submit(
+        client,
+        f"/staff/questions/{question.id}/outcome",
+        {
+            prefix + "outcome": "explained",
+            prefix + "version": str(question.version),
+            "back": "follow-up",
+        },
+        form_url=follow_up_url,
+    )
+    assert recorded.status_code == 303 and recorded.location.endswith(follow_up_url)
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).outcome == "explained"
+    page = client.get(follow_up_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "No outcome recorded" not in page
+
+
+def _held_and_month_over(session):
+    """Close the session as held (one citizen received) and move the app's clock a day past the
+    end of its month, when the month can be signed: its page's address and the clock's time."""
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+
+    closed = db.session.get(ScheduledSession, session.id)
+    closed.status, closed.received_count = "held", 1
+    db.session.commit()
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    _start, end = services.month_bounds(month, ZoneInfo("Asia/Almaty"))
+    current_app.config["FROZEN_NOW"] = end + timedelta(days=1)
+    return f"/staff/institutions/{session.institution_id}/months/{month}", end + timedelta(days=1)
+
+
+def test_a_month_with_questions_without_an_outcome_is_not_signed_off(client, day):
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first, second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
+    _outcome(client, first, outcome="explained")
+    url, app_clock = _held_and_month_over(session)
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Questions of the month without an outcome: 1." in page
+    assert f'href="/staff/institutions/{session.institution_id}/follow-up"' in page
+    refused = submit(client, url, {"confirm": "y"}, headers={"Accept-Language": "en"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    assert 'id="confirm-error"' in text and 'href="#confirm"' in text
+    error = re.search(r'id="confirm-error">([^<]*)<', text).group(1)
+    assert "without an outcome: 1." in error
+    assert count(MonthSignoff) == 0
+    db.session.expire_all()
+    _outcome(
+        client,
+        db.session.get(Question, second.id),
+        outcome="pending",
+        responsible="Завхоз",
+        due_date=(app_clock.date() + timedelta(days=5)).isoformat(),
+    )
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    assert count(MonthSignoff) == 1
+
+
+def test_changes_since_sign_off_include_the_questions_without_an_outcome(client, day):
+
+    from receptions.reports.services import changes_since_signoff
+
+    signed = {"questions": 2, "resolved": 1, "explained": 0, "pending": 0}
+    now = {"questions": 2, "resolved": 2, "explained": 0, "pending": 0}
+    assert changes_since_signoff(signed, now) == {"resolved": (1, 2), "without_outcome": (1, 0)}
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first,) = _questions_at_visit(client, session, bookings[0], topic, "Первый")
+    _outcome(client, first, outcome="explained")
+    url, _clock = _held_and_month_over(session)
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    # A question recorded later (the session reopened) has no outcome yet.
+    visit = _visit_of(bookings[0])
+    db.session.add(
+        Question(
+            visit_id=visit.id,
+            institution_id=visit.institution_id,
+            topic_id=topic.id,
+            summary="Кейін",
+        )
+    )
+    db.session.commit()
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    changes = page[page.index("Changes since version 1 was signed") :]
+    assert "Questions: 1 signed, 2 now" in changes
+    assert "No outcome recorded: 0 signed, 1 now" in changes
 
 
 def test_a_closed_session_refuses_check_ins_walk_ins_and_new_questions(client, day):
