@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from flask_babel import force_locale, gettext
@@ -2021,3 +2023,89 @@ def test_staff_forms_ask_for_a_topic_rather_than_file_under_the_first(client, da
     refused = submit(client, f"/staff/visits/{visit.id}", {"topic_id": "", "summary": "Ещё один"})
     assert refused.status_code == 422
     assert count(Question, Question.visit_id == visit.id) == 0
+
+
+class PageOutline(HTMLParser):
+    """The ids of a page and the names of its landmarks (sections, navigation, regions and forms
+    named by aria-label or aria-labelledby), as assistive technology lists them."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+    ROLES = {"section": "region", "nav": "navigation", "aside": "complementary", "form": "form"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.text: dict[str, str] = {}
+        self.open: list[tuple[str, str | None]] = []
+        self.named: list[tuple[str, dict[str, str]]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {name: value or "" for name, value in attrs}
+        if "id" in attributes:
+            self.ids.append(attributes["id"])
+            self.text[attributes["id"]] = ""
+        role = attributes.get("role") or self.ROLES.get(tag)
+        if role and ("aria-label" in attributes or "aria-labelledby" in attributes):
+            self.named.append((role, attributes))
+        if tag not in self.VOID:
+            self.open.append((tag, attributes.get("id")))
+
+    def handle_endtag(self, tag):
+        while self.open:
+            if self.open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        for _tag, id_ in self.open:
+            if id_ is not None:
+                self.text[id_] += data
+
+    @property
+    def duplicate_ids(self) -> list[str]:
+        return [id_ for id_, n in Counter(self.ids).items() if n > 1]
+
+    @property
+    def duplicate_landmarks(self) -> list[tuple[str, str]]:
+        names = Counter(
+            (
+                role,
+                " ".join(
+                    attributes.get("aria-label")
+                    or " ".join(self.text[i] for i in attributes["aria-labelledby"].split()).split()
+                ),
+            )
+            for role, attributes in self.named
+        )
+        return [landmark for landmark, n in names.items() if n > 1]
+
+
+def test_the_agenda_and_the_visit_page_repeat_no_id_and_no_landmark_name(client, day):
+    """WCAG 4.1.1 and landmark names: the agenda's check-in forms (one per booking), reopen forms
+    and booking tables, and a visit's questions on the same topic, each have ids and names of
+    their own."""
+    session, bookings, head, topic = day
+    other = make_open_session(session.institution, slots=2, earlier_today=True, kind="open_door")
+    for slot in other.slots:
+        make_booking(slot, topic=topic)
+    other.status, other.received_count, other.closed_at = "held", 0, utc_now()
+    db.session.commit()
+    sign_in(client, head.email, PASSWORD)
+    visit, _questions = _questions_at_visit(client, session, bookings[0], topic, "Бір", "Екі")
+
+    agenda = PageOutline(
+        client.get(_agenda_url(session), headers={"Accept-Language": "en"}).get_data(as_text=True)
+    )
+    assert agenda.ids.count("main") == 1 and len(agenda.named) >= 4
+    assert f"checkin-{bookings[1].id}-csrf_token" in agenda.ids
+    assert agenda.duplicate_ids == [] and agenda.duplicate_landmarks == []
+
+    page = client.get(f"/staff/visits/{visit.id}", headers={"Accept-Language": "en"})
+    outline = PageOutline(page.get_data(as_text=True))
+    names = [
+        " ".join(outline.text[a["aria-labelledby"]].split())
+        for role, a in outline.named
+        if role == "region" and "aria-labelledby" in a and a["aria-labelledby"].startswith("q")
+    ]
+    assert names == [f"Question 1: {topic.name}", f"Question 2: {topic.name}"]
+    assert outline.duplicate_landmarks == [] and outline.duplicate_ids == []
