@@ -118,6 +118,28 @@ class CloseQuestionForm(Form):
     version = HiddenField()
 
 
+class FollowUpChangeForm(Form):
+    """A pending question handed to another responsible person, or given a later due date."""
+
+    responsible = StringField(
+        _l("Responsible person"),
+        validators=[
+            DataRequired(message=_l("Name the person responsible for a pending question.")),
+            Length(max=200),
+        ],
+    )
+    due_date = DateField(
+        _l("Due date"),
+        validators=[InputRequired(message=_l("Enter the due date."))],
+        description=_l("At most a year ahead."),
+    )
+    reason = TextAreaField(
+        _l("Reason for the change"),
+        validators=[DataRequired(message=_l("Give the reason for the change.")), Length(max=1000)],
+    )
+    version = HiddenField()
+
+
 class CloseSessionForm(Form):
     held = RadioField(
         _l("Did the session take place?"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -570,6 +572,22 @@ def question_in_workspace(actor: User, question_id: int) -> Question:
     return _in_workspace(actor, Question, question_id)
 
 
+@contextmanager
+def _editing_question(question_id: int, expected_version: int | None) -> Iterator[Question]:
+    """The question, changed in one write transaction at the version the page showed:
+    StaleRecord when someone else changed it first, before or while this change is saved."""
+    try:
+        with write_transaction():
+            question = db.session.get(Question, question_id)
+            assert question is not None
+            if expected_version is not None and question.version != expected_version:
+                raise StaleRecord()
+            yield question
+            db.session.flush()
+    except StaleDataError as error:
+        raise StaleRecord() from error
+
+
 def record_outcome(
     actor: User,
     question_id: int,
@@ -597,47 +615,101 @@ def record_outcome(
             problems["due_date"] = problem
         if problems:
             raise InvalidEntry(problems)
-    try:
-        with write_transaction():
-            question = db.session.get(Question, question_id)
-            assert question is not None
-            if expected_version is not None and question.version != expected_version:
-                raise StaleRecord()
-            _check_visit_open(question.visit)
-            if question.closed_at is not None:
-                raise Conflict(str(_l("This question is already closed.")))
-            kind = "outcome" if question.outcome is None else "closed"
-            if kind == "closed" and outcome is Outcome.pending:
-                raise Conflict(str(_l("This question is already pending.")))
-            if kind == "closed" and not note.strip():
-                raise InvalidEntry({"note": _("Describe what was done to close the question.")})
-            question.outcome = outcome.value
-            question.outcome_at = clock_now()
-            question.responsible = (
-                responsible.strip() if outcome is Outcome.pending else question.responsible
+    with _editing_question(question_id, expected_version) as question:
+        _check_visit_open(question.visit)
+        if question.closed_at is not None:
+            raise Conflict(str(_l("This question is already closed.")))
+        kind = "outcome" if question.outcome is None else "closed"
+        if kind == "closed" and outcome is Outcome.pending:
+            raise Conflict(str(_l("This question is already pending.")))
+        if kind == "closed" and not note.strip():
+            raise InvalidEntry({"note": _("Describe what was done to close the question.")})
+        question.outcome = outcome.value
+        question.outcome_at = clock_now()
+        question.responsible = (
+            responsible.strip() if outcome is Outcome.pending else question.responsible
+        )
+        question.due_date = due_date if outcome is Outcome.pending else question.due_date
+        if outcome is not Outcome.pending:
+            question.closed_at = clock_now()
+            question.resolution_note = note.strip()
+        db.session.add(
+            QuestionEvent(
+                question_id=question.id,
+                kind=kind,
+                outcome=outcome.value,
+                due_date=question.due_date if outcome is Outcome.pending else None,
+                note=note.strip(),
+                at=clock_now(),
+                user_id=actor.id,
             )
-            question.due_date = due_date if outcome is Outcome.pending else question.due_date
-            if outcome is not Outcome.pending:
-                question.closed_at = clock_now()
-                question.resolution_note = note.strip()
+        )
+        # The citizen's status page reads this question's history from question_event.
+        outbox = _notify_outcome(question.visit.booking)
+        audit("question.outcome", "question", question.id, outcome=outcome.value, step=kind)
+    deliver_after_commit(outbox)
+    return question
+
+
+class QuestionNoLongerPending(Conflict):
+    message = _l(
+        "This question is no longer being resolved: an outcome was recorded in the meantime, so "
+        "its responsible person and due date stay as they were."
+    )
+
+
+def change_follow_up(
+    actor: User,
+    question_id: int,
+    *,
+    responsible: str,
+    due_date: date,
+    reason: str,
+    expected_version: int | None = None,
+) -> Question:
+    """Hand a pending question to another responsible person, or move its due date (within
+    today and a year ahead, as when it was set), with a reason. Each change is a step of the
+    question's history; the citizen's status page shows the new due date (never a name)."""
+    question = question_in_workspace(actor, question_id)
+    today = local_today(db.session.get(Institution, question.institution_id))
+    responsible, reason = responsible.strip(), reason.strip()
+    problems = {}
+    if not responsible:
+        problems["responsible"] = _("Name the person responsible for a pending question.")
+    if not reason:
+        problems["reason"] = _("Give the reason for the change.")
+    if problems:
+        raise InvalidEntry(problems)
+    with _editing_question(question_id, expected_version) as question:
+        if question.outcome != Outcome.pending or question.closed_at is not None:
+            raise QuestionNoLongerPending()
+        steps = []
+        if responsible != question.responsible:
+            steps.append({"kind": "reassigned", "responsible": responsible})
+        if due_date != question.due_date:
+            if problem := due_date_problem(due_date, today):
+                raise InvalidEntry({"due_date": problem})
+            steps.append({"kind": "due_date_changed", "due_date": due_date})
+        if not steps:
+            raise InvalidEntry({"responsible": _("Change the responsible person or the due date.")})
+        question.responsible, question.due_date = responsible, due_date
+        for step in steps:
             db.session.add(
                 QuestionEvent(
                     question_id=question.id,
-                    kind=kind,
-                    outcome=outcome.value,
-                    due_date=question.due_date if outcome is Outcome.pending else None,
-                    note=note.strip(),
+                    note=reason,
                     at=clock_now(),
                     user_id=actor.id,
+                    **step,
                 )
             )
-            # The citizen's status page reads this question's history from question_event.
-            outbox = _notify_outcome(question.visit.booking)
-            audit("question.outcome", "question", question.id, outcome=outcome.value, step=kind)
-            db.session.flush()
-    except StaleDataError as error:
-        raise StaleRecord() from error
-    deliver_after_commit(outbox)
+        audit(
+            "question.follow_up_changed",
+            "question",
+            question.id,
+            steps=[step["kind"] for step in steps],
+            due_date=due_date.isoformat(),
+        )
     return question
 
 
@@ -677,7 +749,11 @@ def follow_up(actor: User, institution_id: int) -> FollowUp:
             db.session.scalars(
                 select(Question)
                 .where(Question.institution_id == institution_id, *where)
-                .options(selectinload(Question.visit), selectinload(Question.topic))
+                .options(
+                    selectinload(Question.visit),
+                    selectinload(Question.topic),
+                    selectinload(Question.events),
+                )
                 .order_by(*order)
             )
         )

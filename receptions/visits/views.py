@@ -24,6 +24,7 @@ from . import services
 from .forms import (
     CloseQuestionForm,
     CloseSessionForm,
+    FollowUpChangeForm,
     OutcomeForm,
     QuestionForm,
     ReceivedByForm,
@@ -280,20 +281,82 @@ def follow_up(institution_id: int):
 
 
 def _follow_up_page(
-    institution: Institution, refused: tuple[int, CloseQuestionForm | OutcomeForm] | None = None
+    institution: Institution,
+    refused: tuple[int, CloseQuestionForm | OutcomeForm | FollowUpChangeForm] | None = None,
+    *,
+    status: int = 422,
+    refusal: DomainError | None = None,
 ):
+    """The follow-up list, read afresh; `refused` is a question's outcome or change form sent
+    back with what was typed and its errors, and `refusal` one about a question no longer listed
+    (closed by someone else meanwhile), said above the list."""
     worklist = services.follow_up(current_user, institution.id)
     forms = _outcome_forms([*worklist.without_outcome, *worklist.pending])
+    changes = {
+        q.id: FollowUpChangeForm(
+            formdata=None,
+            prefix=f"c{q.id}",
+            responsible=q.responsible,
+            due_date=q.due_date,
+            version=q.version,
+        )
+        for q in worklist.pending
+    }
     if refused is not None:
-        forms[refused[0]] = refused[1]
+        (changes if isinstance(refused[1], FollowUpChangeForm) else forms)[refused[0]] = refused[1]
     return render_template(
         "visits/follow_up.html",
         institution=institution,
         worklist=worklist,
         forms=forms,
+        changes=changes,
         refused_form=refused[1] if refused else None,
+        refusal=refusal.user_message if refusal else None,
         today=services.local_today(institution),
-    ), (422 if refused else 200)
+    ), (refusal.status_code if refusal else status if refused else 200)
+
+
+@bp.route("/questions/<int:question_id>/follow-up", methods=["POST"])
+@WORKSPACE
+def change_follow_up(question_id: int):
+    """A pending question's responsible person or due date, changed from the follow-up list."""
+    question = services.question_in_workspace(current_user, question_id)
+    institution = services.require_workspace(current_user, question.institution_id)
+    form = FollowUpChangeForm(prefix=f"c{question_id}")
+    status = 422
+    if form.validate_on_submit():
+        try:
+            services.change_follow_up(
+                current_user,
+                question_id,
+                responsible=form.responsible.data or "",
+                due_date=form.due_date.data,
+                reason=form.reason.data or "",
+                expected_version=whole_number(form.version.data),
+            )
+        except services.InvalidEntry as refusal:
+            show_refusal(form, refusal)
+        except services.StaleRecord:
+            # Changed by someone else while the page was open: shown again as it is now, with
+            # what was typed, to be checked and sent again at the version now shown.
+            current = services.question_in_workspace(current_user, question_id)  # re-read
+            if current.closed_at is not None:
+                return _follow_up_page(institution, refusal=services.QuestionNoLongerPending())
+            form.version.data = str(current.version)
+            form.version.errors = [
+                _(
+                    "Someone else changed this question while the page was open: its "
+                    "responsible person and due date are shown as they are now. Check them and "
+                    "send your change again."
+                )
+            ]
+            status = 409
+        except Conflict as refusal:  # an outcome was recorded meanwhile
+            return _follow_up_page(institution, refusal=refusal)
+        else:
+            flash(_("Your changes have been saved."), "success")
+            return redirect(url_for("visits.follow_up", institution_id=institution.id), 303)
+    return _follow_up_page(institution, (question_id, form), status=status)
 
 
 @bp.route("/institutions/<int:institution_id>/close-out")

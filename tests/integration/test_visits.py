@@ -1963,7 +1963,8 @@ def test_kazakh_staff_pages_put_no_case_ending_after_a_date_and_name_the_undo_ap
     base = f"/staff/institutions/{session.institution_id}"
     page = client.get(f"{base}/follow-up", headers=kk).get_data(as_text=True)
     assert "Мерзімі өтіп кетті: " in page
-    assert "дейін" not in page and page.count("ерзімі") == 1
+    status = re.search(r'<p><strong class="overdue-label">.*?</p>', page).group(0)
+    assert "дейін" not in page and status.count("ерзімі") == 1
     agenda = client.get(_agenda_url(session), headers=kk).get_data(as_text=True)
     assert "Белгіні алып тастау" in agenda and ">Болдырмау<" not in agenda
     empty = make_open_session(session.institution, slots=1, starts_in_hours=48)
@@ -2109,3 +2110,214 @@ def test_the_agenda_and_the_visit_page_repeat_no_id_and_no_landmark_name(client,
     ]
     assert names == [f"Question 1: {topic.name}", f"Question 2: {topic.name}"]
     assert outline.duplicate_landmarks == [] and outline.duplicate_ids == []
+
+
+def _pending(client, session, booking, topic, *, responsible="Завхоз", days=5):
+    """A question raised at the booking's visit and left pending with `responsible`."""
+    _visit, (question,) = _questions_at_visit(client, session, booking, topic, "Шатыр ағып тұр")
+    due = (almaty_today() + timedelta(days=days)).isoformat()
+    sent = _outcome(client, question, outcome="pending", responsible=responsible, due_date=due)
+    assert sent.status_code == 303
+    db.session.expire_all()
+    return db.session.get(Question, question.id)
+
+
+def _change_follow_up(client, question, *, version=None, **data):
+    url = f"/staff/institutions/{question.institution_id}/follow-up"
+    prefix = f"c{question.id}-"
+    payload = {prefix + k: v for k, v in data.items()}
+    payload[prefix + "version"] = str(version or question.version)
+    return submit(
+        client,
+        f"/staff/questions/{question.id}/follow-up",
+        payload,
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+
+
+def test_a_pending_question_is_handed_over_and_given_a_later_due_date_with_a_reason(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    question = _pending(client, session, bookings[0], topic)
+    url = f"/staff/institutions/{session.institution_id}/follow-up"
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f'action="/staff/questions/{question.id}/follow-up"' in page
+    assert "Change the responsible person or the due date" in page
+    assert re.search(rf'id="c{question.id}-responsible"[^>]*value="Завхоз"', page)
+
+    later = almaty_today() + timedelta(days=40)
+    sent = _change_follow_up(
+        client,
+        question,
+        responsible="Инженер Сейітов",
+        due_date=later.isoformat(),
+        reason="Мердігер материал күтуде",
+    )
+    assert sent.status_code == 303 and sent.location.endswith(url)
+    db.session.expire_all()
+    changed = db.session.get(Question, question.id)
+    assert changed.responsible == "Инженер Сейітов" and changed.due_date == later
+    assert changed.outcome == "pending" and changed.closed_at is None
+    steps = [(e.kind, e.responsible, e.due_date, e.note, e.user_id) for e in changed.events][2:]
+    assert steps == [
+        ("reassigned", "Инженер Сейітов", None, "Мердігер материал күтуде", head.id),
+        ("due_date_changed", "", later, "Мердігер материал күтуде", head.id),
+    ]
+    audit = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "question.follow_up_changed")
+    ).one()
+    assert audit.details["steps"] == ["reassigned", "due_date_changed"]
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "handed to Инженер Сейітов: Мердігер материал күтуде" in page
+    assert f"due date moved to {later.day} {later:%B %Y}" in page
+
+    # The citizen sees the new due date and that it changed; no name, no reason.
+    status = client.get(
+        f"/status/{bookings[0].reference}", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert f"due by {later.day} {later:%B %Y}" in status and "Due date changed" in status
+    assert "Сейітов" not in status and "Завхоз" not in status and "Мердігер" not in status
+
+    # Only the responsible person changes: one step, the due date stays.
+    again = db.session.get(Question, question.id)
+    sent = _change_follow_up(
+        client, again, responsible="Бекзат", due_date=later.isoformat(), reason="Демалыста"
+    )
+    assert sent.status_code == 303
+    db.session.expire_all()
+    assert [e.kind for e in db.session.get(Question, question.id).events][-1] == "reassigned"
+    assert count(QuestionEvent, QuestionEvent.kind == "due_date_changed") == 1
+
+
+def test_a_mistake_in_changing_a_pending_question_shows_the_list_again_with_errors_at_fields(
+    client, day
+):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    question = _pending(client, session, bookings[0], topic)
+    prefix = f"c{question.id}-"
+    events = count(QuestionEvent)
+
+    sent = _change_follow_up(
+        client,
+        question,
+        responsible="Инженер",
+        due_date=(almaty_today() - timedelta(days=1)).isoformat(),
+        reason=" ",
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 422 and "Please correct the following:" in page
+    assert f'id="{prefix}reason-error"' in page and f'href="#{prefix}reason"' in page
+    assert '<details class="reassign" open>' in page
+    assert re.search(rf'id="{prefix}responsible"[^>]*value="Инженер"', page)  # typed, kept
+    yesterday, beyond = almaty_today() - timedelta(days=1), almaty_today() + timedelta(days=400)
+    for responsible, due, field, message in (
+        ("Инженер", yesterday.isoformat(), "due_date", "The due date cannot be in the past."),
+        ("Завхоз", beyond.isoformat(), "due_date", "at most a year ahead"),
+        ("Завхоз", "31.02.2027", "due_date", "Not a valid date value."),
+        (
+            "Завхоз",
+            question.due_date.isoformat(),
+            "responsible",
+            "Change the responsible person or the due date.",
+        ),
+    ):
+        sent = _change_follow_up(
+            client, question, responsible=responsible, due_date=due, reason="Себеп"
+        )
+        page = sent.get_data(as_text=True)
+        assert sent.status_code == 422 and message in page, due
+        box = re.search(rf'<input[^>]*id="{prefix}{field}"[^>]*>', page).group(0)
+        assert 'aria-invalid="true"' in box and f"{prefix}{field}-error" in box
+    no_csrf = client.post(
+        f"/staff/questions/{question.id}/follow-up",
+        data={
+            prefix + "responsible": "X",
+            prefix + "reason": "Y",
+            prefix + "due_date": "2030-01-01",
+        },
+    )
+    assert no_csrf.status_code == 400
+    db.session.expire_all()
+    unchanged = db.session.get(Question, question.id)
+    assert unchanged.responsible == "Завхоз" and count(QuestionEvent) == events
+
+    stranger = make_user(Role.staff, institution=make_institution())
+    client.post(
+        "/auth/sign-out",
+        data={"csrf_token": csrf_from(client.get("/staff/").get_data(as_text=True))},
+    )
+    sign_in(client, stranger.email, PASSWORD)
+    page = client.get(f"/staff/institutions/{stranger.institution_id}/follow-up").get_data(
+        as_text=True
+    )
+    other = client.post(
+        f"/staff/questions/{question.id}/follow-up",
+        data={
+            "csrf_token": csrf_from(page),
+            prefix + "responsible": "Бөгде",
+            prefix + "due_date": (almaty_today() + timedelta(days=9)).isoformat(),
+            prefix + "reason": "Бөгде",
+            prefix + "version": str(question.version),
+        },
+    )
+    assert other.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).responsible == "Завхоз"
+
+
+def test_a_pending_question_changed_meanwhile_shows_the_list_again_as_it_is_now(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    question = _pending(client, session, bookings[0], topic)
+    shown_version = question.version
+    later = almaty_today() + timedelta(days=20)
+    # Someone else hands it over first, from another page.
+    services.change_follow_up(
+        head, question.id, responsible="Бірінші", due_date=question.due_date, reason="Ауысты"
+    )
+    sent = _change_follow_up(
+        client,
+        question,
+        version=shown_version,
+        responsible="Екінші",
+        due_date=later.isoformat(),
+        reason="Мерзім ұзартылды",
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 409 and "Please correct the following:" in page
+    assert "Someone else changed this question while the page was open" in page
+    assert "Responsible: Бірінші" in page  # as it is now
+    prefix = f"c{question.id}-"
+    assert re.search(rf'id="{prefix}responsible"[^>]*value="Екінші"', page)  # typed, kept
+    db.session.expire_all()
+    now = db.session.get(Question, question.id)
+    assert re.search(rf'id="{prefix}version"[^>]*value="{now.version}"', page) or re.search(
+        rf'value="{now.version}"[^>]*id="{prefix}version"', page
+    )
+    assert now.responsible == "Бірінші" and now.due_date != later
+    # Sent again at the version now shown, it is saved.
+    sent = _change_follow_up(
+        client, now, responsible="Екінші", due_date=later.isoformat(), reason="Мерзім ұзартылды"
+    )
+    assert sent.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).responsible == "Екінші"
+
+    # Closed meanwhile: no longer on the list, and said so above it.
+    stale = db.session.get(Question, question.id)
+    services.record_outcome(head, question.id, outcome=Outcome.resolved, note="Жөнделді")
+    sent = _change_follow_up(
+        client,
+        stale,
+        version=stale.version,
+        responsible="Үшінші",
+        due_date=later.isoformat(),
+        reason="Кеш",
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 409 and "no longer being resolved" in page
+    assert "<h1>Pending questions" in page
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).responsible == "Екінші"
