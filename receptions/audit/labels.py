@@ -16,6 +16,7 @@ ACTION_LABELS = {
     "personal_data.viewed": _l("Personal data viewed"),
     "question.added": _l("Question recorded"),
     "question.outcome": _l("Outcome recorded"),
+    "question.follow_up_changed": _l("Responsible person or due date of a question changed"),
     "retention.purged": _l("Old personal data removed"),
     "schedule.saved": _l("Schedule saved"),
     "schedule.status": _l("Schedule paused or resumed"),

@@ -72,15 +72,22 @@ SIGNED_FIGURES = tuple(
 )
 
 
+def figure(counts: Mapping[str, int], name: str) -> int:
+    """One figure of a month's counts, signed or live: a count, or one derived from them."""
+    derive = DERIVED_FIGURES.get(name)
+    return derive(counts) if derive else counts.get(name, 0)
+
+
 def changes_since_signoff(
     signed: Mapping[str, int], live: Mapping[str, int]
 ) -> dict[str, tuple[int, int]]:
-    """The signed figures that today's rows no longer give, each as (signed, now): the month page
-    offers the head a correction, and the dashboard flags the month, for these and only these."""
+    """The signed figures that today's rows no longer give, each as (signed, now), with those
+    derived from them: the month page offers the head a correction, and the dashboard flags the
+    month, for these and only these (a derived one changes only with a signed one)."""
     return {
-        name: (signed.get(name, 0), live.get(name, 0))
-        for name in SIGNED_FIGURES
-        if signed.get(name, 0) != live.get(name, 0)
+        name: (figure(signed, name), figure(live, name))
+        for name in (*SIGNED_FIGURES, *DERIVED_FIGURES)
+        if figure(signed, name) != figure(live, name)
     }
 
 
@@ -164,6 +171,12 @@ def questions_without_outcome(counts: Mapping[str, int]) -> int:
     return counts.get("questions", 0) - sum(
         counts.get(name, 0) for name in ("resolved", "explained", "pending")
     )
+
+
+# Figures a month page shows beside the counts, computed from them.
+DERIVED_FIGURES: dict[str, Callable[[Mapping[str, int]], int]] = {
+    "without_outcome": questions_without_outcome
+}
 
 
 def figure_change(total: Figures, previous: Figures | None, name: str) -> float | None:

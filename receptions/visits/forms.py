@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
@@ -117,6 +118,28 @@ class CloseQuestionForm(Form):
     version = HiddenField()
 
 
+class FollowUpChangeForm(Form):
+    """A pending question handed to another responsible person, or given a later due date."""
+
+    responsible = StringField(
+        _l("Responsible person"),
+        validators=[
+            DataRequired(message=_l("Name the person responsible for a pending question.")),
+            Length(max=200),
+        ],
+    )
+    due_date = DateField(
+        _l("Due date"),
+        validators=[InputRequired(message=_l("Enter the due date."))],
+        description=_l("At most a year ahead."),
+    )
+    reason = TextAreaField(
+        _l("Reason for the change"),
+        validators=[DataRequired(message=_l("Give the reason for the change.")), Length(max=1000)],
+    )
+    version = HiddenField()
+
+
 class CloseSessionForm(Form):
     held = RadioField(
         _l("Did the session take place?"),
@@ -126,10 +149,59 @@ class CloseSessionForm(Form):
     reason = StringField(
         _l("Reason, if it did not take place"), validators=[Optional(), Length(max=500)]
     )
-    # An explicit, audited confirmation: check-in is never automatic. `unmarked` is the number the
-    # page showed, so that a confirmation never covers a booking the user did not see.
+    # Explicit, audited confirmations: check-in is never automatic, nor is an outcome. Each hidden
+    # count is the number the page listed, so that a confirmation never covers a booking, a
+    # question or a citizen the user did not see.
     mark_no_shows = BooleanField(_l("Mark the remaining bookings as no-show"))
     unmarked = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)])
+    confirm_without_outcome = BooleanField(_l("Close with the questions without an outcome"))
+    without_outcome = IntegerField(
+        widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)]
+    )
+    confirm_no_question = BooleanField(_l("Confirm that these citizens raised no question"))
+    without_question = IntegerField(
+        widget=HiddenInput(), validators=[Optional(), NumberRange(0, 10000)]
+    )
+
+    def confirmed(self, confirmation: BooleanField, shown: IntegerField) -> int | None:
+        """How many the page listed when the user ticked `confirmation`; None if not ticked."""
+        return shown.data if confirmation.data else None
+
+    def show_listed(self, *, unmarked: int, without_outcome: int, without_question: int) -> None:
+        """Name in each confirmation's label how many it covers on the page as read now; one
+        ticked for another number (the session changed meanwhile) is shown unticked."""
+        labels = (
+            (
+                self.mark_no_shows,
+                self.unmarked,
+                unmarked,
+                _(
+                    "Confirm that the remaining bookings did not come (%(num)s) and mark them "
+                    "as no-show",
+                    num=unmarked,
+                ),
+            ),
+            (
+                self.confirm_without_outcome,
+                self.without_outcome,
+                without_outcome,
+                _(
+                    "Close with the questions without an outcome (%(num)s): they stay on the "
+                    "follow-up list until one is recorded",
+                    num=without_outcome,
+                ),
+            ),
+            (
+                self.confirm_no_question,
+                self.without_question,
+                without_question,
+                _("Confirm that these citizens raised no question (%(num)s)", num=without_question),
+            ),
+        )
+        for confirmation, shown, count, label in labels:
+            confirmation.label.text = label
+            if shown.data != count:
+                confirmation.data = False
 
 
 class ReopenSessionForm(Form):

@@ -12,11 +12,15 @@ from ..booking.models import Booking
 from ..extensions import db
 from .models import Question, QuestionEvent, Visit
 
+# The steps a citizen sees. A question handed to another official ("reassigned") is staff's own
+# business and would name a member of staff: the citizen is told when, not who.
+PUBLIC_STEPS = frozenset(("raised", "outcome", "closed", "due_date_changed"))
+
 
 @dataclass(frozen=True)
 class QuestionStep:
     at: datetime
-    kind: str  # raised | outcome | closed
+    kind: str  # raised | outcome | closed | due_date_changed
     outcome: str | None
     due_date: date | None
 
@@ -51,7 +55,7 @@ def question_history(booking: Booking) -> list[QuestionHistory]:
             outcome=question.outcome,
             due_date=question.due_date if question.outcome == "pending" else None,
             closed_at=question.closed_at,
-            steps=[_step(event) for event in question.events],
+            steps=[_step(event) for event in question.events if event.kind in PUBLIC_STEPS],
         )
         for number, question in enumerate(questions, start=1)
     ]

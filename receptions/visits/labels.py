@@ -11,8 +11,8 @@ SESSION_STATUS_LABELS = {
 }
 
 # The figures a head signs off (`reports.services.SIGNED_FIGURES`, so that the page shows every
-# change that calls for a correction) and the sessions not closed, which must be none to sign;
-# in the order the month page shows them.
+# change that calls for a correction, and `DERIVED_FIGURES`) and the sessions not closed, which
+# must be none to sign; in the order the month page shows them.
 MONTH_FIGURES = (
     ("sessions_planned", _l("Sessions planned")),
     ("open_door_planned", _l("Open-door days planned")),
@@ -30,6 +30,7 @@ MONTH_FIGURES = (
     ("resolved", _l("Resolved positively")),
     ("explained", _l("Explained")),
     ("pending", _l("Being resolved")),
+    ("without_outcome", _l("No outcome recorded")),  # so that the outcomes add up to the questions
 )
 
 

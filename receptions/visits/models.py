@@ -107,7 +107,10 @@ class Question(db.Model):
 
 
 class QuestionEvent(db.Model):
-    """Every change of a question's state; drives the citizen's status page and notifications."""
+    """Every change of a question's state; drives the citizen's status page and notifications.
+
+    `kind`: raised, outcome, closed, or a follow-up change of a pending question: reassigned (to
+    `responsible`) or due_date_changed (to `due_date`), the reason in `note`."""
 
     __tablename__ = "question_event"
 
@@ -120,6 +123,8 @@ class QuestionEvent(db.Model):
     outcome: Mapped[str | None] = mapped_column(String(10))
     due_date: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str] = mapped_column(Text, default="")
+    # Whom a "reassigned" step handed the question to; empty for every other step.
+    responsible: Mapped[str] = mapped_column(String(200), default="", server_default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
 
     question: Mapped[Question] = relationship(back_populates="events")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ from ..institutions.models import Institution
 from ..notify.models import Channel, Notification
 from ..notify.services import deliver_after_commit, enqueue
 from ..reports.scope import next_month, previous_month, year_and_month
-from ..reports.services import changes_since_signoff
+from ..reports.services import changes_since_signoff, questions_without_outcome
 from ..schedules.models import ScheduledSession, SessionStatus, Slot
 from ..urls import public_url
 from .models import (
@@ -88,8 +90,12 @@ class CitizensReceived(Conflict):
     )
 
 
-class UnmarkedBookings(Conflict):
-    message = _l("Some bookings are not marked as attended or no-show.")
+class SessionChanged(InvalidEntry):
+    """What the user confirmed on the close-out page no longer matches the session (a booking was
+    marked on the agenda while the page was open, say): the page is shown again, re-read, with
+    the message at the confirmation that no longer holds."""
+
+    status_code = 409
 
 
 def require_workspace(actor: User, institution_id: int) -> Institution:
@@ -567,6 +573,22 @@ def question_in_workspace(actor: User, question_id: int) -> Question:
     return _in_workspace(actor, Question, question_id)
 
 
+@contextmanager
+def _editing_question(question_id: int, expected_version: int | None) -> Iterator[Question]:
+    """The question, changed in one write transaction at the version the page showed:
+    StaleRecord when someone else changed it first, before or while this change is saved."""
+    try:
+        with write_transaction():
+            question = db.session.get(Question, question_id)
+            assert question is not None
+            if expected_version is not None and question.version != expected_version:
+                raise StaleRecord()
+            yield question
+            db.session.flush()
+    except StaleDataError as error:
+        raise StaleRecord() from error
+
+
 def record_outcome(
     actor: User,
     question_id: int,
@@ -594,47 +616,101 @@ def record_outcome(
             problems["due_date"] = problem
         if problems:
             raise InvalidEntry(problems)
-    try:
-        with write_transaction():
-            question = db.session.get(Question, question_id)
-            assert question is not None
-            if expected_version is not None and question.version != expected_version:
-                raise StaleRecord()
-            _check_visit_open(question.visit)
-            if question.closed_at is not None:
-                raise Conflict(str(_l("This question is already closed.")))
-            kind = "outcome" if question.outcome is None else "closed"
-            if kind == "closed" and outcome is Outcome.pending:
-                raise Conflict(str(_l("This question is already pending.")))
-            if kind == "closed" and not note.strip():
-                raise InvalidEntry({"note": _("Describe what was done to close the question.")})
-            question.outcome = outcome.value
-            question.outcome_at = clock_now()
-            question.responsible = (
-                responsible.strip() if outcome is Outcome.pending else question.responsible
+    with _editing_question(question_id, expected_version) as question:
+        _check_visit_open(question.visit)
+        if question.closed_at is not None:
+            raise Conflict(str(_l("This question is already closed.")))
+        kind = "outcome" if question.outcome is None else "closed"
+        if kind == "closed" and outcome is Outcome.pending:
+            raise Conflict(str(_l("This question is already pending.")))
+        if kind == "closed" and not note.strip():
+            raise InvalidEntry({"note": _("Describe what was done to close the question.")})
+        question.outcome = outcome.value
+        question.outcome_at = clock_now()
+        question.responsible = (
+            responsible.strip() if outcome is Outcome.pending else question.responsible
+        )
+        question.due_date = due_date if outcome is Outcome.pending else question.due_date
+        if outcome is not Outcome.pending:
+            question.closed_at = clock_now()
+            question.resolution_note = note.strip()
+        db.session.add(
+            QuestionEvent(
+                question_id=question.id,
+                kind=kind,
+                outcome=outcome.value,
+                due_date=question.due_date if outcome is Outcome.pending else None,
+                note=note.strip(),
+                at=clock_now(),
+                user_id=actor.id,
             )
-            question.due_date = due_date if outcome is Outcome.pending else question.due_date
-            if outcome is not Outcome.pending:
-                question.closed_at = clock_now()
-                question.resolution_note = note.strip()
+        )
+        # The citizen's status page reads this question's history from question_event.
+        outbox = _notify_outcome(question.visit.booking)
+        audit("question.outcome", "question", question.id, outcome=outcome.value, step=kind)
+    deliver_after_commit(outbox)
+    return question
+
+
+class QuestionNoLongerPending(Conflict):
+    message = _l(
+        "This question is no longer being resolved: an outcome was recorded in the meantime, so "
+        "its responsible person and due date stay as they were."
+    )
+
+
+def change_follow_up(
+    actor: User,
+    question_id: int,
+    *,
+    responsible: str,
+    due_date: date,
+    reason: str,
+    expected_version: int | None = None,
+) -> Question:
+    """Hand a pending question to another responsible person, or move its due date (within
+    today and a year ahead, as when it was set), with a reason. Each change is a step of the
+    question's history; the citizen's status page shows the new due date (never a name)."""
+    question = question_in_workspace(actor, question_id)
+    today = local_today(db.session.get(Institution, question.institution_id))
+    responsible, reason = responsible.strip(), reason.strip()
+    problems = {}
+    if not responsible:
+        problems["responsible"] = _("Name the person responsible for a pending question.")
+    if not reason:
+        problems["reason"] = _("Give the reason for the change.")
+    if problems:
+        raise InvalidEntry(problems)
+    with _editing_question(question_id, expected_version) as question:
+        if question.outcome != Outcome.pending or question.closed_at is not None:
+            raise QuestionNoLongerPending()
+        steps = []
+        if responsible != question.responsible:
+            steps.append({"kind": "reassigned", "responsible": responsible})
+        if due_date != question.due_date:
+            if problem := due_date_problem(due_date, today):
+                raise InvalidEntry({"due_date": problem})
+            steps.append({"kind": "due_date_changed", "due_date": due_date})
+        if not steps:
+            raise InvalidEntry({"responsible": _("Change the responsible person or the due date.")})
+        question.responsible, question.due_date = responsible, due_date
+        for step in steps:
             db.session.add(
                 QuestionEvent(
                     question_id=question.id,
-                    kind=kind,
-                    outcome=outcome.value,
-                    due_date=question.due_date if outcome is Outcome.pending else None,
-                    note=note.strip(),
+                    note=reason,
                     at=clock_now(),
                     user_id=actor.id,
+                    **step,
                 )
             )
-            # The citizen's status page reads this question's history from question_event.
-            outbox = _notify_outcome(question.visit.booking)
-            audit("question.outcome", "question", question.id, outcome=outcome.value, step=kind)
-            db.session.flush()
-    except StaleDataError as error:
-        raise StaleRecord() from error
-    deliver_after_commit(outbox)
+        audit(
+            "question.follow_up_changed",
+            "question",
+            question.id,
+            steps=[step["kind"] for step in steps],
+            due_date=due_date.isoformat(),
+        )
     return question
 
 
@@ -656,20 +732,42 @@ def _notify_outcome(booking: Booking | None) -> list[Notification | None]:
     ]
 
 
-def follow_up(actor: User, institution_id: int) -> list[Question]:
-    """Pending questions, overdue first (earliest due date first); names are shown, so audited."""
+@dataclass
+class FollowUp:
+    """The follow-up worklist: questions being resolved, overdue first, and questions raised
+    with no outcome recorded yet (closed-out sessions included), oldest first."""
+
+    pending: list[Question]
+    without_outcome: list[Question]
+
+
+def follow_up(actor: User, institution_id: int) -> FollowUp:
+    """The questions still to be dealt with; names are shown, so audited."""
     require_workspace(actor, institution_id)
-    questions = list(
-        db.session.scalars(
-            select(Question)
-            .where(
-                Question.institution_id == institution_id,
-                Question.outcome == Outcome.pending.value,
-                Question.closed_at.is_(None),
+
+    def open_questions(*where: Any, order: tuple[Any, ...]) -> list[Question]:
+        return list(
+            db.session.scalars(
+                select(Question)
+                .where(Question.institution_id == institution_id, *where)
+                .options(
+                    selectinload(Question.visit),
+                    selectinload(Question.topic),
+                    selectinload(Question.events),
+                )
+                .order_by(*order)
             )
-            .options(selectinload(Question.visit), selectinload(Question.topic))
-            .order_by(Question.due_date, Question.id)
         )
+
+    result = FollowUp(
+        pending=open_questions(
+            Question.outcome == Outcome.pending.value,
+            Question.closed_at.is_(None),
+            order=(Question.due_date, Question.id),
+        ),
+        without_outcome=open_questions(
+            Question.outcome.is_(None), order=(Question.created_at, Question.id)
+        ),
     )
     with write_transaction():
         audit(
@@ -677,9 +775,9 @@ def follow_up(actor: User, institution_id: int) -> list[Question]:
             "institution",
             institution_id,
             page="follow_up",
-            questions=len(questions),
+            questions=len(result.pending) + len(result.without_outcome),
         )
-    return questions
+    return result
 
 
 # --- close-out -----------------------------------------------------------------------------------
@@ -687,8 +785,22 @@ def follow_up(actor: User, institution_id: int) -> list[Question]:
 
 @dataclass
 class SessionToClose:
+    """A past session still open, with what is left unrecorded at it: bookings nobody marked,
+    questions without an outcome and citizens received with no question recorded."""
+
     session: ScheduledSession
     unmarked: list[Booking]
+    without_outcome: list[Question]
+    without_question: list[Visit]
+
+    @classmethod
+    def read(cls, session: ScheduledSession) -> SessionToClose:
+        return cls(
+            session,
+            _unmarked_bookings(session.id),
+            _questions_without_outcome(session.id),
+            _visits_without_question(session.id),
+        )
 
 
 def _unmarked_bookings(session_id: int) -> list[Booking]:
@@ -704,8 +816,32 @@ def _unmarked_bookings(session_id: int) -> list[Booking]:
     )
 
 
+def _questions_without_outcome(session_id: int) -> list[Question]:
+    """Questions raised at the session that have no outcome recorded."""
+    return list(
+        db.session.scalars(
+            select(Question)
+            .join(Visit, Visit.id == Question.visit_id)
+            .where(Visit.session_id == session_id, Question.outcome.is_(None))
+            .options(selectinload(Question.visit), selectinload(Question.topic))
+            .order_by(Visit.at, Visit.id, Question.id)
+        )
+    )
+
+
+def _visits_without_question(session_id: int) -> list[Visit]:
+    """Citizens received at the session with no question recorded."""
+    return list(
+        db.session.scalars(
+            select(Visit)
+            .where(Visit.session_id == session_id, ~Visit.questions.any())
+            .order_by(Visit.at, Visit.id)
+        )
+    )
+
+
 def sessions_to_close(actor: User, institution_id: int) -> list[SessionToClose]:
-    """Past sessions still open, each with the bookings nobody marked (names shown: audited)."""
+    """Past sessions still open, each with what is left unrecorded (names shown: audited)."""
     require_workspace(actor, institution_id)
     sessions = db.session.scalars(
         select(ScheduledSession)
@@ -716,16 +852,21 @@ def sessions_to_close(actor: User, institution_id: int) -> list[SessionToClose]:
         )
         .order_by(ScheduledSession.starts_at)
     ).all()
-    items = [SessionToClose(s, _unmarked_bookings(s.id)) for s in sessions]
-    shown = sum(len(item.unmarked) for item in items)
-    if shown:
+    items = [SessionToClose.read(s) for s in sessions]
+    bookings = sum(len(item.unmarked) for item in items)
+    visits = len(
+        {q.visit_id for item in items for q in item.without_outcome}
+        | {v.id for item in items for v in item.without_question}
+    )
+    if bookings or visits:
         with write_transaction():
             audit(
                 "personal_data.viewed",
                 "institution",
                 institution_id,
                 page="close_out",
-                bookings=shown,
+                bookings=bookings,
+                visits=visits,
             )
     return items
 
@@ -742,22 +883,99 @@ def _unmarked_message(unmarked: list[Booking], zone: ZoneInfo) -> str:
     )
 
 
+def _unrecorded_message(item: SessionToClose, name: str) -> str:
+    """What the close-out confirmation `name` asks the user to record or confirm, by name."""
+    if name == "mark_no_shows":
+        return _unmarked_message(item.unmarked, tz_of(item.session.institution))
+    if name == "confirm_without_outcome":
+        return _(
+            "Record an outcome for each question, or confirm that the session is closed with "
+            "them without one: they stay on the follow-up list. Without an outcome: "
+            "%(questions)s.",
+            questions=", ".join(
+                f"{q.visit.citizen_name} ({q.topic.name})" for q in item.without_outcome
+            ),
+        )
+    return _(
+        "Record the question each of these citizens raised, or confirm that they raised none: "
+        "%(visits)s.",
+        visits=", ".join(v.citizen_name for v in item.without_question),
+    )
+
+
+def _changed_message(name: str, count: int) -> str:
+    """The close-out confirmation `name` was given for another list than the session has now."""
+    if name == "mark_no_shows":
+        return _(
+            "The bookings of this session changed while the page was open. Check the list again "
+            "and confirm anew. Not marked now: %(count)s.",
+            count=count,
+        )
+    if name == "confirm_without_outcome":
+        return _(
+            "The questions of this session changed while the page was open. Check the list "
+            "again and confirm anew. Without an outcome now: %(count)s.",
+            count=count,
+        )
+    return _(
+        "The citizens received at this session changed while the page was open. Check the "
+        "list again and confirm anew. Without a question now: %(count)s.",
+        count=count,
+    )
+
+
+@dataclass(frozen=True)
+class CloseOutConfirmations:
+    """How many of each list the close-out page showed when the user ticked its confirmation;
+    None where they did not tick it. A confirmation covers exactly what the page listed."""
+
+    mark_no_shows: int | None = None
+    confirm_without_outcome: int | None = None
+    confirm_no_question: int | None = None
+
+    def check(self, item: SessionToClose) -> None:
+        """Refuse a close-out as held that leaves something unrecorded without its confirmation
+        (InvalidEntry), or with a confirmation given for another list (SessionChanged). Once
+        nothing is left to confirm (all marked on the agenda meanwhile, say) none is needed."""
+        problems, changed = {}, False
+        listed = {
+            "mark_no_shows": item.unmarked,
+            "confirm_without_outcome": item.without_outcome,
+            "confirm_no_question": item.without_question,
+        }
+        for name, records in listed.items():
+            confirmed = getattr(self, name)
+            if not records:
+                continue
+            if confirmed is None:
+                problems[name] = _unrecorded_message(item, name)
+            elif confirmed != len(records):
+                problems[name] = _changed_message(name, len(records))
+                changed = True
+        if problems:
+            raise (SessionChanged if changed else InvalidEntry)(problems)
+
+
 def close_session(
     actor: User,
     session_id: int,
     *,
     held: bool,
     reason: str = "",
-    mark_no_shows: int | None = None,
+    confirmed: CloseOutConfirmations | None = None,
 ) -> ScheduledSession:
     """Held (the count of citizens received is taken from the visits) or cancelled with a reason.
 
-    Check-in is never automatic: a session is closed as held only when every booking is marked,
-    or when staff confirm that exactly the `mark_no_shows` remaining bookings did not come; each
-    of those is audited under the confirming user. A session that did not take place ends its
-    bookings as a cancellation in advance does (cancelled by the institution, the citizens told),
-    so that none of them is left booked, or counted as booked, for a meeting that never was.
+    Check-in is never automatic, nor is an outcome: a session is closed as held only when every
+    booking is marked, every question has an outcome and every citizen received has a question,
+    or when staff confirm what is left (`confirmed`, see CloseOutConfirmations): that exactly the
+    remaining bookings did not come, each then audited under the confirming user; that the
+    questions without an outcome stay on the follow-up list; that the citizens without a
+    question raised none. A session that did not take place ends its bookings as a cancellation
+    in advance does (cancelled by the institution, the citizens told), so that none of them is
+    left booked, or counted as booked, for a meeting that never was.
     """
+    confirmed = confirmed or CloseOutConfirmations()
     session = session_in_workspace(actor, session_id)
     if not held and not reason.strip():
         raise InvalidEntry({"reason": _("Give the reason why the session did not take place.")})
@@ -774,27 +992,31 @@ def close_session(
             )
             or 0
         )
-        marked_no_show = 0
+        left: dict[str, int] = {}
         if held:
-            unmarked = _unmarked_bookings(session.id)
-            if unmarked and mark_no_shows is None:
-                raise UnmarkedBookings(_unmarked_message(unmarked, tz_of(session.institution)))
-            if mark_no_shows is not None and mark_no_shows != len(unmarked):
-                raise StaleRecord()  # the list changed since the page was shown
-            for booking in unmarked:  # confirmed by the user: they did not come
+            item = SessionToClose.read(session)
+            confirmed.check(item)
+            for booking in item.unmarked:  # confirmed by the user: they did not come
                 booking.status = BookingStatus.no_show.value
                 booking.checked_in_at = clock_now()
                 _status_event(booking, "no_show")
                 audit("booking.check_in", "booking", booking.id, mark="no_show", close_out=True)
-            marked_no_show = len(unmarked)
+            left = {
+                "without_outcome": len(item.without_outcome),
+                "without_question": len(item.without_question),
+            }
             session.status = SessionStatus.held.value
             session.received_count = received
+            marked_no_show = len(item.unmarked)
         else:
             if received:
-                raise Conflict(str(_l("Citizens were received at this session: close it as held.")))
+                raise InvalidEntry(
+                    {"held": _("Citizens were received at this session: close it as held.")}
+                )
             session.status = SessionStatus.cancelled.value
             session.cancel_reason = reason.strip()
             outbox = cancel_for_session(session)
+            marked_no_show = 0
         session.closed_at = clock_now()
         audit(
             "session.closed",
@@ -803,6 +1025,7 @@ def close_session(
             held=held,
             received=received,
             marked_no_show=marked_no_show,
+            **left,
         )
     deliver_after_commit(outbox)
     return session
@@ -961,7 +1184,8 @@ def month_overview(actor: User, institution_id: int, month: str) -> MonthOvervie
 
 def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -> MonthSignoff:
     """The head freezes the month's figures; a later correction is a new version with a reason,
-    and only when the figures differ from the latest version."""
+    and only when the figures differ from the latest version. Every question of the month has an
+    outcome by then (one still being resolved is pending): the figures akimats report add up."""
     if actor.role_enum is not Role.head:
         raise Forbidden()
     institution = require_workspace(actor, institution_id)
@@ -980,8 +1204,18 @@ def sign_month(actor: User, institution_id: int, month: str, reason: str = "") -
                     version=previous[-1].version,
                 )
             )
+        problems = {}
         if previous and not reason.strip():
-            raise InvalidEntry({"reason": _("Give the reason for the correction.")})
+            problems["reason"] = _("Give the reason for the correction.")
+        if without := questions_without_outcome(figures):
+            problems["confirm"] = _(
+                "Questions of the month without an outcome: %(count)s. Record an outcome for "
+                "each (the follow-up list shows them) before signing the month off, so that the "
+                "outcomes add up to the questions.",
+                count=without,
+            )
+        if problems:
+            raise InvalidEntry(problems)
         if figures["sessions_not_closed"]:
             raise Conflict(str(_l("Close every session of the month before signing it off.")))
         signoff = MonthSignoff(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TypeVar
 
@@ -16,13 +17,14 @@ from ..booking.services import topic_choices
 from ..errors import Conflict, DomainError
 from ..forms import Form, show_refusal
 from ..institutions.models import Institution
-from ..reports.services import questions_without_outcome
+from ..reports.services import figure
 from ..schedules.models import ScheduledSession
 from ..urls import whole_number
 from . import services
 from .forms import (
     CloseQuestionForm,
     CloseSessionForm,
+    FollowUpChangeForm,
     OutcomeForm,
     QuestionForm,
     ReceivedByForm,
@@ -32,7 +34,7 @@ from .forms import (
 )
 from .history import question_history
 from .labels import MONTH_FIGURES, session_status_label
-from .models import Outcome, ReceivedBy, Visit
+from .models import Outcome, Question, ReceivedBy, Visit
 
 FormT = TypeVar("FormT", bound=Form)
 bp = Blueprint("visits", __name__, url_prefix="/staff")
@@ -186,10 +188,7 @@ def _visit_page(
     if form is None:
         form = QuestionForm(formdata=None)
         form.topic_id.choices = topic_field_choices(topic_choices())
-    outcome_forms = {
-        q.id: _outcome_form_class(q.outcome)(formdata=None, prefix=f"q{q.id}", version=q.version)
-        for q in visit.questions
-    }
+    outcome_forms = _outcome_forms(visit.questions)
     if refused is not None:
         outcome_forms[refused[0]] = refused[1]
     if received_form is None:
@@ -230,14 +229,22 @@ def _outcome_form_class(current_outcome: str | None) -> type[OutcomeForm | Close
     return CloseQuestionForm if current_outcome == Outcome.pending else OutcomeForm
 
 
+def _outcome_forms(questions: Iterable[Question]) -> dict[int, OutcomeForm | CloseQuestionForm]:
+    """A new outcome form for each question, by its id, at the version shown."""
+    return {
+        q.id: _outcome_form_class(q.outcome)(formdata=None, prefix=f"q{q.id}", version=q.version)
+        for q in questions
+    }
+
+
 @bp.route("/questions/<int:question_id>/outcome", methods=["POST"])
 @WORKSPACE
 def outcome(question_id: int):
     question = services.question_in_workspace(current_user, question_id)
     institution_id, visit_id = question.institution_id, question.visit_id
-    # Sent back to the page it came from: the follow-up list holds only pending questions, and
-    # `back` names a page, never an address.
-    from_follow_up = request.form.get("back") == "follow-up" and question.outcome == Outcome.pending
+    # Sent back to the page it came from: the follow-up list holds the questions still open
+    # (pending, or with no outcome yet), and `back` names a page, never an address.
+    from_follow_up = request.form.get("back") == "follow-up" and question.closed_at is None
     form = _outcome_form_class(question.outcome)(prefix=f"q{question_id}")
     if form.validate_on_submit():
         pending = isinstance(form, OutcomeForm)
@@ -274,23 +281,82 @@ def follow_up(institution_id: int):
 
 
 def _follow_up_page(
-    institution: Institution, refused: tuple[int, CloseQuestionForm | OutcomeForm] | None = None
+    institution: Institution,
+    refused: tuple[int, CloseQuestionForm | OutcomeForm | FollowUpChangeForm] | None = None,
+    *,
+    status: int = 422,
+    refusal: DomainError | None = None,
 ):
-    questions = services.follow_up(current_user, institution.id)
-    forms = {
-        q.id: CloseQuestionForm(formdata=None, prefix=f"q{q.id}", version=q.version)
-        for q in questions
+    """The follow-up list, read afresh; `refused` is a question's outcome or change form sent
+    back with what was typed and its errors, and `refusal` one about a question no longer listed
+    (closed by someone else meanwhile), said above the list."""
+    worklist = services.follow_up(current_user, institution.id)
+    forms = _outcome_forms([*worklist.without_outcome, *worklist.pending])
+    changes = {
+        q.id: FollowUpChangeForm(
+            formdata=None,
+            prefix=f"c{q.id}",
+            responsible=q.responsible,
+            due_date=q.due_date,
+            version=q.version,
+        )
+        for q in worklist.pending
     }
     if refused is not None:
-        forms[refused[0]] = refused[1]
+        (changes if isinstance(refused[1], FollowUpChangeForm) else forms)[refused[0]] = refused[1]
     return render_template(
         "visits/follow_up.html",
         institution=institution,
-        questions=questions,
+        worklist=worklist,
         forms=forms,
+        changes=changes,
         refused_form=refused[1] if refused else None,
+        refusal=refusal.user_message if refusal else None,
         today=services.local_today(institution),
-    ), (422 if refused else 200)
+    ), (refusal.status_code if refusal else status if refused else 200)
+
+
+@bp.route("/questions/<int:question_id>/follow-up", methods=["POST"])
+@WORKSPACE
+def change_follow_up(question_id: int):
+    """A pending question's responsible person or due date, changed from the follow-up list."""
+    question = services.question_in_workspace(current_user, question_id)
+    institution = services.require_workspace(current_user, question.institution_id)
+    form = FollowUpChangeForm(prefix=f"c{question_id}")
+    status = 422
+    if form.validate_on_submit():
+        try:
+            services.change_follow_up(
+                current_user,
+                question_id,
+                responsible=form.responsible.data or "",
+                due_date=form.due_date.data,
+                reason=form.reason.data or "",
+                expected_version=whole_number(form.version.data),
+            )
+        except services.InvalidEntry as refusal:
+            show_refusal(form, refusal)
+        except services.StaleRecord:
+            # Changed by someone else while the page was open: shown again as it is now, with
+            # what was typed, to be checked and sent again at the version now shown.
+            current = services.question_in_workspace(current_user, question_id)  # re-read
+            if current.closed_at is not None:
+                return _follow_up_page(institution, refusal=services.QuestionNoLongerPending())
+            form.version.data = str(current.version)
+            form.version.errors = [
+                _(
+                    "Someone else changed this question while the page was open: its "
+                    "responsible person and due date are shown as they are now. Check them and "
+                    "send your change again."
+                )
+            ]
+            status = 409
+        except Conflict as refusal:  # an outcome was recorded meanwhile
+            return _follow_up_page(institution, refusal=refusal)
+        else:
+            flash(_("Your changes have been saved."), "success")
+            return redirect(url_for("visits.follow_up", institution_id=institution.id), 303)
+    return _follow_up_page(institution, (question_id, form), status=status)
 
 
 @bp.route("/institutions/<int:institution_id>/close-out")
@@ -299,7 +365,16 @@ def close_out(institution_id: int):
     return _close_out_page(services.require_workspace(current_user, institution_id))
 
 
-def _close_out_page(institution: Institution, refused: tuple[int, CloseSessionForm] | None = None):
+def _close_out_page(
+    institution: Institution,
+    refused: tuple[int, CloseSessionForm] | None = None,
+    *,
+    status: int = 422,
+    refusal: DomainError | None = None,
+):
+    """The close-out page, read afresh; `refused` is a session's close form sent back with what
+    was typed and its errors at the fields, and `refusal` one about the whole session (closed by
+    someone else meanwhile, say), said above the list."""
     items = services.sessions_to_close(current_user, institution.id)
     forms = {
         item.session.id: _identified(CloseSessionForm(formdata=None), f"close-{item.session.id}")
@@ -307,19 +382,27 @@ def _close_out_page(institution: Institution, refused: tuple[int, CloseSessionFo
     }
     if refused is not None:
         forms[refused[0]] = _identified(refused[1], f"close-{refused[0]}")
+    for item in items:
+        forms[item.session.id].show_listed(
+            unmarked=len(item.unmarked),
+            without_outcome=len(item.without_outcome),
+            without_question=len(item.without_question),
+        )
     return render_template(
         "visits/close_out.html",
         institution=institution,
         items=items,
         forms=forms,
         refused_form=refused[1] if refused else None,
-    ), (422 if refused else 200)
+        refusal=refusal.user_message if refusal else None,
+    ), (refusal.status_code if refusal else status if refused else 200)
 
 
 @bp.route("/sessions/<int:session_id>/close", methods=["POST"])
 @WORKSPACE
 def close_session(session_id: int):
     form = CloseSessionForm()
+    status = 422
     if form.validate_on_submit():
         try:
             session: ScheduledSession = services.close_session(
@@ -327,15 +410,27 @@ def close_session(session_id: int):
                 session_id,
                 held=form.held.data == "yes",
                 reason=form.reason.data or "",
-                mark_no_shows=form.unmarked.data if form.mark_no_shows.data else None,
+                confirmed=services.CloseOutConfirmations(
+                    mark_no_shows=form.confirmed(form.mark_no_shows, form.unmarked),
+                    confirm_without_outcome=form.confirmed(
+                        form.confirm_without_outcome, form.without_outcome
+                    ),
+                    confirm_no_question=form.confirmed(
+                        form.confirm_no_question, form.without_question
+                    ),
+                ),
             )
-        except services.InvalidEntry as refusal:
+        except services.InvalidEntry as refusal:  # 409 when the session changed meanwhile
             show_refusal(form, refusal)
+            status = refusal.status_code
+        except Conflict as refusal:  # closed by someone else meanwhile
+            institution = services.session_in_workspace(current_user, session_id).institution
+            return _close_out_page(institution, refusal=refusal)
         else:
             flash(_("The session has been closed."), "success")
             return redirect(url_for("visits.close_out", institution_id=session.institution_id), 303)
     session = services.session_in_workspace(current_user, session_id)
-    return _close_out_page(session.institution, (session_id, form))
+    return _close_out_page(session.institution, (session_id, form), status=status)
 
 
 @bp.route("/sessions/<int:session_id>/reopen", methods=["POST"])
@@ -386,5 +481,5 @@ def month(institution_id: int, month: str):
         form=form,
         overview=services.month_overview(current_user, institution_id, month),
         figure_labels=MONTH_FIGURES,
-        without_outcome=questions_without_outcome,
+        figure=figure,
     ), (422 if form.errors else 200)

@@ -1,5 +1,5 @@
 """axe-core finds no serious or critical WCAG 2.1 A/AA violation on any public page or the staff
-agenda, in Kazakh, Russian and English (markup only, so on SQLite)."""
+agenda, follow-up list and close-out, in Kazakh, Russian and English (markup only, so on SQLite)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,30 @@ from receptions.extensions import db
 from tests.browser.conftest import axe_violations, one_database, sign_in
 from tests.factories import make_open_session, make_topic, make_user
 from tests.hostile import booking_with_token, outcome_long_ago
+
+
+def follow_up_questions(booking, topic) -> None:
+    """One question pending and one with no outcome yet at the booking's visit."""
+    from datetime import date, timedelta
+
+    from receptions.visits.models import Question, Visit
+
+    visit = db.session.query(Visit).filter_by(booking_id=booking.id).one()
+    due = date.today() + timedelta(days=10)
+    for outcome in ("pending", None):
+        db.session.add(
+            Question(
+                visit_id=visit.id,
+                institution_id=visit.institution_id,
+                topic_id=topic.id,
+                summary="Жол жөндеу",
+                outcome=outcome,
+                responsible="Әкім орынбасары" if outcome else "",
+                due_date=due if outcome else None,
+            )
+        )
+    db.session.commit()
+
 
 LOCALES = ["kk-KZ", "ru-RU", "en-GB"]
 
@@ -28,6 +52,7 @@ def visited(places):
     attended, attended_token = booking_with_token(past.slots[0], topic=topic)
     outcome_long_ago(attended)
     rate, resolved = (answer_link(attended.id, purpose) for purpose in Purpose)
+    follow_up_questions(attended, topic)  # the follow-up list and close-out have work to show
     today = make_open_session(school, slots=2, earlier_today=True)
     booking_with_token(today.slots[0], topic=topic, accessibility=["wheelchair"])
     head = make_user(Role.head, institution=school)
@@ -87,4 +112,13 @@ def test_every_public_page_and_the_agenda_pass_axe(page, visited, locale):
     check("staff agenda")
     page.goto(page.base_url + agenda + "?view=week")
     check("staff agenda, week")
+    page.goto(page.base_url + agenda.replace("agenda", "follow-up"))
+    page.locator("details.reassign summary").first.click()
+    check("staff follow-up, a change form open")
+    page.goto(page.base_url + agenda.replace("agenda", "close-out"))
+    check("staff close-out")
+    page.locator("input[name=held][value=yes]").first.check()
+    with page.expect_navigation():  # held, with what is left neither recorded nor confirmed
+        page.locator("form[action$='/close'] button[type=submit]").first.click()
+    check("staff close-out with errors")
     assert {name: v for name, v in found.items() if v} == {}

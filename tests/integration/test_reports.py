@@ -689,6 +689,13 @@ def _sign(app, institution, reason=""):
         )
     ):
         session.status = "held"
+    # Every question has an outcome before a month is signed (sign_month refuses otherwise).
+    for question in db.session.scalars(
+        select(Question).where(
+            Question.institution_id == institution.id, Question.outcome.is_(None)
+        )
+    ):
+        question.outcome, question.closed_at = "explained", datetime.now(UTC)
     db.session.commit()
     head = db.session.scalars(
         select(User).where(User.institution_id == institution.id, User.role == Role.head.value)

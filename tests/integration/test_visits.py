@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from flask_babel import force_locale, gettext
@@ -286,9 +288,7 @@ def test_a_session_with_a_citizen_received_cannot_be_cancelled(client, app):
     ]
 
 
-def test_a_walk_in_registered_before_the_start_keeps_the_session_from_being_cancelled(
-    client, app
-):
+def test_a_walk_in_registered_before_the_start_keeps_the_session_from_being_cancelled(client, app):
     from receptions.schedules import services as schedules
 
     session, _bookings, head = _afternoon_reception(app)
@@ -612,6 +612,29 @@ def _close(client, session, **data):
     )
 
 
+CONFIRMATIONS = {
+    "unmarked": "mark_no_shows",
+    "without_outcome": "confirm_without_outcome",
+    "without_question": "confirm_no_question",
+}
+
+
+def _confirming(**listed):
+    """The close-out form's confirmations ticked for these counts, e.g. unmarked=2."""
+    return {
+        **{CONFIRMATIONS[name]: "y" for name in listed},
+        **{name: str(n) for name, n in listed.items()},
+    }
+
+
+def _checkbox_refused(page, box):
+    """The confirmation `box` carries its error, tied to it, and the summary links to it."""
+    assert f'href="#{box}"' in page and f'id="{box}-error"' in page
+    checkbox = re.search(rf'<input[^>]*id="{box}"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in checkbox and f"{box}-error" in checkbox
+    return checkbox
+
+
 def test_a_mistake_in_the_received_by_form_shows_the_visit_page_again(client, day):
     session, bookings, head, topic = day
     sign_in(client, head.email, PASSWORD)
@@ -661,13 +684,36 @@ def test_session_close_out_is_exact_and_happens_once(client, app):
     _check_in(client, session, bookings[1], "no_show")
     url = f"/staff/institutions/{session.institution_id}/close-out"
     assert str(session.id) in client.get(url).get_data(as_text=True)
-    refused = _close(client, session, held="no", reason="x")
-    assert refused.status_code == 409  # someone was received: it was held
-    assert _close(client, session, held="yes").status_code == 303
+    assert _close(client, session, held="yes", **_confirming(without_question=1)).status_code == 303
     db.session.expire_all()
     closed = db.session.get(ScheduledSession, session.id)
     assert closed.status == "held" and closed.received_count == 1
-    assert _close(client, session, held="yes").status_code == 409
+    # Closed twice (from a page left open): the close-out page again, saying why.
+    again = _close(client, session, held="yes", **_confirming(without_question=1))
+    page = again.get_data(as_text=True)
+    assert again.status_code == 409 and "This session is already closed." in page
+    assert "<h1>Sessions to close" in page and "data-error-summary" in page
+
+
+def test_closing_as_not_held_a_session_where_citizens_were_received_keeps_what_was_typed(
+    client, app
+):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    booking = make_booking(session.slots[0])
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, booking, "attended")
+    refused = _close(client, session, held="no", reason="Свет отключили")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in page
+    assert "Citizens were received at this session: close it as held." in page
+    assert (
+        f'id="close-{session.id}-held-error"' in page and f'href="#close-{session.id}-held"' in page
+    )
+    assert re.search(rf'id="held-no-{session.id}"[^>]*checked[^>]*aria-invalid="true"', page)
+    assert 'value="Свет отключили"' in page  # the reason is not lost
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
 
 
 def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app):
@@ -677,7 +723,7 @@ def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app)
     sign_in(client, head.email, PASSWORD)
     _check_in(client, session, bookings[0], "attended")
     _check_in(client, session, bookings[1], "attended")
-    assert _close(client, session, held="yes").status_code == 303
+    assert _close(client, session, held="yes", **_confirming(without_question=2)).status_code == 303
     agenda = client.get(
         f"{_agenda_url(session)}?date={session.local_date.isoformat()}",
         headers={"Accept-Language": "en"},
@@ -713,7 +759,7 @@ def test_the_head_reopens_a_session_closed_by_mistake_with_a_reason(client, app)
     assert count(Visit, Visit.session_id == session.id) == 2  # nothing received is lost
     assert reopen("again").status_code == 409  # not closed any more
     # Closed again, it counts its citizens afresh.
-    assert _close(client, session, held="yes").status_code == 303
+    assert _close(client, session, held="yes", **_confirming(without_question=2)).status_code == 303
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).received_count == 2
 
@@ -756,7 +802,9 @@ def test_closing_as_not_held_cancels_the_bookings_and_tells_the_citizens(client,
     sign_in(client, head.email, PASSWORD)
     assert _close(client, session, held="no", reason="Су құбыры жарылды").status_code == 303
     db.session.expire_all()
-    assert [db.session.get(Booking, b.id).status for b in booked] == ["cancelled_by_institution"] * 2
+    assert [db.session.get(Booking, b.id).status for b in booked] == [
+        "cancelled_by_institution"
+    ] * 2
     assert db.session.get(Booking, withdrawn.id).status == "cancelled_by_citizen"
     assert [s.booked for s in db.session.get(ScheduledSession, session.id).slots] == [0, 0, 0]
     events = db.session.scalars(select(StatusEvent).order_by(StatusEvent.booking_id)).all()
@@ -824,20 +872,28 @@ def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
     assert "Белгісіз Екінші" in page and "Белгісіз Үшінші" in page
     assert "remaining bookings did not come (2) and mark them as no-show" in page
 
-    refused = _close(client, session, held="yes")
+    # Not confirmed: the close-out page again, the message at the confirmation.
+    refused = _close(client, session, held="yes", reason="Жарық болды")
     text = refused.get_data(as_text=True)
-    assert refused.status_code == 409
-    assert "Белгісіз Екінші" in text and "Белгісіз Үшінші" in text and "Келді" not in text
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    box = f"close-{session.id}-mark_no_shows"
+    checkbox = _checkbox_refused(text, box)
+    assert "checked" not in checkbox
+    error = re.search(rf'id="{box}-error">([^<]*)<', text).group(1)
+    assert "Белгісіз Екінші" in error and "Белгісіз Үшінші" in error and "Келді" not in error
+    assert re.search(rf'id="held-yes-{session.id}"[^>]*checked', text)
+    assert 'value="Жарық болды"' in text
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "planned"
     assert [db.session.get(Booking, b.id).status for b in bookings[1:]] == ["booked", "booked"]
 
     # A confirmation for a different number of bookings than are left is stale.
-    assert _close(client, session, held="yes", mark_no_shows="y", unmarked="1").status_code == 409
+    stale = _close(client, session, held="yes", **_confirming(unmarked=1))
+    assert stale.status_code == 409 and f'id="{box}-error"' in stale.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(ScheduledSession, session.id).status == "planned"
 
-    done = _close(client, session, held="yes", mark_no_shows="y", unmarked="2")
+    done = _close(client, session, held="yes", **_confirming(without_question=1, unmarked=2))
     assert done.status_code == 303
     db.session.expire_all()
     closed = db.session.get(ScheduledSession, session.id)
@@ -855,6 +911,252 @@ def test_close_out_refuses_unmarked_bookings_and_lists_them(client, app):
         select(AuditEvent).where(AuditEvent.action == "session.closed")
     ).one()
     assert closing.user_id == head.id and closing.details["marked_no_show"] == 2
+
+
+def test_a_booking_marked_on_the_agenda_while_close_out_was_open_shows_the_page_read_again(
+    client, app
+):
+    """The reviewer's case (c): a citizen checked in from the agenda while the close-out page,
+    confirming two no-shows, was open. The page is read again: the one left is listed, the
+    confirmation asked anew, and the choice and the reason typed are kept."""
+    session = make_open_session(slots=2, starts_in_hours=-3)
+    bookings = [make_booking(slot, name=f"Азамат {n}") for n, slot in enumerate(session.slots)]
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    shown = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "did not come (2)" in shown
+    _check_in(client, session, bookings[0], "attended")  # from the agenda, meanwhile
+    response = client.post(
+        f"/staff/sessions/{session.id}/close",
+        data={
+            "csrf_token": csrf_from(shown),
+            "held": "yes",
+            "reason": "Бәрі келді",
+            "mark_no_shows": "y",
+            "unmarked": "2",
+        },
+        headers={"Accept-Language": "en"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "Please correct the following:" in page
+    box = f"close-{session.id}-mark_no_shows"
+    error = re.search(rf'id="{box}-error">([^<]*)<', page).group(1)
+    assert "changed while the page was open" in error and "Not marked now: 1." in error
+    checkbox = _checkbox_refused(page, box)
+    assert "checked" not in checkbox
+    assert "did not come (1)" in page and 'name="unmarked" value="1"' in page
+    listed = page[page.index("Not marked as attended or no-show:") :]
+    assert "Азамат 1" in listed and "Азамат 0" not in listed.split("</ul>")[0]
+    assert re.search(rf'id="held-yes-{session.id}"[^>]*checked', page)
+    assert 'value="Бәрі келді"' in page
+    # The citizen checked in meanwhile is listed too, with no question recorded yet.
+    assert re.search(
+        r"Received, with no question recorded:</p>\s*<ul[^>]*><li><a[^>]*>Азамат 0<", page
+    )
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+    assert db.session.get(Booking, bookings[1].id).status == "booked"
+    # Confirmed anew for what is listed now, it closes.
+    done = _close(client, session, held="yes", **_confirming(without_question=1, unmarked=1))
+    assert done.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).received_count == 1
+    assert db.session.get(Booking, bookings[1].id).status == "no_show"
+
+
+def test_a_confirmation_left_with_nothing_to_cover_does_not_hold_the_close_out_back(client, app):
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    booking = make_booking(session.slots[0])
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    shown = client.get(url).get_data(as_text=True)
+    _check_in(client, session, booking, "no_show")  # marked on the agenda meanwhile
+    response = client.post(
+        f"/staff/sessions/{session.id}/close",
+        data={"csrf_token": csrf_from(shown), "held": "yes", "mark_no_shows": "y", "unmarked": "1"},
+    )
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status == "no_show"
+    assert db.session.get(ScheduledSession, session.id).status == "held"
+
+
+def test_close_out_asks_for_the_outcomes_and_questions_left_unrecorded(client, app):
+    """The reviewer's case: the head reopens a past session and registers a walk-in with a
+    question and no outcome; a booked citizen checked in has no question at all. Close-out lists
+    both and asks either to record them or to confirm; the question then waits on the follow-up
+    list under "No outcome recorded"."""
+    session = make_open_session(slots=1, starts_in_hours=-3)
+    booking = make_booking(session.slots[0], name="Сұрақсыз Азамат")
+    topic = make_topic(name_en="Roads")
+    head = make_user(Role.head, institution=session.institution)
+    sign_in(client, head.email, PASSWORD)
+    _check_in(client, session, booking, "attended")
+    assert (
+        _close(
+            client, session, **{"held": "yes", "confirm_no_question": "y", "without_question": "1"}
+        ).status_code
+        == 303
+    )
+    agenda_url = f"{_agenda_url(session)}?date={session.local_date.isoformat()}"
+    reopened = submit(
+        client,
+        f"/staff/sessions/{session.id}/reopen",
+        {"reason": "Бір азамат"},
+        form_url=agenda_url,
+    )
+    assert reopened.status_code == 303
+    walk_in = submit(
+        client,
+        f"/staff/sessions/{session.id}/walk-in",
+        {"name": "Жаяу Келген", "topic_id": str(topic.id), "summary": "Жол", "received_by": "head"},
+    )
+    assert walk_in.status_code == 303
+    question = db.session.scalars(select(Question)).one()
+
+    url = f"/staff/institutions/{session.institution_id}/close-out"
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(
+        r"Questions without an outcome:</p>\s*<ul[^>]*><li><a[^>]*>Жаяу Келген</a> — Roads", page
+    )
+    assert re.search(
+        r"Received, with no question recorded:</p>\s*<ul[^>]*><li><a[^>]*>Сұрақсыз Азамат<", page
+    )
+    assert "Close with the questions without an outcome (1)" in page
+    assert "Confirm that these citizens raised no question (1)" in page
+
+    refused = _close(client, session, held="yes")
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    for box in (
+        f"close-{session.id}-confirm_without_outcome",
+        f"close-{session.id}-confirm_no_question",
+    ):
+        _checkbox_refused(text, box)
+    assert "Without an outcome: Жаяу Келген (Roads)." in text
+    assert "or confirm that they raised none: Сұрақсыз Азамат." in text
+    db.session.expire_all()
+    assert db.session.get(ScheduledSession, session.id).status == "planned"
+
+    confirmed = _close(
+        client, session, held="yes", **_confirming(without_outcome=1, without_question=1)
+    )
+    assert confirmed.status_code == 303
+    db.session.expire_all()
+    closed = db.session.get(ScheduledSession, session.id)
+    assert closed.status == "held" and closed.received_count == 2
+    closing = db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "session.closed")
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    assert closing.user_id == head.id
+    assert closing.details["without_outcome"] == 1 and closing.details["without_question"] == 1
+
+    # The follow-up list shows the question in a section of its own, and records its outcome.
+    follow_up_url = f"/staff/institutions/{session.institution_id}/follow-up"
+    page = client.get(follow_up_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    section = page[
+        page.index("<h2>No outcome recorded</h2>") : page.index("<h2>Being resolved</h2>")
+    ]
+    assert "Жаяу Келген" in section and "Жол" in section
+    assert re.search(rf"<input[^>]*name=\"q{question.id}-outcome\"[^>]*value=\"pending\"", section)
+    prefix = f"q{question.id}-"
+    recorded = submit(
+        client,
+        f"/staff/questions/{question.id}/outcome",
+        {
+            prefix + "outcome": "explained",
+            prefix + "version": str(question.version),
+            "back": "follow-up",
+        },
+        form_url=follow_up_url,
+    )
+    assert recorded.status_code == 303 and recorded.location.endswith(follow_up_url)
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).outcome == "explained"
+    page = client.get(follow_up_url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "No outcome recorded" not in page
+
+
+def _held_and_month_over(session):
+    """Close the session as held (one citizen received) and move the app's clock a day past the
+    end of its month, when the month can be signed: its page's address and the clock's time."""
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+
+    closed = db.session.get(ScheduledSession, session.id)
+    closed.status, closed.received_count = "held", 1
+    db.session.commit()
+    month = session.starts_at.astimezone(ZoneInfo("Asia/Almaty")).strftime("%Y-%m")
+    _start, end = services.month_bounds(month, ZoneInfo("Asia/Almaty"))
+    current_app.config["FROZEN_NOW"] = end + timedelta(days=1)
+    return f"/staff/institutions/{session.institution_id}/months/{month}", end + timedelta(days=1)
+
+
+def test_a_month_with_questions_without_an_outcome_is_not_signed_off(client, day):
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first, second) = _questions_at_visit(
+        client, session, bookings[0], topic, "Первый", "Второй"
+    )
+    _outcome(client, first, outcome="explained")
+    url, app_clock = _held_and_month_over(session)
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Questions of the month without an outcome: 1." in page
+    assert f'href="/staff/institutions/{session.institution_id}/follow-up"' in page
+    refused = submit(client, url, {"confirm": "y"}, headers={"Accept-Language": "en"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Please correct the following:" in text
+    assert 'id="confirm-error"' in text and 'href="#confirm"' in text
+    error = re.search(r'id="confirm-error">([^<]*)<', text).group(1)
+    assert "without an outcome: 1." in error
+    assert count(MonthSignoff) == 0
+    db.session.expire_all()
+    _outcome(
+        client,
+        db.session.get(Question, second.id),
+        outcome="pending",
+        responsible="Завхоз",
+        due_date=(app_clock.date() + timedelta(days=5)).isoformat(),
+    )
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    assert count(MonthSignoff) == 1
+
+
+def test_changes_since_sign_off_include_the_questions_without_an_outcome(client, day):
+
+    from receptions.reports.services import changes_since_signoff
+
+    signed = {"questions": 2, "resolved": 1, "explained": 0, "pending": 0}
+    now = {"questions": 2, "resolved": 2, "explained": 0, "pending": 0}
+    assert changes_since_signoff(signed, now) == {"resolved": (1, 2), "without_outcome": (1, 0)}
+
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    _visit, (first,) = _questions_at_visit(client, session, bookings[0], topic, "Первый")
+    _outcome(client, first, outcome="explained")
+    url, _clock = _held_and_month_over(session)
+    assert submit(client, url, {"confirm": "y"}).status_code == 303
+    # A question recorded later (the session reopened) has no outcome yet.
+    visit = _visit_of(bookings[0])
+    db.session.add(
+        Question(
+            visit_id=visit.id,
+            institution_id=visit.institution_id,
+            topic_id=topic.id,
+            summary="Кейін",
+        )
+    )
+    db.session.commit()
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    changes = page[page.index("Changes since version 1 was signed") :]
+    assert "Questions: 1 signed, 2 now" in changes
+    assert "No outcome recorded: 0 signed, 1 now" in changes
 
 
 def test_a_closed_session_refuses_check_ins_walk_ins_and_new_questions(client, day):
@@ -1600,7 +1902,7 @@ def test_admin_filters_the_audit_log_by_user_record_and_dates(client, app):
     kazakh = client.get("/admin/audit", headers={"Accept-Language": "kk"}).get_data(as_text=True)
     with force_locale("kk"):
         assert gettext("Citizen checked in") in kazakh and gettext("Walk-in registered") in kazakh
-        assert f'{gettext("Booking")} #7' in kazakh
+        assert f"{gettext('Booking')} #7" in kazakh
         assert gettext("Citizen checked in") != "Citizen checked in"
 
 
@@ -1661,7 +1963,8 @@ def test_kazakh_staff_pages_put_no_case_ending_after_a_date_and_name_the_undo_ap
     base = f"/staff/institutions/{session.institution_id}"
     page = client.get(f"{base}/follow-up", headers=kk).get_data(as_text=True)
     assert "Мерзімі өтіп кетті: " in page
-    assert "дейін" not in page and page.count("ерзімі") == 1
+    status = re.search(r'<p><strong class="overdue-label">.*?</p>', page).group(0)
+    assert "дейін" not in page and status.count("ерзімі") == 1
     agenda = client.get(_agenda_url(session), headers=kk).get_data(as_text=True)
     assert "Белгіні алып тастау" in agenda and ">Болдырмау<" not in agenda
     empty = make_open_session(session.institution, slots=1, starts_in_hours=48)
@@ -1721,3 +2024,300 @@ def test_staff_forms_ask_for_a_topic_rather_than_file_under_the_first(client, da
     refused = submit(client, f"/staff/visits/{visit.id}", {"topic_id": "", "summary": "Ещё один"})
     assert refused.status_code == 422
     assert count(Question, Question.visit_id == visit.id) == 0
+
+
+class PageOutline(HTMLParser):
+    """The ids of a page and the names of its landmarks (sections, navigation, regions and forms
+    named by aria-label or aria-labelledby), as assistive technology lists them."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+    ROLES = {"section": "region", "nav": "navigation", "aside": "complementary", "form": "form"}
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.text: dict[str, str] = {}
+        self.open: list[tuple[str, str | None]] = []
+        self.named: list[tuple[str, dict[str, str]]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {name: value or "" for name, value in attrs}
+        if "id" in attributes:
+            self.ids.append(attributes["id"])
+            self.text[attributes["id"]] = ""
+        role = attributes.get("role") or self.ROLES.get(tag)
+        if role and ("aria-label" in attributes or "aria-labelledby" in attributes):
+            self.named.append((role, attributes))
+        if tag not in self.VOID:
+            self.open.append((tag, attributes.get("id")))
+
+    def handle_endtag(self, tag):
+        while self.open:
+            if self.open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        for _tag, id_ in self.open:
+            if id_ is not None:
+                self.text[id_] += data
+
+    @property
+    def duplicate_ids(self) -> list[str]:
+        return [id_ for id_, n in Counter(self.ids).items() if n > 1]
+
+    @property
+    def duplicate_landmarks(self) -> list[tuple[str, str]]:
+        names = Counter(
+            (
+                role,
+                " ".join(
+                    attributes.get("aria-label")
+                    or " ".join(self.text[i] for i in attributes["aria-labelledby"].split()).split()
+                ),
+            )
+            for role, attributes in self.named
+        )
+        return [landmark for landmark, n in names.items() if n > 1]
+
+
+def test_the_agenda_and_the_visit_page_repeat_no_id_and_no_landmark_name(client, day):
+    """WCAG 4.1.1 and landmark names: the agenda's check-in forms (one per booking), reopen forms
+    and booking tables, and a visit's questions on the same topic, each have ids and names of
+    their own."""
+    session, bookings, head, topic = day
+    other = make_open_session(session.institution, slots=2, earlier_today=True, kind="open_door")
+    for slot in other.slots:
+        make_booking(slot, topic=topic)
+    other.status, other.received_count, other.closed_at = "held", 0, utc_now()
+    db.session.commit()
+    sign_in(client, head.email, PASSWORD)
+    visit, _questions = _questions_at_visit(client, session, bookings[0], topic, "Бір", "Екі")
+
+    agenda = PageOutline(
+        client.get(_agenda_url(session), headers={"Accept-Language": "en"}).get_data(as_text=True)
+    )
+    assert agenda.ids.count("main") == 1 and len(agenda.named) >= 4
+    assert f"checkin-{bookings[1].id}-csrf_token" in agenda.ids
+    assert agenda.duplicate_ids == [] and agenda.duplicate_landmarks == []
+
+    page = client.get(f"/staff/visits/{visit.id}", headers={"Accept-Language": "en"})
+    outline = PageOutline(page.get_data(as_text=True))
+    names = [
+        " ".join(outline.text[a["aria-labelledby"]].split())
+        for role, a in outline.named
+        if role == "region" and "aria-labelledby" in a and a["aria-labelledby"].startswith("q")
+    ]
+    assert names == [f"Question 1: {topic.name}", f"Question 2: {topic.name}"]
+    assert outline.duplicate_landmarks == [] and outline.duplicate_ids == []
+
+
+def _pending(client, session, booking, topic, *, responsible="Завхоз", days=5):
+    """A question raised at the booking's visit and left pending with `responsible`."""
+    _visit, (question,) = _questions_at_visit(client, session, booking, topic, "Шатыр ағып тұр")
+    due = (almaty_today() + timedelta(days=days)).isoformat()
+    sent = _outcome(client, question, outcome="pending", responsible=responsible, due_date=due)
+    assert sent.status_code == 303
+    db.session.expire_all()
+    return db.session.get(Question, question.id)
+
+
+def _change_follow_up(client, question, *, version=None, **data):
+    url = f"/staff/institutions/{question.institution_id}/follow-up"
+    prefix = f"c{question.id}-"
+    payload = {prefix + k: v for k, v in data.items()}
+    payload[prefix + "version"] = str(version or question.version)
+    return submit(
+        client,
+        f"/staff/questions/{question.id}/follow-up",
+        payload,
+        form_url=url,
+        headers={"Accept-Language": "en"},
+    )
+
+
+def test_a_pending_question_is_handed_over_and_given_a_later_due_date_with_a_reason(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    question = _pending(client, session, bookings[0], topic)
+    url = f"/staff/institutions/{session.institution_id}/follow-up"
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f'action="/staff/questions/{question.id}/follow-up"' in page
+    assert "Change the responsible person or the due date" in page
+    assert re.search(rf'id="c{question.id}-responsible"[^>]*value="Завхоз"', page)
+
+    later = almaty_today() + timedelta(days=40)
+    sent = _change_follow_up(
+        client,
+        question,
+        responsible="Инженер Сейітов",
+        due_date=later.isoformat(),
+        reason="Мердігер материал күтуде",
+    )
+    assert sent.status_code == 303 and sent.location.endswith(url)
+    db.session.expire_all()
+    changed = db.session.get(Question, question.id)
+    assert changed.responsible == "Инженер Сейітов" and changed.due_date == later
+    assert changed.outcome == "pending" and changed.closed_at is None
+    steps = [(e.kind, e.responsible, e.due_date, e.note, e.user_id) for e in changed.events][2:]
+    assert steps == [
+        ("reassigned", "Инженер Сейітов", None, "Мердігер материал күтуде", head.id),
+        ("due_date_changed", "", later, "Мердігер материал күтуде", head.id),
+    ]
+    audit = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "question.follow_up_changed")
+    ).one()
+    assert audit.details["steps"] == ["reassigned", "due_date_changed"]
+    page = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "handed to Инженер Сейітов: Мердігер материал күтуде" in page
+    assert f"due date moved to {later.day} {later:%B %Y}" in page
+
+    # The citizen sees the new due date and that it changed; no name, no reason.
+    status = client.get(
+        f"/status/{bookings[0].reference}", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert f"due by {later.day} {later:%B %Y}" in status and "Due date changed" in status
+    assert "Сейітов" not in status and "Завхоз" not in status and "Мердігер" not in status
+
+    # Only the responsible person changes: one step, the due date stays.
+    again = db.session.get(Question, question.id)
+    sent = _change_follow_up(
+        client, again, responsible="Бекзат", due_date=later.isoformat(), reason="Демалыста"
+    )
+    assert sent.status_code == 303
+    db.session.expire_all()
+    assert [e.kind for e in db.session.get(Question, question.id).events][-1] == "reassigned"
+    assert count(QuestionEvent, QuestionEvent.kind == "due_date_changed") == 1
+
+
+def test_a_mistake_in_changing_a_pending_question_shows_the_list_again_with_errors_at_fields(
+    client, day
+):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    question = _pending(client, session, bookings[0], topic)
+    prefix = f"c{question.id}-"
+    events = count(QuestionEvent)
+
+    sent = _change_follow_up(
+        client,
+        question,
+        responsible="Инженер",
+        due_date=(almaty_today() - timedelta(days=1)).isoformat(),
+        reason=" ",
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 422 and "Please correct the following:" in page
+    assert f'id="{prefix}reason-error"' in page and f'href="#{prefix}reason"' in page
+    assert '<details class="reassign" open>' in page
+    assert re.search(rf'id="{prefix}responsible"[^>]*value="Инженер"', page)  # typed, kept
+    yesterday, beyond = almaty_today() - timedelta(days=1), almaty_today() + timedelta(days=400)
+    for responsible, due, field, message in (
+        ("Инженер", yesterday.isoformat(), "due_date", "The due date cannot be in the past."),
+        ("Завхоз", beyond.isoformat(), "due_date", "at most a year ahead"),
+        ("Завхоз", "31.02.2027", "due_date", "Not a valid date value."),
+        (
+            "Завхоз",
+            question.due_date.isoformat(),
+            "responsible",
+            "Change the responsible person or the due date.",
+        ),
+    ):
+        sent = _change_follow_up(
+            client, question, responsible=responsible, due_date=due, reason="Себеп"
+        )
+        page = sent.get_data(as_text=True)
+        assert sent.status_code == 422 and message in page, due
+        box = re.search(rf'<input[^>]*id="{prefix}{field}"[^>]*>', page).group(0)
+        assert 'aria-invalid="true"' in box and f"{prefix}{field}-error" in box
+    no_csrf = client.post(
+        f"/staff/questions/{question.id}/follow-up",
+        data={
+            prefix + "responsible": "X",
+            prefix + "reason": "Y",
+            prefix + "due_date": "2030-01-01",
+        },
+    )
+    assert no_csrf.status_code == 400
+    db.session.expire_all()
+    unchanged = db.session.get(Question, question.id)
+    assert unchanged.responsible == "Завхоз" and count(QuestionEvent) == events
+
+    stranger = make_user(Role.staff, institution=make_institution())
+    client.post(
+        "/auth/sign-out",
+        data={"csrf_token": csrf_from(client.get("/staff/").get_data(as_text=True))},
+    )
+    sign_in(client, stranger.email, PASSWORD)
+    page = client.get(f"/staff/institutions/{stranger.institution_id}/follow-up").get_data(
+        as_text=True
+    )
+    other = client.post(
+        f"/staff/questions/{question.id}/follow-up",
+        data={
+            "csrf_token": csrf_from(page),
+            prefix + "responsible": "Бөгде",
+            prefix + "due_date": (almaty_today() + timedelta(days=9)).isoformat(),
+            prefix + "reason": "Бөгде",
+            prefix + "version": str(question.version),
+        },
+    )
+    assert other.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).responsible == "Завхоз"
+
+
+def test_a_pending_question_changed_meanwhile_shows_the_list_again_as_it_is_now(client, day):
+    session, bookings, head, topic = day
+    sign_in(client, head.email, PASSWORD)
+    question = _pending(client, session, bookings[0], topic)
+    shown_version = question.version
+    later = almaty_today() + timedelta(days=20)
+    # Someone else hands it over first, from another page.
+    services.change_follow_up(
+        head, question.id, responsible="Бірінші", due_date=question.due_date, reason="Ауысты"
+    )
+    sent = _change_follow_up(
+        client,
+        question,
+        version=shown_version,
+        responsible="Екінші",
+        due_date=later.isoformat(),
+        reason="Мерзім ұзартылды",
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 409 and "Please correct the following:" in page
+    assert "Someone else changed this question while the page was open" in page
+    assert "Responsible: Бірінші" in page  # as it is now
+    prefix = f"c{question.id}-"
+    assert re.search(rf'id="{prefix}responsible"[^>]*value="Екінші"', page)  # typed, kept
+    db.session.expire_all()
+    now = db.session.get(Question, question.id)
+    assert re.search(rf'id="{prefix}version"[^>]*value="{now.version}"', page) or re.search(
+        rf'value="{now.version}"[^>]*id="{prefix}version"', page
+    )
+    assert now.responsible == "Бірінші" and now.due_date != later
+    # Sent again at the version now shown, it is saved.
+    sent = _change_follow_up(
+        client, now, responsible="Екінші", due_date=later.isoformat(), reason="Мерзім ұзартылды"
+    )
+    assert sent.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).responsible == "Екінші"
+
+    # Closed meanwhile: no longer on the list, and said so above it.
+    stale = db.session.get(Question, question.id)
+    services.record_outcome(head, question.id, outcome=Outcome.resolved, note="Жөнделді")
+    sent = _change_follow_up(
+        client,
+        stale,
+        version=stale.version,
+        responsible="Үшінші",
+        due_date=later.isoformat(),
+        reason="Кеш",
+    )
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 409 and "no longer being resolved" in page
+    assert "<h1>Pending questions" in page
+    db.session.expire_all()
+    assert db.session.get(Question, question.id).responsible == "Екінші"
