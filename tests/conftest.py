@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import re
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +27,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(4)}"
+# What the log channels write (the demo's mail and SMS outboxes): this run's own folder, never
+# the checkout's instance/ (a test that sends without choosing a file wrote there).
+OUTBOX_DIR = Path(tempfile.mkdtemp(prefix=f"ashyq-test-outbox-{RUN_ID}-"))
+atexit.register(shutil.rmtree, OUTBOX_DIR, True)
 
 
 def terminate_backend(pid: int) -> None:
@@ -115,6 +122,8 @@ def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "process://",
         "REDIS_URL": None,
         "SERVER_NAME": None,
+        "MAIL_LOG_PATH": str(OUTBOX_DIR / "mail-outbox.log"),
+        "SMS_LOG_PATH": str(OUTBOX_DIR / "sms-outbox.log"),
         **extra,
     }
 
